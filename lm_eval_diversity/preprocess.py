@@ -1,0 +1,57 @@
+"""Output preprocessing shared by every metric: chain-of-thought removal (reference_spec §2).
+
+The rules reproduce the reference exactly:
+
+1. while the text holds ``<think>`` and a ``</think>`` after it, delete from the first ``<think>`` through the first
+   ``</think>`` that follows it (tags included);
+2. orphan close tag: if ``</think>`` is still present and ``<think>`` is not, delete everything up to and including
+   the first ``</think>`` (the generation started inside a thought opened by the chat template);
+3. strip surrounding whitespace.
+
+A thought the model never closed (it hit the token limit) is kept whole, as in the reference; ``StrippedOutput``
+flags it so callers can report how often that happens.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+THINK_OPEN = "<think>"
+THINK_CLOSE = "</think>"
+
+
+@dataclass(frozen=True)
+class StrippedOutput:
+    """One output after CoT removal, with the diagnostics the reference does not keep."""
+
+    text: str
+    unclosed_think: bool  # a ``<think>`` with no ``</think>`` after it survived the stripping (truncated thought)
+    had_think: bool  # the raw text contained a think tag of either kind
+
+
+def strip_cot(text: str) -> str:
+    """Remove reasoning blocks from one raw output by the reference rules (see module docstring)."""
+    return strip_cot_with_diagnostics(text).text
+
+
+def strip_cot_with_diagnostics(text: str) -> StrippedOutput:
+    """Like :func:`strip_cot`, also reporting whether an unclosed ``<think>`` remained."""
+    had_think = THINK_OPEN in text or THINK_CLOSE in text
+    while True:
+        start = text.find(THINK_OPEN)
+        if start < 0:
+            break
+        end = text.find(THINK_CLOSE, start + len(THINK_OPEN))
+        if end < 0:
+            break
+        text = text[:start] + text[end + len(THINK_CLOSE) :]
+    if THINK_CLOSE in text and THINK_OPEN not in text:
+        text = text[text.find(THINK_CLOSE) + len(THINK_CLOSE) :]
+    unclosed = THINK_OPEN in text and THINK_CLOSE not in text[text.find(THINK_OPEN) :]
+    return StrippedOutput(text=text.strip(), unclosed_think=unclosed, had_think=had_think)
+
+
+def strip_group(outputs: list[str]) -> tuple[list[str], int]:
+    """Strip every output of one prompt; return the texts and how many kept an unclosed ``<think>``."""
+    stripped = [strip_cot_with_diagnostics(o) for o in outputs]
+    return [s.text for s in stripped], sum(s.unclosed_think for s in stripped)
