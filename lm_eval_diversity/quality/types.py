@@ -1,0 +1,18 @@
+"""The one result type every verifier returns, per output."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """Grade of one output.
+
+    ``answer`` is the normalised extracted answer used for majority voting (None: unparseable / not applicable);
+    ``reason`` says briefly why an output failed (``"timeout"``, ``"unparseable"``, ``"assertion"``, ...).
+    """
+
+    correct: bool
+    answer: str | None = None
+    reason: str = ""
