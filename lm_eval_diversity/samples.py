@@ -1,0 +1,120 @@
+"""Read what ``lm_eval ... --output_path DIR --log_samples`` writes: ``samples_<task>_<timestamp>.jsonl`` files.
+
+Each line holds ``doc_id``, ``doc`` and ``resps`` (``[[K responses]]``). lm-eval writes one line per doc per filter
+pipeline; the lines of one doc must agree and are read once. Nothing is skipped silently: a malformed line is an
+error naming the file and line.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from lm_eval_diversity.scoring import PromptGroup
+
+SAMPLES_GLOB = "samples_*.jsonl"
+
+
+class SamplesFormatError(ValueError):
+    """A samples file cannot be read; the message names the file and line."""
+
+
+@dataclass
+class SamplesFile:
+    """The prompt groups of one task read from one samples file."""
+
+    path: Path
+    task: str
+    groups: list[PromptGroup]
+    n_lines: int
+    n_duplicate_lines: int = 0
+    extra: dict = field(default_factory=dict)
+
+
+def task_name_from_filename(path: Path) -> str:
+    """``samples_<task>_<timestamp>.jsonl`` -> ``<task>`` (lm-eval's own naming rule)."""
+    from lm_eval.utils import get_file_task_name
+
+    if not (path.name.startswith("samples_") and path.suffix == ".jsonl"):
+        raise SamplesFormatError(f"{path}: not an lm-eval samples file (expected samples_<task>_<timestamp>.jsonl)")
+    return get_file_task_name(path.stem)
+
+
+def find_samples_files(paths: Iterable[str | Path]) -> list[Path]:
+    """Expand files and directories (searched recursively) into samples files, in a stable order."""
+    found: list[Path] = []
+    for raw in paths:
+        p = Path(raw)
+        if p.is_dir():
+            hits = sorted(p.rglob(SAMPLES_GLOB))
+            if not hits:
+                raise FileNotFoundError(
+                    f"{p}: no {SAMPLES_GLOB} files under this directory (run lm_eval with --log_samples)"
+                )
+            found.extend(hits)
+        elif p.is_file():
+            found.append(p)
+        else:
+            raise FileNotFoundError(f"{p}: no such file or directory")
+    return found
+
+
+def _responses(resps, where: str) -> list[str]:
+    # lm-eval logs generate_until responses as [[r1, ..., rK]] (one request per doc, K repeats)
+    if isinstance(resps, list) and len(resps) == 1 and isinstance(resps[0], list):
+        resps = resps[0]
+    if not isinstance(resps, list) or not all(isinstance(r, str) for r in resps):
+        raise SamplesFormatError(f"{where}: 'resps' must be [[str, ...]] (K responses of one request)")
+    return resps
+
+
+def read_samples_file(path: str | Path) -> SamplesFile:
+    """Read one samples file into prompt groups, in file order (lm-eval's doc order)."""
+    path = Path(path)
+    task = task_name_from_filename(path)
+    groups: dict[int, PromptGroup] = {}
+    n_lines = dup = 0
+    with path.open(encoding="utf-8") as fh:
+        for lineno, line in enumerate(fh, start=1):
+            if not line.strip():
+                continue
+            n_lines += 1
+            where = f"{path}:{lineno}"
+            try:
+                record = json.loads(line)
+            except json.JSONDecodeError as exc:
+                raise SamplesFormatError(f"{where}: malformed JSON ({exc.msg} at column {exc.colno})") from None
+            if not isinstance(record, dict):
+                raise SamplesFormatError(f"{where}: expected a JSON object per line")
+            missing = [k for k in ("doc_id", "resps") if k not in record]
+            if missing:
+                raise SamplesFormatError(f"{where}: missing key(s) {missing}")
+            doc_id = record["doc_id"]
+            if not isinstance(doc_id, int) or isinstance(doc_id, bool):
+                raise SamplesFormatError(f"{where}: doc_id must be an integer, got {doc_id!r}")
+            outputs = _responses(record["resps"], where)
+            if doc_id in groups:
+                if groups[doc_id].outputs != outputs:
+                    raise SamplesFormatError(f"{where}: doc_id {doc_id} appears again with different responses")
+                dup += 1  # the same doc logged once per filter pipeline
+                continue
+            groups[doc_id] = PromptGroup(doc_id=doc_id, outputs=outputs, doc=record.get("doc"))
+    if not groups:
+        raise SamplesFormatError(f"{path}: no samples in file")
+    return SamplesFile(path=path, task=task, groups=list(groups.values()), n_lines=n_lines, n_duplicate_lines=dup)
+
+
+def read_samples(paths: Iterable[str | Path]) -> dict[str, SamplesFile]:
+    """Read every samples file under ``paths`` keyed by task; two files of one task are an error."""
+    out: dict[str, SamplesFile] = {}
+    for path in find_samples_files(paths):
+        sf = read_samples_file(path)
+        if sf.task in out:
+            raise SamplesFormatError(
+                f"two samples files for task {sf.task!r}: {out[sf.task].path} and {path}; "
+                "pass one run's directory or the files themselves"
+            )
+        out[sf.task] = sf
+    return out
