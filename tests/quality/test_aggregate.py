@@ -1,0 +1,94 @@
+"""pass@k, majority vote and per-prompt quality summaries (reference_spec §5.1, §5.2, §8)."""
+
+from __future__ import annotations
+
+from math import comb
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from lm_eval_diversity.quality.aggregate import majority_vote, pass_at_k, prompt_quality
+from lm_eval_diversity.quality.types import Verdict
+
+
+@pytest.mark.parametrize(("k", "expected"), [(1, 0.25), (5, 0.818681), (10, 0.991758), (16, 1.0)])
+def test_pass_at_k_reference_vectors(k: int, expected: float) -> None:
+    assert pass_at_k(16, 4, k) == pytest.approx(expected, abs=1e-6)
+
+
+def test_pass_at_k_hand_computed() -> None:
+    # n=5, c=2, k=2: 1 - C(3,2)/C(5,2) = 1 - 3/10
+    assert pass_at_k(5, 2, 2) == pytest.approx(0.7)
+    # n=4, c=1, k=3: 1 - C(3,3)/C(4,3) = 1 - 1/4
+    assert pass_at_k(4, 1, 3) == pytest.approx(0.75)
+    assert pass_at_k(16, 0, 16) == 0.0
+    assert pass_at_k(16, 16, 1) == 1.0
+    assert pass_at_k(3, 1, 10) == 1.0  # k clipped to n
+    assert pass_at_k(0, 0, 1) == 0.0
+
+
+def test_pass_at_k_rejects_bad_input() -> None:
+    with pytest.raises(ValueError):
+        pass_at_k(4, 5, 1)
+    with pytest.raises(ValueError):
+        pass_at_k(4, 1, 0)
+
+
+@given(st.integers(1, 60), st.data())
+def test_pass_at_k_properties(n: int, data: st.DataObject) -> None:
+    c = data.draw(st.integers(0, n))
+    values = [pass_at_k(n, c, k) for k in range(1, n + 1)]
+    assert all(0.0 <= v <= 1.0 for v in values)
+    assert all(a <= b + 1e-12 for a, b in zip(values, values[1:]))  # monotone in k
+    assert (values[-1] == 1.0) == (c > 0)
+    assert values[0] == pytest.approx(c / n)
+    k = data.draw(st.integers(1, n))
+    assert values[k - 1] == pytest.approx(1 - comb(n - c, k) / comb(n, k), abs=1e-9)
+
+
+def V(ans: str | None, ok: bool = False) -> Verdict:
+    return Verdict(ok, ans, "" if ok else "wrong")
+
+
+def test_majority_vote_winner_and_correctness() -> None:
+    vs = [V("3", True), V("4"), V("3", True), V(None)]
+    assert majority_vote(vs) == ("3", True)
+    assert majority_vote([V("4"), V("4"), V("3", True)]) == ("4", False)
+    assert majority_vote([V(None), V(None), V("3", True)]) == (None, False)  # sentinel wins, never correct
+    assert majority_vote([]) == (None, False)
+    assert majority_vote([V("4"), V("3", True), V("3", True)], k=1) == ("4", False)
+
+
+def test_majority_vote_ties() -> None:
+    vs = [V("4"), V("3", True), V("4"), V("3", True)]
+    assert majority_vote(vs) == ("4", False)  # compat: a tie is incorrect
+    assert majority_vote(vs, tie="correct_first") == ("3", True)
+    assert majority_vote([V("3", True), V("4")]) == ("3", False)  # tie even when the first is correct
+
+
+def test_prompt_quality_keys_and_values() -> None:
+    vs = [V("5")] + [V("7", True)] * 3 + [V(None)] * 12
+    q = prompt_quality(vs)
+    assert set(q) == {
+        "acc",
+        "pass@1",
+        "pass@5",
+        "pass@10",
+        "pass@16",
+        "maj@16",
+        "k_correct",
+        "extraction_rate",
+    }
+    assert q["acc"] == 0.0
+    assert q["k_correct"] == 3
+    assert q["pass@1"] == pytest.approx(3 / 16)
+    assert q["pass@16"] == 1.0
+    assert q["maj@16"] == 0.0  # 12 unparseable outputs win the vote
+    assert q["extraction_rate"] == pytest.approx(4 / 16)
+
+
+def test_prompt_quality_small_n_and_empty() -> None:
+    q = prompt_quality([V("1", True), V("1", True), V("2")])
+    assert "pass@5" not in q and q["pass@1"] == pytest.approx(2 / 3) and q["maj@3"] == 1.0 and q["acc"] == 1.0
+    assert prompt_quality([]) == {"acc": 0.0, "maj@0": 0.0, "k_correct": 0.0, "extraction_rate": 0.0}
