@@ -1,0 +1,322 @@
+"""The only module that touches lm-eval internals: task class, filter, process_results, aggregations, CLI hook.
+
+Data path inside lm-eval: every doc's K responses (``repeats``) reach the ``diversity_metrics`` filter together
+(one call per task), which scores the whole task in batched passes through :func:`score_groups` and returns one
+small dict per doc; ``process_results`` turns it into per-doc metrics, aggregated by ``mean`` (per-input levels,
+with stderr) or :func:`corpus_value` (across-input / overall levels, the same value carried by every doc).
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import os
+import sys
+from collections.abc import Iterable
+from functools import lru_cache
+
+from lm_eval.api.filter import Filter
+from lm_eval.api.registry import register_filter
+from lm_eval.api.task import ConfigurableTask
+
+from lm_eval_diversity import TASK_DIR
+from lm_eval_diversity.scoring import MetricModels, PromptGroup, score_groups
+from lm_eval_diversity.settings import ENV_PREFIX, DiversitySettings
+
+log = logging.getLogger(__name__)
+
+FILTER_NAME = "diversity_metrics"
+CORPUS_LEVELS = ("across_input", "overall")
+# The harness computes the across-input/overall levels of NLI only on request: they cost ~4x per-input NLI.
+HARNESS_CORPUS_METRICS = ("ead", "sbert", "vendi")
+
+
+def short_task_name(task: str) -> str:
+    """``diversity_gsm8k`` -> ``gsm8k``."""
+    return task.removeprefix("diversity_")
+
+
+def harness_settings(environ=None) -> DiversitySettings:
+    """Settings for runs inside lm-eval: defaults, then ``LM_EVAL_DIVERSITY_*`` environment variables."""
+    return DiversitySettings.from_env(DiversitySettings(corpus_metrics=HARNESS_CORPUS_METRICS), environ)
+
+
+@lru_cache(maxsize=4)
+def _models(sbert_model: str, nli_model: str, device: str | None, metrics: tuple[str, ...], nli_max_length: int):
+    """Load metric models once per process (shared by every task of a run)."""
+    from lm_eval_diversity.scoring import load_models
+
+    return load_models(
+        DiversitySettings(
+            metrics=metrics, sbert_model=sbert_model, nli_model=nli_model, device=device, nli_max_length=nli_max_length
+        )
+    )
+
+
+def models_for(settings: DiversitySettings) -> MetricModels:
+    return _models(settings.sbert_model, settings.nli_model, settings.device, settings.metrics, settings.nli_max_length)
+
+
+class SamplingConfigError(ValueError):
+    """Generation settings that would make the K samples identical or stale."""
+
+
+def check_generation_kwargs(task: str, gen_kwargs: dict, repeats: int) -> list[str]:
+    """Refuse settings that make the K samples identical; return warnings for the doubtful ones.
+
+    Greedy decoding (``do_sample`` false, or temperature missing/0) gives K copies of one output; a per-request
+    ``seed`` makes vLLM draw the K clones identically; ``n`` makes vLLM generate n sequences and keep one.
+    """
+    do_sample = gen_kwargs.get("do_sample")
+    temperature = gen_kwargs.get("temperature")
+    if not do_sample or temperature is None or float(temperature) <= 0:
+        raise SamplingConfigError(
+            f"{task}: generation_kwargs do_sample={do_sample!r}, temperature={temperature!r} decode greedily, so "
+            f"the {repeats} samples per prompt would be identical; use --gen_kwargs do_sample=True,temperature=0.6"
+        )
+    for key, why in (
+        ("seed", "a per-request seed makes every repeat of a prompt draw the same sample (vLLM)"),
+        ("n", "vLLM would generate n sequences and the harness keeps only the first"),
+    ):
+        if key in gen_kwargs:
+            raise SamplingConfigError(
+                f"{task}: generation_kwargs contains {key!r}: {why}; remove it (vLLM engine seed: --model_args seed=N)"
+            )
+    warnings = []
+    if repeats < 2:
+        warnings.append(
+            f"{task}: repeats={repeats}: diversity needs K >= 2 samples per prompt; diversity metrics will be NaN "
+            "(undefined), not 0"
+        )
+    return warnings
+
+
+class DiversityTask(ConfigurableTask):
+    """A ``generate_until`` task with K samples per prompt and the diversity filter wired to its own name.
+
+    Overrides taken from ``--metadata`` (JSON): ``repeats`` (K). Settings of the metrics come from the
+    ``LM_EVAL_DIVERSITY_*`` environment variables and are recorded in ``config.metadata["diversity_settings"]``.
+    """
+
+    def __init__(self, config: dict | None = None, **kwargs) -> None:
+        config = dict(config or {})
+        config.pop("class", None)
+        metadata = dict(config.get("metadata") or {})
+        if "repeats" in metadata:
+            config["repeats"] = _positive_int(metadata["repeats"], "--metadata repeats")
+        elif os.environ.get(ENV_PREFIX + "REPEATS"):
+            config["repeats"] = _positive_int(os.environ[ENV_PREFIX + "REPEATS"], ENV_PREFIX + "REPEATS")
+        settings = harness_settings()
+        metadata["diversity_settings"] = settings.to_dict()
+        config["metadata"] = metadata
+        config["filter_list"] = _wire_filters(config.get("filter_list"), config["task"], int(config.get("repeats", 1)))
+        super().__init__(config=config, **kwargs)
+
+    def build_all_requests(self, **kwargs) -> None:
+        # --gen_kwargs from the CLI are merged into the config after construction, so check them here
+        for warning in check_generation_kwargs(
+            self.config.task, self.config.generation_kwargs or {}, self.config.repeats
+        ):
+            log.warning(warning)
+        if kwargs.get("cache_requests") and not kwargs.get("rewrite_requests_cache"):
+            log.warning(
+                "%s: --cache_requests reuses requests built earlier, whose cache key ignores repeats and "
+                "generation_kwargs; after changing K or sampling settings use --cache_requests refresh",
+                self.config.task,
+            )
+        super().build_all_requests(**kwargs)
+
+
+def _positive_int(value, setting: str) -> int:
+    try:
+        k = int(value)
+    except (TypeError, ValueError):
+        raise ValueError(f"{setting}={value!r}: expected a positive integer") from None
+    if k < 1:
+        raise ValueError(f"{setting}={value!r}: expected a positive integer")
+    return k
+
+
+def _wire_filters(filter_list, task: str, repeats: int):
+    """Give the diversity filter its task name and K (filters never see the task otherwise)."""
+    wired = []
+    for pipeline in filter_list or []:
+        steps = []
+        for step in pipeline["filter"]:
+            step = dict(step)
+            if step.get("function") == FILTER_NAME:
+                step.setdefault("task", task)
+                step["k"] = repeats
+            steps.append(step)
+        wired.append({**pipeline, "filter": steps})
+    return wired
+
+
+@register_filter(FILTER_NAME)
+class DiversityMetricsFilter(Filter):
+    """Score all docs of a task at once; return one dict of per-doc metrics (and corpus values) per doc.
+
+    Only the first ``k`` responses of a doc are used (multi-GPU padding can append extra ones).
+    """
+
+    def __init__(self, task: str = "", k: int | None = None, **kwargs) -> None:
+        super().__init__(**kwargs)
+        self.task = task
+        self.k = k
+
+    def apply(self, resps: Iterable[list[str]], docs: list[dict]) -> list[dict]:
+        resps = [list(r)[: self.k] if self.k else list(r) for r in resps]
+        settings = harness_settings()
+        groups = [
+            PromptGroup(doc_id=_doc_key(doc, i), outputs=outputs, doc=doc)
+            for i, (outputs, doc) in enumerate(zip(resps, docs))
+        ]
+        scores = score_groups(groups, settings, models_for(settings))
+        corpus = {
+            f"{m}_{lvl}": levels[lvl]
+            for m, levels in scores.metrics.items()
+            if m in settings.corpus_metrics
+            for lvl in CORPUS_LEVELS
+        }
+        # the payload is logged with every sample: keep it to per-doc numbers (lm-eval's doc_id is logged anyway)
+        return [{**{k: v for k, v in row.items() if k != "doc_id"}, **corpus} for row in scores.per_prompt]
+
+
+def _doc_key(doc: dict, position: int) -> int:
+    """The stable per-prompt key seeding NLI sampling: the doc's original split index when it has one."""
+    key = doc.get("split_index") if isinstance(doc, dict) else None
+    return int(key) if key is not None else position
+
+
+def process_results(doc: dict, results: list) -> dict[str, float]:
+    """Per-doc metric values from the filter's payload; metrics that were not run are NaN (never 0)."""
+    payload = results[0]
+    if not isinstance(payload, dict):
+        raise TypeError(
+            f"diversity tasks expect the {FILTER_NAME!r} filter's dict payload, got {type(payload).__name__}; "
+            "keep the task's filter_list as shipped"
+        )
+    return {name: float(payload.get(name, math.nan)) for name in _METRIC_NAMES}
+
+
+_METRIC_NAMES = (
+    "ead",
+    "sbert",
+    "vendi",
+    "nli",
+    *(f"{m}_{lvl}" for m in ("ead", "sbert", "vendi", "nli") for lvl in CORPUS_LEVELS),
+    "dup_rate",
+    "empty_rate",
+    "unclosed_think_rate",
+)
+
+
+def corpus_value(items: list[float]) -> float:
+    """Aggregation of a task-level value that every doc carries identically (across-input / overall levels).
+
+    NaN when it was not computed. If docs disagree (the filter ran per rank in a multi-process run), the value is
+    not a task-level number: NaN with a warning pointing at post-hoc scoring.
+    """
+    values = [float(v) for v in items]
+    if not values or all(math.isnan(v) for v in values):
+        return math.nan
+    first = values[0]
+    if any(v != first for v in values):
+        log.warning(
+            "corpus-level value differs between docs (multi-process run?); reporting NaN. "
+            "Score the logged samples with `lm-eval-diversity score` instead."
+        )
+        return math.nan
+    return first
+
+
+def nanmean(items: list[float]) -> float:
+    """Mean over the docs where a value is defined (e.g. diversity among correct outputs needs >= 2 correct)."""
+    values = [float(v) for v in items if not math.isnan(float(v))]
+    return sum(values) / len(values) if values else math.nan
+
+
+# ---------------------------------------------------------------- the lm-eval CLI with our tasks
+
+
+def task_manager(include_path=None, **kwargs):
+    """A ``TaskManager`` that also sees the diversity tasks (use it with ``simple_evaluate(task_manager=...)``)."""
+    from lm_eval.tasks import TaskManager
+
+    return TaskManager(include_path=_with_task_dir(include_path), **kwargs)
+
+
+def _with_task_dir(include_path) -> list[str]:
+    paths = (
+        []
+        if include_path is None
+        else [include_path]
+        if isinstance(include_path, (str, os.PathLike))
+        else list(include_path)
+    )
+    # our directory first, so that a user's --include_path can override our tasks (later roots win)
+    return [str(TASK_DIR), *[str(p) for p in paths if str(p) != str(TASK_DIR)]]
+
+
+_OWN_FLAGS = {
+    "--sbert_model": "SBERT_MODEL",
+    "--nli_model": "NLI_MODEL",
+    "--metric_device": "DEVICE",
+    "--metric_batch_size": "BATCH_SIZE",
+    "--diversity_metrics": "METRICS",
+    "--corpus_metrics": "CORPUS_METRICS",
+    "--vocab_size": "VOCAB_SIZE",
+    "--diversity_seed": "SEED",
+    "--repeats": "REPEATS",
+}
+
+
+def split_own_flags(argv: list[str]) -> tuple[list[str], dict[str, str]]:
+    """Separate our metric flags (turned into ``LM_EVAL_DIVERSITY_*`` variables) from lm-eval's own."""
+    rest, env = [], {}
+    i = 0
+    while i < len(argv):
+        arg = argv[i]
+        name, eq, value = arg.partition("=")
+        if name in _OWN_FLAGS:
+            if not eq:
+                if i + 1 >= len(argv):
+                    raise SystemExit(f"lm-eval-diversity: {name} needs a value")
+                value = argv[i + 1]
+                i += 1
+            env[ENV_PREFIX + _OWN_FLAGS[name]] = value
+        else:
+            rest.append(arg)
+        i += 1
+    return rest, env
+
+
+def run_lm_eval_cli(argv: list[str]) -> int:
+    """Run lm-eval's own CLI (same subcommands and flags) with the diversity tasks and registrations loaded."""
+    import lm_eval.tasks
+    from lm_eval.__main__ import cli_evaluate
+
+    argv, env = split_own_flags(argv)
+    os.environ.update(env)
+    harness_settings()  # fail now, naming the variable, on a bad setting
+
+    base = lm_eval.tasks.TaskManager
+
+    class DiversityTaskManager(base):
+        def __init__(self, include_path=None, *args, **kwargs):
+            super().__init__(_with_task_dir(include_path), *args, **kwargs)
+
+    # lm-eval's run/ls/validate import TaskManager from lm_eval.tasks at call time
+    lm_eval.tasks.TaskManager = DiversityTaskManager
+    old_argv = sys.argv
+    sys.argv = ["lm-eval-diversity", *argv]
+    try:
+        cli_evaluate()
+    except SystemExit as exc:
+        return int(exc.code or 0) if not isinstance(exc.code, str) else 1
+    finally:
+        sys.argv = old_argv
+        lm_eval.tasks.TaskManager = base
+    return 0
+
+
