@@ -14,6 +14,8 @@ fails.
 ``mode="compat"`` is the reference's lenient home-grown verifier, rule by rule (the table of §5.3): unknown
 ids pass, "less than" relations pass, paragraph counts always pass, non-English language checks pass, and so
 on; a checker that raises fails. Missing kwargs read as None in both dataset layouts, as in the reference.
+One deliberate deviation: an empty (CoT-stripped) response fails every instruction, as in official mode (the
+reference would let "" pass e.g. ``punctuation:no_comma``).
 
 Both modes: ``Verdict.correct`` = strict prompt-level pass (every instruction followed); ``Verdict.answer`` is
 None (IFEval has no answer to vote on); ``reason`` lists the failed instruction ids.
@@ -233,6 +235,11 @@ def _compat_one(doc: dict[str, Any], response: str) -> dict[str, Any]:
     kwargs = [dict(kw or {}) for kw in (doc.get("kwargs") or [])] + [{} for _ in ids]
     res = []
     for i, iid in enumerate(ids):
+        if (
+            not response.strip()
+        ):  # deviation: an empty response follows nothing (reference: "" passes no_comma)
+            res.append(False)
+            continue
         try:
             res.append(bool(_compat_check(iid, kwargs[i], response)))
         except Exception:
