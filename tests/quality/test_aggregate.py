@@ -92,3 +92,37 @@ def test_prompt_quality_small_n_and_empty() -> None:
     q = prompt_quality([V("1", True), V("1", True), V("2")])
     assert "pass@5" not in q and q["pass@1"] == pytest.approx(2 / 3) and q["maj@3"] == 1.0 and q["acc"] == 1.0
     assert prompt_quality([]) == {"acc": 0.0, "maj@0": 0.0, "k_correct": 0.0, "extraction_rate": 0.0}
+
+
+# ------------------------------------------------------------------ dispatcher
+def test_dispatcher_task_lists_and_errors() -> None:
+    from lm_eval_diversity.quality import GRADED_TASKS, VERIFIABLE_TASKS, grade_task, short_task_name
+
+    assert VERIFIABLE_TASKS == ("gsm8k", "math_algebra", "math_geometry", "humaneval", "mbpp", "ifeval")
+    assert GRADED_TASKS == VERIFIABLE_TASKS + ("truthfulqa", "cruxeval")
+    assert short_task_name("diversity_math_algebra") == "math_algebra"
+    with pytest.raises(ValueError, match="xsum"):
+        grade_task("xsum", [{}], [["a"]])
+    with pytest.raises(ValueError, match="2 docs but 1"):
+        grade_task("gsm8k", [{}, {}], [["a"]])
+
+
+def test_dispatcher_end_to_end_quality() -> None:
+    from lm_eval_diversity.quality import grade_task
+
+    docs = [{"question": "q", "answer": "#### 7"}]
+    outs = [["#### 7", "#### 8", None, "The answer is 7.", "\\boxed{7}"]]
+    for mode in ("math", "compat"):
+        vs = grade_task("gsm8k", docs, outs, math_mode=mode)[0]  # type: ignore[arg-type]
+        q = prompt_quality(vs, ks=(1, 5))
+        assert q["acc"] == 1.0 and q["k_correct"] == 3 and q["maj@5"] == 1.0
+        assert q["extraction_rate"] == pytest.approx(4 / 5)
+
+
+def test_dispatcher_code_tasks_lazy_import() -> None:
+    pytest.importorskip("lm_eval_diversity.quality.code")
+    from lm_eval_diversity.quality import grade_task
+
+    doc = {"task_id": 11, "text": "t", "code": "", "test_list": ["assert f(1) == 2"], "test_setup_code": ""}
+    res = grade_task("mbpp", [doc], [["this is not python", ""]], allow_code_execution=False)
+    assert [v.correct for v in res[0]] == [False, False]
