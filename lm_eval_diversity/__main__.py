@@ -1,4 +1,5 @@
-from lm_eval_diversity.cli import main
 import sys
+
+from lm_eval_diversity.cli import main
 
 sys.exit(main())

@@ -32,6 +32,21 @@ def _add_metric_settings(p: argparse.ArgumentParser) -> None:
     p.add_argument("--batch_size", type=int, default=d.batch_size, help="texts / sentence pairs per forward pass")
     p.add_argument("--vocab_size", type=int, default=d.vocab_size, help="EAD vocabulary size V (default GPT-2's)")
     p.add_argument("--seed", type=int, default=d.seed, help="seed of the corpus subsets and NLI sentence sampling")
+    p.add_argument(
+        "--math_mode", choices=("math", "compat"), default=d.math_mode, help="math grader (compat: as the paper)"
+    )
+    p.add_argument(
+        "--ifeval_mode",
+        choices=("official", "compat"),
+        default=d.ifeval_mode,
+        help="IFEval grader (compat: as the paper)",
+    )
+    p.add_argument("--code_timeout", type=float, default=d.code_timeout_s, help="seconds per program (code tasks)")
+    p.add_argument(
+        "--confirm_run_unsafe_code",
+        action="store_true",
+        help="allow running model-generated code (sandboxed) to grade humaneval/mbpp, as lm-eval asks",
+    )
 
 
 def settings_from_args(args: argparse.Namespace) -> DiversitySettings:
@@ -44,6 +59,9 @@ def settings_from_args(args: argparse.Namespace) -> DiversitySettings:
         batch_size=args.batch_size,
         vocab_size=args.vocab_size,
         seed=args.seed,
+        math_mode=args.math_mode,
+        ifeval_mode=args.ifeval_mode,
+        code_timeout_s=args.code_timeout,
     )
 
 
@@ -80,7 +98,7 @@ def _fmt(v) -> str:
 def run_score(argv: list[str]) -> dict:
     """The ``score`` subcommand; returns the results dict it writes."""
     from lm_eval_diversity.samples import read_samples
-    from lm_eval_diversity.scoring import load_models, score_groups, task_scores_to_json
+    from lm_eval_diversity.scoring import load_models, score_task, task_scores_to_json
 
     args = build_score_parser().parse_args(argv)
     settings = settings_from_args(args)
@@ -89,7 +107,9 @@ def run_score(argv: list[str]) -> dict:
     result: dict = {"settings": settings.to_dict(), "tasks": {}}
     for task, sf in files.items():
         logging.getLogger(__name__).info("scoring %s (%d prompts) from %s", task, len(sf.groups), sf.path)
-        scores = score_groups(sf.groups, settings, models, progress=True)
+        scores = score_task(
+            task, sf.groups, settings, models, allow_code_execution=args.confirm_run_unsafe_code, progress=True
+        )
         entry = task_scores_to_json(scores)
         entry["source"] = str(sf.path)
         result["tasks"][task] = entry

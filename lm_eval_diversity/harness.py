@@ -20,7 +20,8 @@ from lm_eval.api.registry import register_filter
 from lm_eval.api.task import ConfigurableTask
 
 from lm_eval_diversity import TASK_DIR
-from lm_eval_diversity.scoring import MetricModels, PromptGroup, score_groups
+from lm_eval_diversity.quality import VERIFIABLE_TASKS
+from lm_eval_diversity.scoring import QFD_METRICS, QUALITY_METRICS, MetricModels, PromptGroup, score_task
 from lm_eval_diversity.settings import ENV_PREFIX, DiversitySettings
 
 log = logging.getLogger(__name__)
@@ -171,7 +172,10 @@ class DiversityMetricsFilter(Filter):
             PromptGroup(doc_id=_doc_key(doc, i), outputs=outputs, doc=doc)
             for i, (outputs, doc) in enumerate(zip(resps, docs))
         ]
-        scores = score_groups(groups, settings, models_for(settings))
+        # lm-eval itself refuses unsafe_code tasks (humaneval, mbpp) without --confirm_run_unsafe_code
+        scores = score_task(
+            self.task, groups, settings, models_for(settings), graded_tasks=VERIFIABLE_TASKS, allow_code_execution=True
+        )
         corpus = {
             f"{m}_{lvl}": levels[lvl]
             for m, levels in scores.metrics.items()
@@ -196,7 +200,8 @@ def process_results(doc: dict, results: list) -> dict[str, float]:
             f"diversity tasks expect the {FILTER_NAME!r} filter's dict payload, got {type(payload).__name__}; "
             "keep the task's filter_list as shipped"
         )
-    return {name: float(payload.get(name, math.nan)) for name in _METRIC_NAMES}
+    names = _METRIC_NAMES + (_QUALITY_NAMES if "acc" in payload else ())
+    return {name: float(payload.get(name, math.nan)) for name in names}
 
 
 _METRIC_NAMES = (
@@ -208,6 +213,12 @@ _METRIC_NAMES = (
     "dup_rate",
     "empty_rate",
     "unclosed_think_rate",
+)
+# verifiable tasks: quality, quality-filtered diversity and (with a baseline) the QC/residual split
+_QUALITY_NAMES = (
+    *(m for m in QUALITY_METRICS if m != "extraction_rate"),
+    *QFD_METRICS,
+    *(f"{part}_{m}" for m in ("sbert", "vendi") for part in ("loss", "residual", "qc")),
 )
 
 
@@ -318,5 +329,3 @@ def run_lm_eval_cli(argv: list[str]) -> int:
         sys.argv = old_argv
         lm_eval.tasks.TaskManager = base
     return 0
-
-

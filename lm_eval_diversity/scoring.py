@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import logging
 import math
-from collections import defaultdict
+import os
+from collections import Counter, defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
@@ -286,3 +287,81 @@ def task_scores_to_json(scores: TaskScores) -> dict:
         "per_prompt": [{key: _json_number(v) for key, v in row.items()} for row in scores.per_prompt],
         "diagnostics": scores.diagnostics,
     }
+
+
+QUALITY_KS = (1, 5, 10, 16)
+CODE_TASKS = ("humaneval", "mbpp")
+QUALITY_METRICS = ("acc", *(f"pass@{k}" for k in QUALITY_KS), "maj@K", "k_correct", "extraction_rate")
+QFD_METRICS = ("sbert_all", "sbert_correct", "vendi_correct", "computable")
+
+
+def score_task(
+    task: str,
+    groups: Sequence[PromptGroup],
+    settings: DiversitySettings,
+    models: MetricModels | None = None,
+    *,
+    graded_tasks: Sequence[str] | None = None,
+    allow_code_execution: bool = False,
+    progress: bool = False,
+) -> TaskScores:
+    """Diversity of any task; on graded tasks also quality and quality-filtered diversity (reference §5–6).
+
+    Quality per prompt: ``acc`` (output #0 correct), ``pass@k`` (unbiased; NaN for k > K), ``maj@K``,
+    ``k_correct``, ``extraction_rate``; with the embeddings of the same pass, ``sbert_all``, ``sbert_correct`` and
+    ``vendi_correct`` (prompts with >= 2 correct outputs), ``computable``. Code tasks are graded only with
+    ``allow_code_execution``; otherwise their quality is reported as not computed (``diagnostics``), never 0.
+    """
+    from lm_eval_diversity.quality import GRADED_TASKS, grade_task
+    from lm_eval_diversity.quality.aggregate import prompt_quality
+
+    short = task.removeprefix("diversity_")
+    graded = tuple(GRADED_TASKS if graded_tasks is None else graded_tasks)
+    skip_reason = None
+    if short not in graded:
+        skip_reason = "not a graded task"
+    elif short in CODE_TASKS and not allow_code_execution:
+        skip_reason = "code execution not confirmed (--confirm_run_unsafe_code)"
+    elif any(g.doc is None for g in groups):
+        skip_reason = "docs missing from the samples (gold answers unknown)"
+    if skip_reason is not None:
+        scores = score_groups(groups, settings, models, progress=progress)
+        if short in graded:
+            log.warning("%s: quality not computed: %s", task, skip_reason)
+            scores.diagnostics["quality"] = f"not computed: {skip_reason}"
+        return scores
+
+    verdicts = grade_task(
+        short,
+        [g.doc for g in groups],
+        [g.outputs for g in groups],
+        math_mode=settings.math_mode,
+        ifeval_mode=settings.ifeval_mode,
+        allow_code_execution=allow_code_execution,
+        code_timeout_s=settings.code_timeout_s,
+        workers=max(1, os.cpu_count() or 1),
+    )
+    correct = [[v.correct for v in vs] for vs in verdicts]
+    scores = score_groups(groups, settings, models, correct=correct, progress=progress)
+    for row, vs in zip(scores.per_prompt, verdicts):
+        q = prompt_quality(vs, QUALITY_KS)
+        row["acc"] = q["acc"]
+        for k in QUALITY_KS:
+            row[f"pass@{k}"] = q.get(f"pass@{k}", NAN)
+        row["maj@K"] = q[f"maj@{len(vs)}"] if vs else NAN
+        row["k_correct"] = q["k_correct"]
+        row["extraction_rate"] = q["extraction_rate"]
+        if "sbert_all" not in row:  # embedding metrics not run: quality-filtered diversity undefined
+            row.update({"sbert_all": NAN, "sbert_correct": NAN, "vendi_correct": NAN, "computable": NAN})
+    for m in (*QUALITY_METRICS, *QFD_METRICS):
+        mean, std = _mean_std([row[m] for row in scores.per_prompt])
+        scores.metrics[m] = {"per_input_mean": mean, "per_input_std": std}
+    scores.diagnostics["quality"] = {
+        "math_mode": settings.math_mode,
+        "ifeval_mode": settings.ifeval_mode,
+        "n_computable": int(sum(row["computable"] == 1.0 for row in scores.per_prompt)),
+        "fail_reasons": dict(
+            Counter(v.reason or "failed" for vs in verdicts for v in vs if not v.correct).most_common()
+        ),
+    }
+    return scores
