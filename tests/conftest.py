@@ -1,0 +1,41 @@
+"""Shared test setup: everything runs offline (no Hub access, nothing downloaded)."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
+os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+
+
+def _shared_data_dir() -> Path | None:
+    """The offline benchmark copies (``shared/data``), read in place; never copied into the repo."""
+    candidates = [
+        os.environ.get("LM_EVAL_DIVERSITY_TEST_SHARED_DATA", ""),
+        REPO_ROOT / "shared" / "data",
+        REPO_ROOT.parent / "shared" / "data",
+    ]
+    for c in candidates:
+        if c and Path(c).is_dir():
+            return Path(c)
+    return None
+
+
+@pytest.fixture(scope="session")
+def repo_root() -> Path:
+    return REPO_ROOT
+
+
+@pytest.fixture(scope="session")
+def shared_data_dir() -> Path:
+    """``shared/data`` if present, else the test is skipped."""
+    path = _shared_data_dir()
+    if path is None:
+        pytest.skip("shared/data (offline benchmark copies) not available")
+    return path
