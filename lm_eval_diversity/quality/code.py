@@ -1,0 +1,230 @@
+"""Code-task verifiers: HumanEval and MBPP by sandboxed execution, CRUXEval by comparison (reference §5.2, §5.4).
+
+Differences from the reference, all deliberate (§9.12):
+
+* no first-``def`` renaming: a helper defined before the target function keeps its name.  Instead, when the extracted
+  code parses, defines no ``entry_point`` function and defines exactly one top-level function, the line
+  ``entry_point = that_function`` is appended (an alias: nothing is renamed, call sites are untouched);
+* standalone HumanEval solutions get the prompt's import lines prepended (the reference drops them);
+* MBPP's ``test_setup_code`` is run after the solution, before the asserts (the reference ignores it; the one
+  non-empty setup in the test split builds trees from the solution's ``Node`` class);
+* the solution and the tests are compiled separately, so a solution cannot swallow the tests (an unclosed string,
+  for example), and a pass needs positive evidence that the tests ran to completion (see :mod:`.sandbox`).
+"""
+
+from __future__ import annotations
+
+import ast
+import re
+from collections.abc import Sequence
+
+from lm_eval_diversity.preprocess import strip_cot
+from lm_eval_diversity.quality.sandbox import Program, run_programs
+from lm_eval_diversity.quality.types import Verdict
+
+CODE_TASKS = ("humaneval", "mbpp")
+_FENCE_RE = re.compile(r"```(?:python)?\s*\n(.*?)```", re.DOTALL)
+_MBPP_NAME_RE = re.compile(r"assert\s+(\w+)\s*\(")
+_IMPORT_RE = re.compile(r"^(?:import\s+\S.*|from\s+\S+\s+import\s+.*)$", re.MULTILINE)
+
+
+class CodeExecutionNotAllowedError(RuntimeError):
+    """Raised when code execution is requested without the explicit opt-in."""
+
+
+def _defines(code: str, name: str) -> bool:
+    return re.search(rf"\bdef\s+{re.escape(name)}\s*\(", code) is not None
+
+
+def extract_code(text: str, entry_point: str | None) -> str:
+    """Extract the solution code from one model output (reference §5.2, without the renaming).
+
+    After CoT stripping: the fenced blocks (triple backticks, optional ``python`` tag, optional whitespace, newline,
+    shortest text up to the next fence); none -> the whole text; else the first block defining ``entry_point``, else
+    the longest block; stripped.  If the result parses, does not define ``entry_point`` and defines exactly one
+    top-level function, ``entry_point = <that function>`` is appended.
+    """
+    text = strip_cot(text)
+    blocks = _FENCE_RE.findall(text)
+    if not blocks:
+        code = text
+    else:
+        chosen = None
+        if entry_point:
+            chosen = next((b for b in blocks if f"def {entry_point}" in b), None)
+        code = chosen if chosen is not None else max(blocks, key=len)
+    code = code.strip()
+    if entry_point and code and not _defines(code, entry_point):
+        code = _alias_single_function(code, entry_point)
+    return code
+
+
+def _alias_single_function(code: str, entry_point: str) -> str:
+    try:
+        tree = ast.parse(code)
+    except (SyntaxError, ValueError):
+        return code
+    funcs = [n.name for n in tree.body if isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef))]
+    if len(funcs) == 1:
+        return f"{code}\n\n{entry_point} = {funcs[0]}\n"
+    return code
+
+
+def _prompt_imports(prompt: str) -> str:
+    return "\n".join(m.group(0) for m in _IMPORT_RE.finditer(prompt))
+
+
+def mbpp_entry_point(test_list: Sequence[str]) -> str | None:
+    """The expected MBPP function name: the first ``assert NAME(`` in the tests (reference rule)."""
+    m = _MBPP_NAME_RE.search("\n".join(test_list))
+    return m.group(1) if m else None
+
+
+def build_program_parts(task: str, doc: dict, output: str) -> Program:
+    """The (solution, tests) pair for one output of a HumanEval or MBPP doc.
+
+    HumanEval: a solution defining ``entry_point`` -> prompt imports + code; otherwise continuation style ->
+    prompt + the raw completion (CoT removed only when think tags are present, so leading indentation survives).
+    Tests: ``test`` + ``check(entry_point)``.  MBPP: the code; tests: ``test_setup_code`` + the ``test_list``
+    asserts.
+    """
+    if task == "humaneval":
+        entry_point = doc["entry_point"]
+        code = extract_code(output, entry_point)
+        tests = f"{doc['test']}\n\ncheck({entry_point})\n"
+        if _defines(code, entry_point):
+            imports = _prompt_imports(doc["prompt"])
+            return Program(f"{imports}\n\n{code}\n" if imports else f"{code}\n", tests)
+        completion = strip_cot(output) if ("<think>" in output or "</think>" in output) else output
+        return Program(doc["prompt"] + completion, tests)
+    if task == "mbpp":
+        entry_point = mbpp_entry_point(doc["test_list"])
+        code = extract_code(output, entry_point)
+        setup = doc.get("test_setup_code") or ""
+        tests = "\n".join(doc["test_list"]) + "\n"
+        return Program(f"{code}\n", f"{setup}\n\n{tests}" if setup.strip() else tests)
+    raise ValueError(f"unknown code task {task!r}; expected one of {CODE_TASKS}")
+
+
+def build_program(task: str, doc: dict, output: str) -> str:
+    """The whole program as one text (solution, a blank line, tests), for inspection and logging."""
+    parts = build_program_parts(task, doc, output)
+    return f"{parts.code}\n\n{parts.tests}"
+
+
+def grade_code_task(
+    task: str,
+    docs: list[dict],
+    outputs: list[list[str]],
+    *,
+    timeout_s: float = 10.0,
+    workers: int | None = None,
+    allow_execution: bool = False,
+) -> list[list[Verdict]]:
+    """Grade every output of a whole HumanEval or MBPP task by running it against the task's tests.
+
+    All programs of the task go to the sandbox in one parallel batch.  ``allow_execution`` must be True (it mirrors
+    lm-eval's ``--confirm_run_unsafe_code``); otherwise nothing runs and :class:`CodeExecutionNotAllowedError` is
+    raised.  Verdicts have ``answer=None`` and, on failure, ``reason`` from the sandbox (``timeout``,
+    ``assertion``, ``syntax``, ``exit-before-tests``, ``memory``, ``output-limit``, ...) or ``no-code``.
+    """
+    if task not in CODE_TASKS:
+        raise ValueError(f"unknown code task {task!r}; expected one of {CODE_TASKS}")
+    if not allow_execution:
+        raise CodeExecutionNotAllowedError(
+            f"grading {task!r} executes model-generated code, which is opt-in. It runs in a sandbox "
+            "(lm_eval_diversity.quality.sandbox), but you must confirm it: pass --confirm_run_unsafe_code on the "
+            "command line (as with lm-eval), or allow_execution=True in Python."
+        )
+    if len(docs) != len(outputs):
+        raise ValueError(f"{len(docs)} docs but {len(outputs)} output groups")
+    verdicts: list[list[Verdict | None]] = [[None] * len(group) for group in outputs]
+    programs: list[Program] = []
+    where: list[tuple[int, int]] = []
+    for i, (doc, group) in enumerate(zip(docs, outputs, strict=True)):
+        for j, out in enumerate(group):
+            if not strip_cot(out):
+                verdicts[i][j] = Verdict(False, None, "no-code")
+                continue
+            programs.append(build_program_parts(task, doc, out))
+            where.append((i, j))
+    results = run_programs(programs, timeout_s=timeout_s, workers=workers)
+    for (i, j), res in zip(where, results, strict=True):
+        verdicts[i][j] = Verdict(res.passed, None, res.reason)
+    return [[v for v in group if v is not None] for group in verdicts]
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# CRUXEval (output prediction), QFD-script grader of reference §5.4: no execution at all.
+# ----------------------------------------------------------------------------------------------------------------
+_CRUX_BOLD_RE = re.compile(r"\*\*Answer:\*\*\s*(.+?)(?:\n\s*\n|\Z)", re.DOTALL)
+_CRUX_LINE_RE = re.compile(r"^\s*(?:Answer|Output)\s*:\s*(.+?)\s*$", re.MULTILINE)
+_CRUX_BLOCK_RE = re.compile(r"```(?:\w+)?\s*\n?(.*?)```", re.DOTALL)
+_CRUX_TICK_RE = re.compile(r"`([^`\n]+)`")
+
+
+def _literal(text: str) -> tuple[bool, object]:
+    if len(text) > 100_000:
+        return False, None
+    try:
+        return True, ast.literal_eval(text)
+    except (ValueError, TypeError, SyntaxError, MemoryError, RecursionError):
+        return False, None
+
+
+def extract_cruxeval_answer(text: str) -> str | None:
+    """The predicted output: ``**Answer:**`` block; ``Answer:``/``Output:`` line; last code block; last backtick
+    span that parses as a Python literal; first non-empty line (reference §5.4, QFD variant)."""
+    text = strip_cot(text)
+    m = _CRUX_BOLD_RE.search(text)
+    if m and m.group(1).strip():
+        return m.group(1).strip()
+    m = _CRUX_LINE_RE.search(text)
+    if m and m.group(1).strip():
+        return m.group(1).strip()
+    blocks = [b.strip() for b in _CRUX_BLOCK_RE.findall(text) if b.strip()]
+    if blocks:
+        return blocks[-1]
+    for span in reversed(_CRUX_TICK_RE.findall(text)):
+        if _literal(span.strip())[0]:
+            return span.strip()
+    for line in text.splitlines():
+        if line.strip():
+            return line.strip()
+    return None
+
+
+def normalize_cruxeval(text: str) -> str:
+    """Strip trailing ``.:;,``, one pair of matching surrounding quotes, and collapse whitespace."""
+    s = text.strip().rstrip(".:;,").strip()
+    if len(s) >= 2 and s[0] == s[-1] and s[0] in "'\"":
+        s = s[1:-1]
+    return " ".join(s.split())
+
+
+def cruxeval_equal(pred: str, gold: str) -> bool:
+    """Equal normalised strings, or equal ``ast.literal_eval`` values of the raw strings (never ``eval``)."""
+    if normalize_cruxeval(pred) == normalize_cruxeval(gold):
+        return True
+    ok_p, vp = _literal(pred.strip().rstrip(".:;,").strip())
+    ok_g, vg = _literal(gold.strip())
+    if not (ok_p and ok_g):
+        return False
+    try:
+        return bool(vp == vg)
+    except Exception:  # noqa: BLE001 - exotic comparisons count as unequal
+        return False
+
+
+def grade_cruxeval(doc: dict, outputs: list[str]) -> list[Verdict]:
+    """Grade the outputs of one CRUXEval doc against ``doc["output"]``; ``answer`` = the normalised prediction."""
+    gold = str(doc["output"])
+    verdicts = []
+    for out in outputs:
+        pred = extract_cruxeval_answer(out)
+        if pred is None:
+            verdicts.append(Verdict(False, None, "unparseable"))
+            continue
+        ok = cruxeval_equal(pred, gold)
+        verdicts.append(Verdict(ok, normalize_cruxeval(pred), "" if ok else "wrong-answer"))
+    return verdicts
