@@ -314,8 +314,8 @@ def run_lm_eval_cli(argv: list[str]) -> int:
     base = lm_eval.tasks.TaskManager
 
     class DiversityTaskManager(base):
-        def __init__(self, include_path=None, *args, **kwargs):
-            super().__init__(_with_task_dir(include_path), *args, **kwargs)
+        def __init__(self, *args, include_path=None, **kwargs):
+            super().__init__(*args, include_path=_with_task_dir(include_path), **kwargs)
 
     # lm-eval's run/ls/validate import TaskManager from lm_eval.tasks at call time
     lm_eval.tasks.TaskManager = DiversityTaskManager
