@@ -17,8 +17,9 @@ See ``docs/sandbox.md`` for the full threat model.  In short, every program runs
   process tree with SIGKILL (signal handlers cannot stop it); stdout+stderr are read with a byte cap.
 
 * **In-process guard**: a ``sys.addaudithook`` hook (it cannot be removed once installed) refuses process creation,
-  sockets, ``ctypes``, signalling other processes, tracing/profiling, ``gc`` object walking, thread creation and
-  writes outside the scratch directory.  It is defence in depth; the OS mechanisms above do not depend on it.
+  sockets, raw ``ctypes`` memory/function access, signalling other processes, tracing/profiling, ``gc`` object
+  walking, replacing a function's ``__code__`` and writes outside the scratch directory.  It is defence in depth;
+  the OS mechanisms above do not depend on it.
 
 * **Positive evidence**: a program passes only if the child exits with status 0 **and** printed a per-run random
   nonce that the harness writes, through a file descriptor saved before the untrusted code ran, only after both the
@@ -72,7 +73,7 @@ class ExecResult:
     ``passed`` is True only with positive evidence that the tests ran to completion (status 0 and the run's nonce).
     ``reason`` is ``""`` on a pass, otherwise one of: ``syntax``, ``tests-syntax``, ``assertion``, ``runtime-error``,
     ``exit-before-tests``, ``timeout``, ``memory``, ``recursion``, ``forbidden`` (the sandbox or the OS refused an
-    operation), ``output-limit``, ``crash`` (killed by a signal), ``sandbox-error``.
+    operation), ``file-size`` (RLIMIT_FSIZE), ``output-limit``, ``crash`` (killed by a signal), ``sandbox-error``.
     """
 
     passed: bool
@@ -95,6 +96,7 @@ def _lmeds_harness():
     _exec, _compile, _type, _issubclass, _isinstance = exec, compile, type, issubclass, isinstance
     _BaseException, _SystemExit, _AssertionError = BaseException, SystemExit, AssertionError
     _MemoryError, _RecursionError, _PermissionError = MemoryError, RecursionError, PermissionError
+    _OSError, _getattr = OSError, getattr
     _str, _bytes, _int, _len = str, bytes, int, len
     mem_mb, max_procs, fsize_mb, nofile, cpu_s = (int(a) for a in sys.argv[1:6])
 
@@ -155,10 +157,15 @@ def _lmeds_harness():
     os.chdir(scratch)
     sep_scratch = scratch.rstrip("/") + "/"
     deny_prefixes = ("os.system", "os.exec", "os.spawn", "os.posix_spawn", "os.fork", "os.forkpty",
-                     "subprocess.", "pty.", "socket.", "ctypes.", "_thread.start_new_thread", "sys.settrace",
+                     "subprocess.", "pty.", "socket.", "ctypes.dl", "ctypes.call_function", "ctypes.cdata",
+                     "ctypes.addressof", "ctypes.string_at", "ctypes.wstring_at", "sys.settrace",
                      "sys.setprofile", "sys._current_frames", "sys._current_exceptions", "sys.addaudithook",
                      "gc.get_", "os.killpg", "os.setns", "os.unshare", "os.chroot", "winreg.", "mmap.")
-    deny_imports = frozenset(("ctypes", "_ctypes", "_posixsubprocess", "_testcapi", "_testinternalcapi",
+    try:  # imported before arming (numpy needs it); its dangerous operations are refused by the hook below
+        import ctypes  # noqa: F401
+    except ImportError:
+        pass
+    deny_imports = frozenset(("_posixsubprocess", "_testcapi", "_testinternalcapi",
                               "_xxsubinterpreters", "_xxinterpchannels", "_testmultiphase", "_testbuffer"))
     path_events = frozenset(("os.remove", "os.rmdir", "os.mkdir", "os.chmod", "os.chown", "os.truncate",
                              "os.utime", "os.chdir", "os.symlink", "os.link", "os.rename", "os.chflags",
@@ -174,12 +181,7 @@ def _lmeds_harness():
         if _isinstance(path, _bytes):
             path = path.decode("utf-8", "surrogateescape")
         elif not _isinstance(path, _str):
-            try:
-                path = os.fspath(path)
-            except _BaseException:
-                return False
-            if not _isinstance(path, _str):
-                return False
+            return False  # path-like objects could answer differently on each call: refuse
         if not path.startswith("/"):
             path = sep_scratch + path
         parts = []
@@ -201,8 +203,11 @@ def _lmeds_harness():
             return
         if event == "open":
             path, mode, flags = args
-            writing = (mode is not None and any(c in mode for c in "wax+")) or (
-                _isinstance(flags, _int) and flags & write_flags)
+            writing = _isinstance(flags, _int) and flags & write_flags
+            if _isinstance(mode, _str):
+                for c in "wax+":
+                    if c in mode:
+                        writing = True
             if writing and not _inside(path):
                 _deny(event)
             return
@@ -249,7 +254,18 @@ def _lmeds_harness():
             reason = "forbidden"
         else:
             reason = "runtime-error"
-        _report("FAIL:" + reason + ":" + name[:80])
+            try:
+                if _issubclass(t, _OSError) and _getattr(exc, "errno", None) == 27:
+                    reason = "file-size"  # EFBIG: RLIMIT_FSIZE
+            except _BaseException:
+                pass
+        msg = ""
+        if reason == "forbidden":
+            try:
+                msg = exc.args[0] if _isinstance(exc.args[0], _str) else ""
+            except _BaseException:
+                pass
+        _report("FAIL:" + reason + ":" + (name + ": " + msg)[:160].replace("\n", " "))
         _exit(1)
     _report("PASS::")
     _exit(0)
