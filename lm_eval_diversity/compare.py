@@ -456,10 +456,24 @@ def build_report(
                     _add_change(c, td, baseline.tasks[t], m, iters=iters, seed=seed)
                 cells.append(c)
         for m in metrics:
-            cells.append(_group_cell(run, baseline, tasks, m, iters, seed))
+            if any(c["metric"] == m and c["run"] == run.label for c in cells):
+                cells.append(_group_cell(run, baseline, tasks, m, iters, seed))
     splits = _splits(runs, baseline, tasks) if baseline is not None else []
+    notes = list(notes or [])
+    for m in metrics:
+        if not any(c["metric"] == m for c in cells):
+            notes.append(f"metric {m}: not found in any compared task")
     return {
-        "runs": [{"label": r.label, "path": r.path, "model_name": r.model_name, "notes": r.notes} for r in runs],
+        "runs": [
+            {
+                "label": r.label,
+                "path": r.path,
+                "model_name": r.model_name,
+                "per_prompt_tasks": [t for t in tasks if r.tasks[t].per_prompt is not None],
+                "notes": r.notes,
+            }
+            for r in runs
+        ],
         "baseline": baseline.label if baseline else None,
         "reference": ref.label,
         "tasks": tasks,
@@ -469,7 +483,7 @@ def build_report(
         "checks": comparability(runs, ref, tasks),
         "splits": splits,
         "gate": [],
-        "notes": notes or [],
+        "notes": notes,
         "bootstrap": {"iters": iters, "seed": seed, "alpha": alpha},
     }
 

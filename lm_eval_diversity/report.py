@@ -71,8 +71,17 @@ def tables(report: dict) -> list[Table]:
     out.append(
         (
             "Runs",
-            ["label", "model", "path", "notes"],
-            [[r["label"], r["model_name"], r["path"], "; ".join(r["notes"])] for r in runs],
+            ["label", "model", "path", "per-prompt values", "notes"],
+            [
+                [
+                    r["label"],
+                    r["model_name"],
+                    r["path"],
+                    f"{len(r.get('per_prompt_tasks', []))}/{len(report['tasks'])} tasks",
+                    "; ".join(r["notes"]),
+                ]
+                for r in runs
+            ],
             [f"baseline: {report['baseline']}" if report["baseline"] else "no baseline (use --baseline for changes)"],
         )
     )
@@ -139,7 +148,7 @@ def tables(report: dict) -> list[Table]:
         (
             "Comparability",
             ["task", "run", "setting", f"{report['reference']} (reference)", "this run"],
-            [[_short(c["task"]), c["run"], c["field"], fmt(c["reference_value"]), fmt(c["value"])] for c in checks],
+            [[_short(c["task"]), c["run"], c["field"], str(c["reference_value"]), str(c["value"])] for c in checks],
             notes
             + ([] if checks else ["all checked settings agree (task hashes, doc ids, K, sampling, metric settings)"]),
         )
@@ -354,6 +363,10 @@ def plot_lineages(report: dict, lineages: list, metrics: list[str], out_path: st
     nrows = math.ceil(n / ncols)
     fig, axes = plt.subplots(nrows, ncols, figsize=(4.6 * ncols, 3.6 * nrows), squeeze=False)
     max_len = max(len(st) for _, st in lineages)
+    ticks = []
+    for k in range(max_len):
+        names = list(dict.fromkeys(st[k][0] for _, st in lineages if k < len(st)))
+        ticks.append(" / ".join(names) if len(names) <= 2 else f"stage {k}")
     for i, m in enumerate(metrics):
         ax = axes[i // ncols][i % ncols]
         for name, stages in lineages:
@@ -376,9 +389,12 @@ def plot_lineages(report: dict, lineages: list, metrics: list[str], out_path: st
                     ax.annotate(stages[x][0], (x, y), fontsize=6, xytext=(2, 3), textcoords="offset points")
         ax.set_title(m if not per_task else f"{m} (per task)")
         ax.set_xticks(range(max_len))
-        ax.set_xticklabels([f"stage {k}" for k in range(max_len)], fontsize=8)
+        ax.set_xticklabels(ticks, fontsize=7, rotation=15)
         ax.grid(alpha=0.3)
-        ax.legend(fontsize=7)
+        if ax.get_legend_handles_labels()[0]:
+            ax.legend(fontsize=7)
+        else:
+            ax.text(0.5, 0.5, "no values", ha="center", va="center", transform=ax.transAxes, color="#888")
     for j in range(n, nrows * ncols):
         axes[j // ncols][j % ncols].axis("off")
     fig.suptitle("Diversity along post-training lineages")
