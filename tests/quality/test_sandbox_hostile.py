@@ -1,0 +1,219 @@
+"""Hostile programs against the code sandbox: each must be graded failed, with the expected reason, leave no trace on
+the host, and leave the test process alive.  All run in one parallel batch with short limits (a few seconds total).
+
+Each hostile ``code`` is paired with tests that would pass if they ran (``assert True``): a pass would therefore mean
+the sandbox accepted a program that did something it must not, or accepted one without evidence that tests ran.
+"""
+
+from __future__ import annotations
+
+import glob
+import os
+import secrets
+import socket
+import sys
+import tempfile
+import time
+
+import pytest
+
+from lm_eval_diversity.quality.sandbox import ExecResult, Program, isolation_mode, run_programs
+
+TOKEN = secrets.token_hex(8)
+ESCAPE_FILES = [f"/tmp/escape_{TOKEN}_{i}" for i in range(3)]
+MAX_OUT = 100_000
+
+# name -> (code, tests, accepted failure reasons)
+HOSTILE: dict[str, tuple[str, str, set[str]]] = {
+    "fork_bomb": ("import os\nwhile True:\n    os.fork()", "assert True", {"forbidden"}),
+    "subprocess_bomb": (
+        "import subprocess\nprocs = [subprocess.Popen(['sleep', '60']) for _ in range(500)]",
+        "assert True",
+        {"forbidden"},
+    ),
+    "posixsubprocess_direct": ("import _posixsubprocess", "assert True", {"forbidden"}),
+    "memory_bomb_one_shot": ("x = bytearray(16 * 1024**3)", "assert True", {"memory"}),
+    "memory_bomb_growing": (
+        "chunks = []\nwhile True:\n    chunks.append(' ' * 10**7)",
+        "assert True",
+        {"memory"},
+    ),
+    "infinite_loop": ("while True:\n    pass", "assert True", {"timeout"}),
+    "sleep_forever": ("import time\ntime.sleep(3600)", "assert True", {"timeout"}),
+    "busy_loop_ignoring_signals": (
+        "import signal\nfor s in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):\n"
+        "    signal.signal(s, signal.SIG_IGN)\nwhile True:\n    pass",
+        "assert True",
+        {"timeout"},
+    ),
+    "setsid_and_hide": ("import os, time\nos.setsid()\ntime.sleep(3600)", "assert True", {"timeout"}),
+    "write_outside_scratch_open": (
+        f"open({ESCAPE_FILES[0]!r}, 'w').write('escaped')",
+        "assert True",
+        {"forbidden"},
+    ),
+    "write_outside_scratch_os_open": (
+        f"import os\nfd = os.open({ESCAPE_FILES[1]!r}, os.O_CREAT | os.O_WRONLY)\nos.write(fd, b'escaped')",
+        "assert True",
+        {"forbidden"},
+    ),
+    "write_outside_scratch_relative": (
+        f"import os\nopen('../../../..' + {ESCAPE_FILES[2]!r}, 'w').write('escaped')",
+        "assert True",
+        {"forbidden"},
+    ),
+    "read_etc_shadow": ("print(open('/etc/shadow').read())", "assert True", {"forbidden"}),
+    "read_root_home": (
+        "import os\nfor name in os.listdir('/root'):\n    print('ROOTENTRY', name)\n"
+        "print(open('/root/.bash_history').read())",
+        "assert True",
+        {"forbidden", "runtime-error"},
+    ),
+    "network_loopback": (
+        "import socket\nsocket.create_connection(('127.0.0.1', PORT), timeout=1).sendall(b'hello')",
+        "assert True",
+        {"forbidden"},
+    ),
+    "network_public_ip": (
+        "import socket\nsocket.create_connection(('1.1.1.1', 53), timeout=1)",
+        "assert True",
+        {"forbidden"},
+    ),
+    "network_raw_socket_module": (
+        "import _socket\ns = _socket.socket()\ns.connect(('8.8.8.8', 53))",
+        "assert True",
+        {"forbidden"},
+    ),
+    "kill_parent": ("import os, signal\nos.kill(os.getppid(), signal.SIGKILL)", "assert True", {"forbidden"}),
+    "kill_everything": ("import os, signal\nos.kill(-1, signal.SIGKILL)", "assert True", {"forbidden"}),
+    "huge_stdout": ("while True:\n    print('x' * 10000)", "assert True", {"output-limit"}),
+    "huge_stderr": ("import sys\nwhile True:\n    sys.stderr.write('y' * 10000)", "assert True", {"output-limit"}),
+    "huge_file": ("open('big.bin', 'wb').write(b'x' * (64 * 2**20))", "assert True", {"file-size", "memory"}),
+    "exit_builtin": ("exit(0)", "assert False", {"exit-before-tests"}),
+    "sys_exit": ("import sys\nsys.exit(0)", "assert False", {"exit-before-tests"}),
+    "raise_systemexit": ("raise SystemExit(0)", "assert False", {"exit-before-tests"}),
+    "os_exit": ("import os\nos._exit(0)", "assert False", {"exit-before-tests"}),
+    "exit_from_inside_the_tests": (
+        "import os\ndef f(x):\n    os._exit(0)",
+        "assert f(1) == 2",
+        {"exit-before-tests"},
+    ),
+    "patched_assertion_error": (
+        "import builtins\nbuiltins.AssertionError = type('Quiet', (Exception,), {})",
+        "assert 1 == 2",
+        {"assertion"},
+    ),
+    "patched_exec_and_print": (
+        "import builtins, io, sys\nbuiltins.exec = lambda *a, **k: None\nbuiltins.print = lambda *a, **k: None\n"
+        "sys.stdout = io.StringIO()\nsys.__stdout__ = sys.stdout",
+        "assert 1 == 2",
+        {"assertion"},
+    ),
+    "override_check": (
+        "def check(candidate):\n    pass\ndef f(x):\n    return 0",
+        "def check(candidate):\n    assert candidate(1) == 2\n\ncheck(f)",
+        {"assertion"},
+    ),
+    "settrace_skips_asserts": (
+        "import sys\ndef tracer(frame, event, arg):\n    return tracer\nsys.settrace(tracer)",
+        "assert 1 == 2",
+        {"forbidden"},
+    ),
+    "gc_walk_for_secrets": ("import gc\nobjs = gc.get_objects()", "assert True", {"forbidden"}),
+    "ctypes_memory_access": (
+        "import ctypes\nctypes.string_at(id(1), 8)",
+        "assert True",
+        {"forbidden"},
+    ),
+    "forged_pass_line": (
+        "import os, sys\nfor k, v in os.environ.items():\n    print(k, v)\n"
+        "print('\\nPASS::')\nsys.stdout.flush()\nos._exit(0)",
+        "assert False",
+        {"exit-before-tests"},
+    ),
+    "deep_recursion": ("def f(n):\n    return f(n + 1)\nf(0)", "assert True", {"recursion"}),
+    "deep_recursion_raised_limit": (
+        "import sys\nsys.setrecursionlimit(10**8)\ndef f(n):\n    return f(n + 1)\nf(0)",
+        "assert True",
+        {"recursion", "memory", "crash", "timeout"},
+    ),
+    "unclosed_string_swallows_tests": ("def f(x):\n    return 0\nx = '''", "assert f(1) == 2", {"syntax"}),
+}
+
+
+@pytest.fixture(scope="module")
+def listener() -> socket.socket:
+    srv = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    srv.bind(("127.0.0.1", 0))
+    srv.listen(8)
+    srv.setblocking(False)
+    yield srv
+    srv.close()
+
+
+@pytest.fixture(scope="module")
+def hostile_results(listener: socket.socket) -> dict[str, ExecResult]:
+    port = listener.getsockname()[1]
+    names = list(HOSTILE)
+    programs = [Program(HOSTILE[n][0].replace("PORT", str(port)), HOSTILE[n][1]) for n in names]
+    before = set(glob.glob(os.path.join(tempfile.gettempdir(), "lmeds_sbx_*")))
+    start = time.monotonic()
+    results = run_programs(programs, timeout_s=2.0, memory_mb=512, max_output_bytes=MAX_OUT, workers=None)
+    elapsed = time.monotonic() - start
+    after = set(glob.glob(os.path.join(tempfile.gettempdir(), "lmeds_sbx_*")))
+    print(f"\nhostile suite: {len(programs)} programs in {elapsed:.1f} s, isolation mode {isolation_mode()!r}")
+    for n, r in zip(names, results, strict=True):
+        print(f"  {n:32s} passed={r.passed!s:5s} reason={r.reason:18s} {r.detail[:70]}")
+    assert after <= before, "scratch directories were left behind"
+    return dict(zip(names, results, strict=True))
+
+
+@pytest.mark.parametrize("name", list(HOSTILE))
+def test_hostile_program_fails_with_expected_reason(name: str, hostile_results: dict[str, ExecResult]) -> None:
+    res = hostile_results[name]
+    assert not res.passed, f"{name} passed: {res}"
+    assert res.reason in HOSTILE[name][2], f"{name}: {res.reason} {res.detail} {res.stderr[-300:]}"
+
+
+def test_nothing_escaped_to_the_host(hostile_results: dict[str, ExecResult], listener: socket.socket) -> None:
+    for path in ESCAPE_FILES:
+        assert not os.path.exists(path), f"{path} was written by a sandboxed program"
+    try:
+        conn, _ = listener.accept()
+    except BlockingIOError:
+        conn = None
+    assert conn is None, "a sandboxed program connected to the host's loopback"
+
+
+def test_no_secrets_read(hostile_results: dict[str, ExecResult]) -> None:
+    shadow = hostile_results["read_etc_shadow"]
+    assert "root:" not in shadow.stdout
+    entries = [ln.split(" ", 1)[1] for ln in hostile_results["read_root_home"].stdout.splitlines() if "ROOTENTRY" in ln]
+    # At most the directories leading to the interpreter are visible under /root (mounted in by the sandbox).
+    allowed = {p.split("/")[2] for p in (os.path.realpath(sys.executable),) if p.startswith("/root/")}
+    assert set(entries) <= allowed, entries
+
+
+def test_output_is_capped(hostile_results: dict[str, ExecResult]) -> None:
+    for name in ("huge_stdout", "huge_stderr"):
+        res = hostile_results[name]
+        assert len(res.stdout) + len(res.stderr) <= 2 * 2000
+
+
+def test_parent_survives_and_sandbox_still_works(hostile_results: dict[str, ExecResult]) -> None:
+    assert os.getpid() > 0  # we are still here after kill_parent / kill_everything
+    [ok] = run_programs([Program("def f(x):\n    return x + 1", "assert f(1) == 2")], timeout_s=5)
+    assert ok.passed, ok
+
+
+def test_legitimate_program_with_io_and_imports_passes() -> None:
+    code = (
+        "import collections, heapq, itertools, math, re, json, pathlib\n"
+        "pathlib.Path('notes.txt').write_text('hello')\n"
+        "def f(xs):\n    print('working', file=__import__('sys').stderr)\n"
+        "    return sorted(collections.Counter(xs).items())\n"
+    )
+    [res] = run_programs([Program(code, "assert open('notes.txt').read() == 'hello'\nassert f('aba') == "
+                                        "[('a', 2), ('b', 1)]")], timeout_s=10)  # fmt: skip
+    assert res.passed, res
+    assert "working" in res.stderr
