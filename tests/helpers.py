@@ -147,15 +147,27 @@ class FakeSentenceModel:
 class FakeNLI:
     """``w(premise, hypothesis)`` from a dict (missing pairs score ``default``); records every call."""
 
-    def __init__(self, scores: dict[tuple[str, str], float] | None = None, default: float = 0.0):
+    def __init__(self, scores: dict[tuple[str, str], float] | None = None, default: float = 0.0, fn=None):
         self.scores = dict(scores or {})
         self.default = default
+        self.fn = fn  # optional w(premise, hypothesis) for pairs not in ``scores``
         self.calls: list[list[tuple[str, str]]] = []
+
+    def w(self, premise: str, hypothesis: str) -> float:
+        if (premise, hypothesis) in self.scores:
+            return self.scores[(premise, hypothesis)]
+        return self.fn(premise, hypothesis) if self.fn else self.default
 
     def entail_minus_contradict(self, pairs, batch_size=64, progress=False):
         pairs = list(pairs)
         self.calls.append(pairs)
-        return np.asarray([self.scores.get(p, self.default) for p in pairs], dtype=np.float64)
+        return np.asarray([self.w(a, b) for a, b in pairs], dtype=np.float64)
+
+
+def hashed_w(premise: str, hypothesis: str) -> float:
+    """A deterministic, asymmetric pseudo-score in [-1, 1] for any sentence pair."""
+    digest = hashlib.sha256(f"{premise}\x00{hypothesis}".encode()).digest()
+    return int.from_bytes(digest[:4], "big") / 2**31 - 1.0
 
 
 # ----------------------------------------------------------------------------------------------------------------
