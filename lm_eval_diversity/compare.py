@@ -18,6 +18,7 @@ import re
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
+from statistics import NormalDist
 from typing import Any
 
 from lm_eval_diversity.analysis import (
@@ -381,7 +382,11 @@ def comparability(runs: list[Run], ref: Run, tasks: list[str]) -> list[dict]:
             continue
         for t in tasks:
             a, b = ref.tasks[t], run.tasks[t]
-            fields: list[tuple[str, Any, Any]] = [("task_hash", a.task_hash, b.task_hash), ("K", a.repeats, b.repeats)]
+            fields: list[tuple[str, Any, Any]] = [
+                ("task_hash", a.task_hash, b.task_hash),
+                ("n_docs", a.n_docs, b.n_docs),
+                ("K", a.repeats, b.repeats),
+            ]
             fields += [(k, a.generation_kwargs.get(k), b.generation_kwargs.get(k)) for k in GEN_KEYS]
             fields += [(k, a.settings.get(k), b.settings.get(k)) for k in SETTING_KEYS]
             if a.per_prompt is not None and b.per_prompt is not None:
@@ -393,8 +398,6 @@ def comparability(runs: list[Run], ref: Run, tasks: list[str]) -> list[dict]:
                 ]
                 if diff_hash:
                     fields.append(("doc_hash", "", f"{len(diff_hash)} common doc ids with a different doc"))
-            elif a.n_docs is not None and b.n_docs is not None:
-                fields.append(("n_docs", a.n_docs, b.n_docs))
             for name, va, vb in fields:
                 if name in ("doc_ids", "doc_hash") or (va is not None and vb is not None and va != vb):
                     out.append(
@@ -410,7 +413,7 @@ def comparability(runs: list[Run], ref: Run, tasks: list[str]) -> list[dict]:
     return out
 
 
-def _cell(td: TaskData, metric: str, iters: int, seed: int) -> dict:
+def _cell(td: TaskData, metric: str, iters: int, seed: int, alpha: float = 0.05) -> dict:
     value = td.values.get(metric, math.nan)
     cell: dict[str, Any] = {
         "value": value,
@@ -424,7 +427,7 @@ def _cell(td: TaskData, metric: str, iters: int, seed: int) -> dict:
     if vals is None:
         cell["ci_note"] = _no_ci_reason(td, metric)
     else:
-        ci = bootstrap_ci(vals.values(), iters=iters, seed=seed)
+        ci = bootstrap_ci(vals.values(), iters=iters, seed=seed, alpha=alpha)
         cell.update(ci_low=ci["low"], ci_high=ci["high"], n=ci["n"])
         if math.isnan(value):
             cell["value"] = ci["estimate"]
@@ -451,13 +454,13 @@ def build_report(
                 td = run.tasks[t]
                 if m not in td.values and _per_prompt_values(td, m) is None:
                     continue
-                c = {"run": run.label, "task": t, "metric": m, **_cell(td, m, iters, seed)}
+                c = {"run": run.label, "task": t, "metric": m, **_cell(td, m, iters, seed, alpha)}
                 if baseline is not None and run is not baseline:
-                    _add_change(c, td, baseline.tasks[t], m, iters=iters, seed=seed)
+                    _add_change(c, td, baseline.tasks[t], m, iters=iters, seed=seed, alpha=alpha)
                 cells.append(c)
         for m in metrics:
             if any(c["metric"] == m and c["run"] == run.label for c in cells):
-                cells.append(_group_cell(run, baseline, tasks, m, iters, seed))
+                cells.append(_group_cell(run, baseline, tasks, m, iters, seed, alpha))
     splits = _splits(runs, baseline, tasks) if baseline is not None else []
     notes = list(notes or [])
     for m in metrics:
@@ -498,14 +501,14 @@ def task_value(td: TaskData, metric: str) -> float:
     return v
 
 
-def _add_change(c: dict, td: TaskData, bd: TaskData, m: str, iters: int, seed: int) -> None:
+def _add_change(c: dict, td: TaskData, bd: TaskData, m: str, iters: int, seed: int, alpha: float = 0.05) -> None:
     """Change vs baseline: ``change_pct = 100 (v - b) / |b|`` and the CI of the paired difference ``diff``."""
     v, b = as_float(c["value"]), task_value(bd, m)
     c["baseline_value"] = b
     c["change_pct"] = 100.0 * (v - b) / abs(b) if not (math.isnan(v) or math.isnan(b) or b == 0) else math.nan
     va, vb = _per_prompt_values(td, m), _per_prompt_values(bd, m)
     if va is not None and vb is not None:
-        d = paired_bootstrap_diff(va, vb, iters=iters, seed=seed)
+        d = paired_bootstrap_diff(va, vb, iters=iters, seed=seed, alpha=alpha)
         c.update(
             diff=d["estimate"], diff_low=d["low"], diff_high=d["high"], diff_n=d["n"], diff_method="paired bootstrap"
         )
@@ -513,13 +516,15 @@ def _add_change(c: dict, td: TaskData, bd: TaskData, m: str, iters: int, seed: i
         sa, sb = as_float(td.stderr.get(m)), as_float(bd.stderr.get(m))
         c.update(diff=v - b, diff_n=None)
         if not (math.isnan(sa) or math.isnan(sb)):
-            half = 1.959964 * math.sqrt(sa * sa + sb * sb)
+            half = NormalDist().inv_cdf(1 - alpha / 2) * math.sqrt(sa * sa + sb * sb)
             c.update(diff_low=v - b - half, diff_high=v - b + half, diff_method="normal approx. from stderr")
         else:
             c.update(diff_low=math.nan, diff_high=math.nan, diff_method="point estimate (no CI)")
 
 
-def _group_cell(run: Run, baseline: Run | None, tasks: list[str], m: str, iters: int, seed: int) -> dict:
+def _group_cell(
+    run: Run, baseline: Run | None, tasks: list[str], m: str, iters: int, seed: int, alpha: float = 0.05
+) -> dict:
     """Unweighted mean over the tasks where the metric is defined; CI by bootstrap stratified by task."""
     vals = [(t, as_float(run.tasks[t].values.get(m))) for t in tasks]
     used = [t for t, v in vals if not math.isnan(v)]
@@ -539,7 +544,7 @@ def _group_cell(run: Run, baseline: Run | None, tasks: list[str], m: str, iters:
     pp = {t: _per_prompt_values(run.tasks[t], m) for t in used}
     lacking = [t for t in used if pp[t] is None]
     if used and not lacking:
-        ci = stratified_bootstrap_mean([pp[t].values() for t in used], iters=iters, seed=seed)
+        ci = stratified_bootstrap_mean([pp[t].values() for t in used], iters=iters, seed=seed, alpha=alpha)
         c.update(ci_low=ci["low"], ci_high=ci["high"], n=ci["n"])
     elif used:
         c["ci_note"] = f"no per-prompt values for {', '.join(lacking)}"
@@ -552,7 +557,7 @@ def _group_cell(run: Run, baseline: Run | None, tasks: list[str], m: str, iters:
         c["change_pct"] = 100.0 * (v - b) / abs(b) if not (math.isnan(v) or math.isnan(b) or b == 0) else math.nan
         bpp = {t: _per_prompt_values(baseline.tasks[t], m) for t in both}
         if both and all(pp.get(t) is not None and bpp[t] is not None for t in both):
-            d = stratified_paired_diff([(pp[t], bpp[t]) for t in both], iters=iters, seed=seed)
+            d = stratified_paired_diff([(pp[t], bpp[t]) for t in both], iters=iters, seed=seed, alpha=alpha)
             c.update(
                 diff=d["estimate"],
                 diff_low=d["low"],
@@ -767,8 +772,10 @@ def prepare(
             runs.insert(0, baseline)
     if not runs:
         raise CompareError("no runs: give RUN paths or --lineage")
-    if baseline is None and (args.fail_if_drop or len(runs) > 1):
-        baseline = runs[0] if args.fail_if_drop else None
+    if args.fail_if_drop:
+        if len(runs) < 2:
+            raise CompareError("--fail_if_drop needs a baseline and at least one candidate run")
+        baseline = baseline or runs[0]
     _unique_labels(runs)
     all_tasks = sorted({t for r in runs for t in r.tasks})
     if not all_tasks:

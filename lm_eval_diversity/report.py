@@ -386,6 +386,8 @@ def plot_lineages(report: dict, lineages: list, metrics: list[str], out_path: st
                 (line,) = ax.plot(xs, ys, marker="o", label=label)
                 ax.fill_between(xs, lo, hi, alpha=0.15, color=line.get_color())
                 for x, y in zip(xs, ys):
+                    if not ticks[x].startswith("stage "):
+                        continue  # the tick already names the stage
                     ax.annotate(stages[x][0], (x, y), fontsize=6, xytext=(2, 3), textcoords="offset points")
         ax.set_title(m if not per_task else f"{m} (per task)")
         ax.set_xticks(range(max_len))

@@ -318,3 +318,17 @@ def test_example_lineage_file_parses():
     assert set(lineages) >= {"Think", "Instruct"}
     assert [lbl for lbl, _ in lineages["Think"]] == ["Base", "Think-SFT", "Think-DPO", "Think"]
     assert [lbl for lbl, _ in lineages["Instruct"]] == ["Base", "Instruct-SFT", "Instruct-DPO", "Instruct"]
+
+
+def test_doc_id_mismatch_reported_in_checks_and_split(tmp_path, capsys):
+    base = write_run(tmp_path / "b", "base", {"diversity_gsm8k": BASE_GSM})
+    short = {k: v[:4] for k, v in MODEL_GSM.items()}  # doc 4 missing in the candidate
+    model = write_run(tmp_path / "m", "sft", {"diversity_gsm8k": short})
+    rep = _json_report([str(base), str(model), "--baseline", "base"], capsys)
+    fields = {c["field"]: c for c in rep["checks"]}
+    assert fields["doc_ids"]["reference_value"] == "1 only here" and fields["n_docs"]["value"] == 4
+    s = next(s for s in rep["splits"] if s["metric"] == "sbert" and not s["matched"])
+    assert s["ids_only_base"] == [4] and s["ids_only_model"] == []
+    # base over docs 0-3: D_all 0.5, D_corr (0.4 + 0.5 + 0.3) / 3; model D_corr (0.2 + 0.3) / 2
+    assert s["d_corr_base"] == pytest.approx(0.4) and s["d_corr_model"] == pytest.approx(0.25)
+    assert run_compare([str(base), "--fail_if_drop", "sbert=0.1"]) == 2
