@@ -96,7 +96,7 @@ def _lmeds_harness():
     _exec, _compile, _type, _issubclass, _isinstance = exec, compile, type, issubclass, isinstance
     _BaseException, _SystemExit, _AssertionError = BaseException, SystemExit, AssertionError
     _MemoryError, _RecursionError, _PermissionError = MemoryError, RecursionError, PermissionError
-    _OSError, _getattr = OSError, getattr
+    _OSError, _getattr, _float, _tuple = OSError, getattr, float, tuple
     _str, _bytes, _int, _len = str, bytes, int, len
     mem_mb, max_procs, fsize_mb, nofile, cpu_s = (int(a) for a in sys.argv[1:6])
 
@@ -222,7 +222,9 @@ def _lmeds_harness():
                 _deny(event)
         elif event in path_events:
             for a in args[:2]:
-                if _isinstance(a, (_str, _bytes)) and not _inside(a):
+                if a is None or _isinstance(a, (_int, _float, _tuple)):
+                    continue  # fds, modes, ids, times
+                if not _inside(a):
                     _deny(event)
         elif event == "object.__setattr__" and _len(args) > 1 and args[1] in ("__code__", "__globals__"):
             _deny(event)
