@@ -349,3 +349,12 @@ def test_unavailable_model_fails_fast_naming_the_setting():
     with pytest.raises(ModelUnavailableError, match="--sbert_model"):
         load_sentence_model("no-such-org/no-such-model", device="cpu")
     assert time.perf_counter() - t0 < 10
+
+
+def test_empty_task_does_not_crash():
+    sbert = FakeSentenceModel({})
+    res = score_groups([], ALL, MetricModels(sbert=sbert, nli=FakeNLI()))
+    assert res.n_prompts == 0 and res.k == 0
+    for metric in ("ead", "sbert", "vendi", "nli"):
+        assert math.isnan(res.metrics[metric]["per_input_mean"])
+    assert res.diagnostics["n_outputs"] == 0
