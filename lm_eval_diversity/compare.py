@@ -359,7 +359,9 @@ def is_verifiable(task: str, runs: list[Run]) -> bool:
 
 
 def _per_prompt_values(td: TaskData, metric: str) -> dict[Any, float] | None:
-    if td.per_prompt is None:
+    """``{doc_id: value}`` of a per-prompt metric; None when there are none (corpus-level metrics never have any:
+    every doc carries the same task-level number, so resampling docs would give a false zero-width CI)."""
+    if td.per_prompt is None or metric.endswith(("_across_input", "_overall")):
         return None
     if not any(metric in row for row in td.per_prompt.values()):
         return None
@@ -695,7 +697,11 @@ def build_parser() -> argparse.ArgumentParser:
         default=None,
         help="RUN path or label of the baseline (default: none; the gate uses the first run)",
     )
-    p.add_argument("--labels", default=None, help="comma list of labels for the RUNs, in order")
+    p.add_argument(
+        "--labels",
+        default=None,
+        help="comma list of labels for the positional RUNs (after expanding folders), in order",
+    )
     p.add_argument("--tasks", default=None, help="comma list of tasks (with or without the diversity_ prefix)")
     p.add_argument("--metrics", default=",".join(DEFAULT_METRICS), help="comma list of metrics (default %(default)s)")
     p.add_argument("--format", default="table", choices=("table", "markdown", "csv", "json", "html"))

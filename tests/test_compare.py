@@ -332,3 +332,11 @@ def test_doc_id_mismatch_reported_in_checks_and_split(tmp_path, capsys):
     # base over docs 0-3: D_all 0.5, D_corr (0.4 + 0.5 + 0.3) / 3; model D_corr (0.2 + 0.3) / 2
     assert s["d_corr_base"] == pytest.approx(0.4) and s["d_corr_model"] == pytest.approx(0.25)
     assert run_compare([str(base), "--fail_if_drop", "sbert=0.1"]) == 2
+
+
+def test_corpus_level_metric_has_no_ci(tmp_path, capsys):
+    cols = {**BASE_XSUM, "sbert_across_input": [0.9] * 5}
+    base = write_run(tmp_path / "b", "base", {"diversity_xsum": cols})
+    rep = _json_report([str(base), "--metrics", "sbert,sbert_across_input"], capsys)
+    c = _cell(rep, "base", "diversity_xsum", "sbert_across_input")
+    assert c["value"] == pytest.approx(0.9) and c["ci_low"] is None and "corpus-level" in c["ci_note"]
