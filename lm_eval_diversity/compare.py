@@ -645,10 +645,15 @@ def evaluate_gates(report: dict, specs: list[str], runs: list[Run], baseline: Ru
                 raise CompareError(f"--fail_if_drop {spec!r}: no {metric} value for {tkey} in run {run.label}")
             if tkey == GROUP:
                 bcell = next(
-                    c
-                    for c in report["cells"]
-                    if c["run"] == baseline.label and c["task"] == GROUP and c["metric"] == metric
+                    (
+                        c
+                        for c in report["cells"]
+                        if c["run"] == baseline.label and c["task"] == GROUP and c["metric"] == metric
+                    ),
+                    None,
                 )
+                if bcell is None:
+                    raise CompareError(f"--fail_if_drop {spec!r}: no {metric} value in the baseline {baseline.label}")
                 base_v = as_float(bcell["value"])
             else:
                 base_v = as_float(cell.get("baseline_value"))
@@ -841,7 +846,7 @@ def run_compare(argv: list[str]) -> int:
             plot_png = rep.plot_lineages(report, series, metrics, args.plot, per_task=explicit_tasks)
             report["plot"] = args.plot
         text = rep.render(report, args.format, plot_png=plot_png)
-    except (CompareError, FileNotFoundError) as exc:
+    except (ValueError, KeyError, OSError) as exc:  # CompareError is a ValueError
         print(f"lm-eval-diversity compare: error: {exc}", file=sys.stderr)
         return 2
     if args.output:
