@@ -30,6 +30,7 @@ FILTER_NAME = "diversity_metrics"
 CORPUS_LEVELS = ("across_input", "overall")
 # The harness computes the across-input/overall levels of NLI only on request: they cost ~4x per-input NLI.
 HARNESS_CORPUS_METRICS = ("ead", "sbert", "vendi")
+NO_COT_PREFIX = "<think>\n\n</think>\n\n"
 
 
 def short_task_name(task: str) -> str:
@@ -95,8 +96,9 @@ def check_generation_kwargs(task: str, gen_kwargs: dict, repeats: int) -> list[s
 class DiversityTask(ConfigurableTask):
     """A ``generate_until`` task with K samples per prompt and the diversity filter wired to its own name.
 
-    Overrides taken from ``--metadata`` (JSON): ``repeats`` (K). Settings of the metrics come from the
-    ``LM_EVAL_DIVERSITY_*`` environment variables and are recorded in ``config.metadata["diversity_settings"]``.
+    Overrides taken from ``--metadata`` (JSON): ``repeats`` (K); ``no_cot`` (true: pre-fill an empty think block
+    as the start of the answer, with ``--apply_chat_template``; a string: that pre-fill). Metric settings come
+    from the ``LM_EVAL_DIVERSITY_*`` environment variables, recorded in ``config.metadata["diversity_settings"]``.
     """
 
     def __init__(self, config: dict | None = None, **kwargs) -> None:
@@ -107,6 +109,11 @@ class DiversityTask(ConfigurableTask):
             config["repeats"] = _positive_int(metadata["repeats"], "--metadata repeats")
         elif os.environ.get(ENV_PREFIX + "REPEATS"):
             config["repeats"] = _positive_int(os.environ[ENV_PREFIX + "REPEATS"], ENV_PREFIX + "REPEATS")
+        no_cot = metadata.get("no_cot", os.environ.get(ENV_PREFIX + "NO_COT"))
+        if no_cot not in (None, "", False, "0", "false"):
+            # pre-fill an empty thought so a reasoning model answers directly (the paper's no-CoT condition);
+            # a string value is used as the pre-fill itself (e.g. "\n</think>\n" after a template's <think>)
+            config["gen_prefix"] = NO_COT_PREFIX if no_cot in (True, "1", "true") else str(no_cot)
         settings = harness_settings()
         metadata["diversity_settings"] = settings.to_dict()
         config["metadata"] = metadata
@@ -279,6 +286,7 @@ _OWN_FLAGS = {
     "--vocab_size": "VOCAB_SIZE",
     "--diversity_seed": "SEED",
     "--repeats": "REPEATS",
+    "--no_cot": "NO_COT",
 }
 
 

@@ -141,3 +141,12 @@ def test_greedy_decoding_is_refused(harness_env):
 def test_seed_in_generation_kwargs_is_refused(harness_env):
     with pytest.raises(SamplingConfigError, match="seed"):
         evaluate(["diversity_gsm8k"], gen_kwargs="seed=3")
+
+
+def test_no_cot_prefills_an_empty_think_block(harness_env):
+    from lm_eval.tasks import get_task_dict
+
+    tm = task_manager(include_defaults=False, metadata={"repeats": 2, "no_cot": True})
+    task = get_task_dict(["diversity_gsm8k"], tm)["diversity_gsm8k"]
+    assert task.config.gen_prefix == "<think>\n\n</think>\n\n"
+    assert task.config.repeats == 2
