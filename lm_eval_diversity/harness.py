@@ -175,10 +175,7 @@ class DiversityMetricsFilter(Filter):
     def apply(self, resps: Iterable[list[str]], docs: list[dict]) -> list[dict]:
         resps = [list(r)[: self.k] if self.k else list(r) for r in resps]
         settings = harness_settings()
-        groups = [
-            PromptGroup(doc_id=_doc_key(doc, i), outputs=outputs, doc=doc)
-            for i, (outputs, doc) in enumerate(zip(resps, docs))
-        ]
+        groups = [PromptGroup(doc_id=i, outputs=outputs, doc=doc) for i, (outputs, doc) in enumerate(zip(resps, docs))]
         # lm-eval itself refuses unsafe_code tasks (humaneval, mbpp) without --confirm_run_unsafe_code
         scores = score_task(
             self.task, groups, settings, models_for(settings), graded_tasks=VERIFIABLE_TASKS, allow_code_execution=True
@@ -190,13 +187,47 @@ class DiversityMetricsFilter(Filter):
             for lvl in CORPUS_LEVELS
         }
         # the payload is logged with every sample: keep it to per-doc numbers (lm-eval's doc_id is logged anyway)
+        if settings.baseline and short_task_name(self.task) in VERIFIABLE_TASKS:
+            corpus.update(baseline_split(self.task, scores.per_prompt, settings.baseline))
         return [{**{k: v for k, v in row.items() if k != "doc_id"}, **corpus} for row in scores.per_prompt]
 
 
-def _doc_key(doc: dict, position: int) -> int:
-    """The stable per-prompt key seeding NLI sampling: the doc's original split index when it has one."""
-    key = doc.get("split_index") if isinstance(doc, dict) else None
-    return int(key) if key is not None else position
+@lru_cache(maxsize=2)
+def _baseline_run(path: str):
+    from lm_eval_diversity.compare import load_runs
+
+    runs = load_runs(path)
+    if len(runs) != 1:
+        raise ValueError(
+            f"{ENV_PREFIX}BASELINE={path!r}: expected the output of one model run, found {len(runs)} "
+            f"({', '.join(r.label for r in runs)}); point it at one model's directory or score JSON"
+        )
+    return runs[0]
+
+
+def baseline_split(task: str, model_rows: list[dict], baseline: str) -> dict[str, float]:
+    """``loss_/residual_/qc_`` for sbert and vendi of this run against the baseline's per-prompt values.
+
+    Prompts are matched on lm-eval's ``doc_id``; ids present in one run only are reported in a warning.
+    """
+    from lm_eval_diversity.analysis import split_from_prompts
+
+    nan = {f"{part}_{m}": math.nan for m in ("sbert", "vendi") for part in ("loss", "residual", "qc")}
+    td = _baseline_run(baseline).tasks.get(task)
+    if td is None or not td.per_prompt:
+        log.warning("%s: baseline %s has no per-prompt values for this task; no QC/residual split", task, baseline)
+        return nan
+    out = {}
+    for metric in ("sbert", "vendi"):
+        split = split_from_prompts(td.per_prompt, model_rows, metric)
+        if split["ids_only_base"] or split["ids_only_model"]:
+            log.warning(
+                "%s: baseline and run differ in prompts: %d doc ids only in the baseline, %d only in this run; "
+                "the split uses the %d common prompts",
+                task, len(split["ids_only_base"]), len(split["ids_only_model"]), split["n_common"],
+            )  # fmt: skip
+        out.update({f"{part}_{metric}": split[part] for part in ("loss", "residual", "qc")})
+    return out
 
 
 def process_results(doc: dict, results: list) -> dict[str, float]:
@@ -286,6 +317,7 @@ _OWN_FLAGS = {
     "--vocab_size": "VOCAB_SIZE",
     "--diversity_seed": "SEED",
     "--repeats": "REPEATS",
+    "--diversity_baseline": "BASELINE",
     "--no_cot": "NO_COT",
 }
 

@@ -30,11 +30,21 @@ NAN = float("nan")
 
 @dataclass
 class PromptGroup:
-    """One prompt's K raw outputs. ``doc_id`` keys everything (NLI sampling, matching across runs)."""
+    """One prompt's K raw outputs.
+
+    ``doc_id`` (lm-eval's) matches prompts across runs; ``rng_key`` seeds the prompt's NLI sentence sampling: the
+    doc's original split index when it has one (stable whatever the selection or ``--limit``), else ``doc_id``.
+    """
 
     doc_id: int
     outputs: list[str]
     doc: dict | None = None
+    rng_key: int | None = None
+
+    def __post_init__(self) -> None:
+        if self.rng_key is None:
+            split_index = self.doc.get("split_index") if isinstance(self.doc, dict) else None
+            self.rng_key = int(split_index) if split_index is not None else self.doc_id
 
 
 @dataclass
@@ -203,7 +213,7 @@ def score_groups(
 
     if "nli" in metrics:
         nli_sets: list[tuple[list[str], object]] = [
-            (texts if ok else [], g.doc_id) for texts, ok, g in zip(stripped, defined, groups)
+            (texts if ok else [], g.rng_key) for texts, ok, g in zip(stripped, defined, groups)
         ]
         if "nli" in corpus_metrics:
             nli_sets += [([flat[p] for p in corpus_sets[lvl]], lvl) for lvl in corpus_sets]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from lm_eval_diversity import __version__
 
@@ -43,7 +43,7 @@ class DiversitySettings:
     math_mode: str = "math"  # "math" (math-verify) or "compat" (reference_spec §5.1)
     ifeval_mode: str = "official"  # "official" (lm-eval checkers) or "compat" (reference_spec §5.3)
     code_timeout_s: float = 10.0
-    extra: dict = field(default_factory=dict)
+    baseline: str | None = None  # base-model run (lm-eval output dir or score JSON) for the QC/residual split
 
     def __post_init__(self) -> None:
         unknown = sorted(set(self.metrics) - set(DIVERSITY_METRICS))
@@ -87,6 +87,7 @@ class DiversitySettings:
             ("SEED", "seed", int),
             ("MATH_MODE", "math_mode", str),
             ("IFEVAL_MODE", "ifeval_mode", str),
+            ("BASELINE", "baseline", str),
         ):
             raw = env.get(ENV_PREFIX + name)
             if raw is None or raw == "":
