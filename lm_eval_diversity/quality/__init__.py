@@ -51,9 +51,9 @@ def grade_task(
 ) -> list[list[Verdict]]:
     """Grade ``outputs[i]`` (the raw outputs of ``docs[i]``) for one task; see the module table for the rules.
 
-    ``allow_code_execution=False`` is passed on to the code grader, which then refuses to run model code (its
-    verdicts say so) instead of executing it. ``workers`` parallelises math (sympy subprocesses) and code
-    grading.
+    With ``allow_code_execution=False`` the code grader raises ``CodeExecutionNotAllowedError`` before running
+    anything (opt-in, as lm-eval's ``--confirm_run_unsafe_code``). ``workers`` parallelises math (sympy
+    subprocesses) and code grading.
     """
     short = short_task_name(task)
     if len(docs) != len(outputs):

@@ -119,10 +119,12 @@ def test_dispatcher_end_to_end_quality() -> None:
         assert q["extraction_rate"] == pytest.approx(4 / 5)
 
 
-def test_dispatcher_code_tasks_lazy_import() -> None:
-    pytest.importorskip("lm_eval_diversity.quality.code")
+def test_dispatcher_code_tasks_need_confirmation() -> None:
     from lm_eval_diversity.quality import grade_task
+    from lm_eval_diversity.quality.code import CodeExecutionNotAllowedError
 
     doc = {"task_id": 11, "text": "t", "code": "", "test_list": ["assert f(1) == 2"], "test_setup_code": ""}
-    res = grade_task("mbpp", [doc], [["this is not python", ""]], allow_code_execution=False)
+    with pytest.raises(CodeExecutionNotAllowedError, match="confirm_run_unsafe_code"):
+        grade_task("mbpp", [doc], [["this is not python", ""]], allow_code_execution=False)
+    res = grade_task("mbpp", [doc], [["this is not python", ""]], allow_code_execution=True, code_timeout_s=5)
     assert [v.correct for v in res[0]] == [False, False]

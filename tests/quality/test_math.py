@@ -64,9 +64,7 @@ def test_compat_normalize_and_equal() -> None:
 
 def test_compat_grading() -> None:
     assert gold_answer("gsm8k", GSM_DOC, "compat") == "1234"
-    v = grade_math(
-        "gsm8k", GSM_DOC, ["<think>5</think>The answer is 1234.", "#### 1235", "", "none"], "compat"
-    )
+    v = grade_math("gsm8k", GSM_DOC, ["<think>5</think>The answer is 1234.", "#### 1235", "", "none"], "compat")
     assert [x.correct for x in v] == [True, False, False, False]
     assert v[1].answer == "1235" and v[2].reason == "unparseable" and v[3].answer is None
     # reference false positive: 1/3 == 1/2 because both are cut to "\frac{1"

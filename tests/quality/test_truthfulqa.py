@@ -47,9 +47,7 @@ def test_dispatch_and_real_data() -> None:
     if not path.exists():
         pytest.skip("shared data absent")
     docs = [json.loads(line) for line in path.open(encoding="utf-8")]
-    res = grade_task(
-        "diversity_truthfulqa", docs, [[d["best_answer"], d["incorrect_answers"][0]] for d in docs]
-    )
+    res = grade_task("diversity_truthfulqa", docs, [[d["best_answer"], d["incorrect_answers"][0]] for d in docs])
     assert all(r[0].correct for r in res)
     # an incorrect answer is sometimes a substring-relative of a correct one; the rule is lenient, but mostly
     # right
