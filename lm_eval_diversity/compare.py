@@ -30,6 +30,7 @@ from lm_eval_diversity.analysis import (
     stratified_bootstrap_mean,
     stratified_paired_diff,
 )
+from lm_eval_diversity.samples import SamplesFormatError, iter_sample_records, task_name_from_filename
 
 TASK_PREFIX = "diversity_"
 GROUP = "diversity"
@@ -101,11 +102,6 @@ class Run:
 # ---------------------------------------------------------------- loading
 
 
-def _task_from_samples_name(name: str) -> str:
-    stem = name[: -len(".jsonl")] if name.endswith(".jsonl") else name
-    return stem[stem.find("_") + 1 : stem.rfind("_")]
-
-
 def _datetime_from_name(name: str) -> str:
     stem = Path(name).stem
     return stem[stem.rfind("_") + 1 :]
@@ -120,31 +116,26 @@ def read_samples_file(path: Path) -> tuple[dict[Any, dict], dict[Any, str]]:
     rows: dict[Any, dict] = {}
     hashes: dict[Any, str] = {}
     preferred: set = set()
-    with open(path, encoding="utf-8") as fh:
-        for lineno, line in enumerate(fh, 1):
-            if not line.strip():
+    try:
+        records = list(iter_sample_records(path))
+    except SamplesFormatError as exc:
+        raise CompareError(str(exc)) from None
+    for _where, rec in records:
+        did = rec["doc_id"]
+        is_div = rec.get("filter") == "div"
+        if did in rows and (did in preferred or not is_div):
+            continue
+        if is_div:
+            preferred.add(did)
+        row = {"doc_id": did}
+        for k, v in rec.items():
+            if k in _NON_METRIC_SAMPLE_KEYS:
                 continue
-            try:
-                rec = json.loads(line)
-            except json.JSONDecodeError as exc:
-                raise CompareError(f"{path}:{lineno}: not valid JSON ({exc.msg})") from exc
-            if not isinstance(rec, dict) or "doc_id" not in rec:
-                raise CompareError(f"{path}:{lineno}: a samples line needs a doc_id")
-            did = rec["doc_id"]
-            is_div = rec.get("filter") == "div"
-            if did in rows and (did in preferred or not is_div):
-                continue
-            if is_div:
-                preferred.add(did)
-            row = {"doc_id": did}
-            for k, v in rec.items():
-                if k in _NON_METRIC_SAMPLE_KEYS:
-                    continue
-                if v is None or isinstance(v, (int, float)):
-                    row[k] = as_float(v)
-            rows[did] = row
-            if rec.get("doc_hash") is not None:
-                hashes[did] = rec["doc_hash"]
+            if v is None or isinstance(v, (int, float)):
+                row[k] = as_float(v)
+        rows[did] = row
+        if rec.get("doc_hash") is not None:
+            hashes[did] = rec["doc_hash"]
     return rows, hashes
 
 
@@ -217,7 +208,7 @@ def _find_samples(folder: Path, task: str, stamp: str | None) -> Path | None:
         exact = folder / f"samples_{task}_{stamp}.jsonl"
         if exact.is_file():
             return exact
-    hits = [p for p in folder.glob(f"samples_{task}_*.jsonl") if _task_from_samples_name(p.name) == task]
+    hits = [p for p in folder.glob(f"samples_{task}_*.jsonl") if task_name_from_filename(p) == task]
     return max(hits, key=lambda p: _datetime_from_name(p.name)) if hits else None
 
 

@@ -68,13 +68,13 @@ def run_demo(argv: list[str]) -> int:
     if why_no_nli:
         metrics = "ead,sbert,vendi"
         print(f"[demo] NLI diversity skipped: {why_no_nli}")
-    os.environ.setdefault("LM_EVAL_DIVERSITY_DATA_DIR", str(DEMO_DATA_DIR))
     lm_eval_argv = [
         "--model", "hf", "--model_args", model_args, "--tasks", args.tasks, "--limit", str(args.limit),
         "--repeats", str(args.repeats), "--gen_kwargs", f"max_gen_toks={args.max_gen_toks}",
         "--apply_chat_template", "--device", "cpu", "--batch_size", str(args.batch_size),
         "--output_path", str(out), "--log_samples", "--confirm_run_unsafe_code", "--seed", "1234",
         "--sbert_model", DEMO_SBERT, "--diversity_metrics", metrics, "--metric_device", "cpu",
+        "--data_dir", os.environ.get("LM_EVAL_DIVERSITY_DATA_DIR") or str(DEMO_DATA_DIR),
     ]  # fmt: skip
     if not why_no_nli:
         lm_eval_argv += ["--nli_model", args.nli_model]

@@ -317,6 +317,7 @@ _OWN_FLAGS = {
     "--vocab_size": "VOCAB_SIZE",
     "--diversity_seed": "SEED",
     "--repeats": "REPEATS",
+    "--data_dir": "DATA_DIR",
     "--diversity_baseline": "BASELINE",
     "--no_cot": "NO_COT",
 }
@@ -348,24 +349,32 @@ def run_lm_eval_cli(argv: list[str]) -> int:
     from lm_eval.__main__ import cli_evaluate
 
     argv, env = split_own_flags(argv)
-    os.environ.update(env)
-    harness_settings()  # fail now, naming the variable, on a bad setting
-
     base = lm_eval.tasks.TaskManager
 
     class DiversityTaskManager(base):
         def __init__(self, *args, include_path=None, **kwargs):
             super().__init__(*args, include_path=_with_task_dir(include_path), **kwargs)
 
+    saved_env = {k: os.environ.get(k) for k in env}
+    old_argv = sys.argv
+    os.environ.update(env)
     # lm-eval's run/ls/validate import TaskManager from lm_eval.tasks at call time
     lm_eval.tasks.TaskManager = DiversityTaskManager
-    old_argv = sys.argv
     sys.argv = ["lm-eval-diversity", *argv]
     try:
+        harness_settings()  # fail now, naming the variable, on a bad setting
         cli_evaluate()
     except SystemExit as exc:
         return int(exc.code or 0) if not isinstance(exc.code, str) else 1
+    except ValueError as exc:  # bad settings, unknown tasks, greedy sampling...: say what, no traceback
+        print(f"lm-eval-diversity: error: {exc}", file=sys.stderr)
+        return 2
     finally:
         sys.argv = old_argv
         lm_eval.tasks.TaskManager = base
+        for k, v in saved_env.items():  # leave the caller's environment as it was
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
     return 0

