@@ -34,8 +34,8 @@ def main() -> None:
     os.environ.setdefault("LM_EVAL_DIVERSITY_METRICS", "ead,sbert,vendi")
     os.environ.setdefault("LM_EVAL_DIVERSITY_DEVICE", "cpu")
 
-    import lm_eval
     from lm_eval.api.model import LM
+    from lm_eval.evaluator import evaluate
 
     import lm_eval_diversity.harness as harness
     from lm_eval_diversity.tasks import TASK_NAMES
@@ -78,12 +78,10 @@ def main() -> None:
     tasks = [f"diversity_{t}" for t in TASK_NAMES if args.code or t not in ("humaneval", "mbpp")]
     t0 = time.perf_counter()
     tm = harness.task_manager(include_defaults=False, metadata={"repeats": args.k})
-    from lm_eval.tasks import get_task_dict
-
-    task_dict = get_task_dict(tasks, tm)
+    task_dict = tm.load(tasks)
     timings["task_loading"] = time.perf_counter() - t0
     t0 = time.perf_counter()
-    lm_eval.evaluator.evaluate(
+    evaluate(
         lm=FakeLM(), task_dict=task_dict, limit=args.limit, bootstrap_iters=0, confirm_run_unsafe_code=args.code
     )
     total = time.perf_counter() - t0

@@ -1,73 +1,32 @@
-"""QC/residual split as harness metrics: a run against a baseline run's logged samples (issue: quality split)."""
+"""QC/residual split as harness metrics, and ``compare`` over three real runs with a baseline."""
 
 from __future__ import annotations
 
+import json
 import math
-import re
 
-import lm_eval
 import pytest
-from lm_eval.api.model import LM
-from lm_eval.loggers import EvaluationTracker
 
-from lm_eval_diversity.harness import task_manager
+from lm_eval_diversity.compare import run_compare
+from tests.harness.fakes import GoldLM, run_saved
 
 K = 4
 LIMIT = 3
 
 
-def gold(doc: dict) -> str:
-    return re.search(r"####\s*(-?[\d,\.]+)", doc["answer"]).group(1).replace(",", "")
-
-
-class GoldLM(LM):
-    """Every output correct (``#### <gold>``); ``varied`` makes the K reasonings differ, else all K are identical."""
-
-    def __init__(self, varied: bool):
-        super().__init__()
-        self.varied = varied
-
-    def generate_until(self, requests, disable_tqdm: bool = False):
-        seen: dict[int, int] = {}
-        out = []
-        for r in requests:
-            j = seen.get(id(r), 0)
-            seen[id(r)] = j + 1
-            reason = ["First add the numbers.", "We multiply then check.", "Count carefully step by step.",
-                      "Reason about units and totals."][j % 4] if self.varied else "Compute it."  # fmt: skip
-            out.append(f"{reason}\n#### {gold(r.doc)}")
-        return out
-
-    def loglikelihood(self, requests):
-        raise NotImplementedError
-
-    def loglikelihood_rolling(self, requests):
-        raise NotImplementedError
-
-
-def run(lm: LM, out_dir=None) -> dict:
-    tm = task_manager(include_defaults=False, metadata={"repeats": K})
-    tracker = EvaluationTracker(output_path=str(out_dir)) if out_dir else None
-    res = lm_eval.simple_evaluate(
-        model=lm, tasks=["diversity_gsm8k"], task_manager=tm, limit=LIMIT, log_samples=True, bootstrap_iters=0,
-        evaluation_tracker=tracker,
-    )  # fmt: skip
-    if tracker:
-        tracker.save_results_aggregated(results=res, samples=res["samples"])
-        for task, samples in res["samples"].items():
-            tracker.save_results_samples(task_name=task, samples=samples)
-    return res
+def run(lm, out_dir=None) -> dict:
+    return run_saved(lm, ["diversity_gsm8k"], out_dir, repeats=K, limit=LIMIT)
 
 
 def test_split_against_baseline(harness_env, tmp_path, monkeypatch):
-    base = run(GoldLM(varied=True), tmp_path / "base")["results"]["diversity_gsm8k"]
+    base = run(GoldLM(n_reasons=4), tmp_path / "base")["results"]["diversity_gsm8k"]
     assert base["acc,div"] == 1.0 and base["k_correct,div"] == K
     # every baseline output is correct: D_corr(B) == D_all(B)
     assert base["sbert_correct,div"] == pytest.approx(base["sbert_all,div"], abs=1e-12)
     assert math.isnan(base["qc_sbert,div"]), "no baseline given: the split is not computed"
 
     monkeypatch.setenv("LM_EVAL_DIVERSITY_BASELINE", str(tmp_path / "base"))
-    model = run(GoldLM(varied=False))["results"]["diversity_gsm8k"]
+    model = run(GoldLM(n_reasons=1))["results"]["diversity_gsm8k"]
     assert model["sbert,div"] == pytest.approx(0.0, abs=1e-6)  # K identical outputs
     # loss = D_all(B) - D_all(M) = D_all(B); residual = D_corr(B) - D_corr(M) = D_all(B); qc = loss - residual = 0
     assert model["loss_sbert,div"] == pytest.approx(base["sbert_all,div"], abs=1e-6)
@@ -76,3 +35,27 @@ def test_split_against_baseline(harness_env, tmp_path, monkeypatch):
     # Vendi: K identical outputs -> 1 (up to the 1e-12 eigenvalue clipping)
     assert model["loss_vendi,div"] == pytest.approx(base["vendi,div"] - 1.0, abs=1e-6)
     assert model["qc_vendi,div"] == pytest.approx(0.0, abs=1e-6)
+
+
+def test_compare_three_runs_with_baseline(harness_env, tmp_path, capsys):
+    runs = {"base": GoldLM(n_reasons=4), "sft": GoldLM(n_reasons=2), "dpo": GoldLM(n_reasons=4, wrong_every=2)}
+    results = {name: run(lm, tmp_path / name)["results"]["diversity_gsm8k"] for name, lm in runs.items()}
+    args = [str(tmp_path / n) for n in runs] + ["--labels", ",".join(runs), "--baseline", "base"]
+    assert run_compare([*args, "--format", "json", "--bootstrap_iters", "200"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    splits = {(s["run"], s["task"], s["metric"], s["matched"]): s for s in report["splits"]}
+    assert {s[0] for s in splits} == {"sft", "dpo"}
+    sft = splits[("sft", "diversity_gsm8k", "sbert", False)]
+    # sft: all outputs correct, so D_corr == D_all in both runs and the whole loss is residual narrowing
+    expected_loss = results["base"]["sbert_all,div"] - results["sft"]["sbert_all,div"]
+    assert sft["loss"] == pytest.approx(expected_loss, abs=1e-6)
+    assert sft["qc"] == pytest.approx(0.0, abs=1e-6)
+    assert run_compare([*args, "--format", "table"]) == 0
+    table = capsys.readouterr().out
+    for label in runs:
+        assert label in table
+    assert "QC / residual split" in table
+    # the gate: sft collapsed (SBERT diversity falls); fail on a 5% drop, pass with an absurd tolerance
+    assert run_compare([*args, "--fail_if_drop", "diversity_gsm8k/sbert=0.05", "--bootstrap_iters", "200"]) == 1
+    capsys.readouterr()
+    assert run_compare([*args, "--fail_if_drop", "diversity_gsm8k/sbert=5", "--bootstrap_iters", "200"]) == 0
