@@ -81,10 +81,11 @@ def run_demo(argv: list[str]) -> int:
     rc = run_lm_eval_cli(lm_eval_argv)
     if rc != 0:
         return rc
-    report_args = [str(out), "--metrics", "ead,sbert,vendi,acc", "--plot", str(out / "report.png")]
-    rc = run_compare([*report_args, "--format", "html", "--output", str(out / "report.html")])
-    rc = rc or run_compare([str(out), "--metrics", "ead,sbert,vendi,acc", "--format", "markdown", "--output",
-                            str(out / "report.md")])  # fmt: skip
+    label = "SmolLM2-135M-Instruct" if not args.model_args else "model"
+    report_args = [str(out), "--labels", label, "--metrics", "ead,sbert,vendi,acc"]
+    rc = run_compare([*report_args, "--plot", str(out / "report.png"), "--format", "html", "--output",
+                      str(out / "report.html")])  # fmt: skip
+    rc = rc or run_compare([*report_args, "--format", "markdown", "--output", str(out / "report.md")])
     if rc == 0:
         print(f"[demo] report: {out / 'report.html'} ({out / 'report.md'}, plot {out / 'report.png'})")
     return rc

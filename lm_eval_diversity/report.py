@@ -361,8 +361,10 @@ def plot_lineages(report: dict, lineages: list, metrics: list[str], out_path: st
     n = len(metrics)
     ncols = min(n, 3)
     nrows = math.ceil(n / ncols)
-    fig, axes = plt.subplots(nrows, ncols, figsize=(4.6 * ncols, 3.6 * nrows), squeeze=False)
     max_len = max(len(st) for _, st in lineages)
+    if max_len == 1:  # one stage per lineage: nothing to draw along stages, show every task instead
+        return _plot_task_bars(cells, report["tasks"], [st[0][1].label for _, st in lineages], metrics, out_path)
+    fig, axes = plt.subplots(nrows, ncols, figsize=(4.6 * ncols, 3.6 * nrows), squeeze=False)
     ticks = []
     for k in range(max_len):
         names = list(dict.fromkeys(st[k][0] for _, st in lineages if k < len(st)))
@@ -400,6 +402,45 @@ def plot_lineages(report: dict, lineages: list, metrics: list[str], out_path: st
     for j in range(n, nrows * ncols):
         axes[j // ncols][j % ncols].axis("off")
     fig.suptitle("Diversity along post-training lineages")
+    fig.tight_layout()
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=110)
+    plt.close(fig)
+    data = buf.getvalue()
+    with open(out_path, "wb") as fh:
+        fh.write(data)
+    return data
+
+
+def _plot_task_bars(cells: dict, tasks: list[str], runs: list[str], metrics: list[str], out_path: str) -> bytes:
+    """Horizontal bars per task (one bar per run), bootstrap CIs as error bars; one panel per metric."""
+    import matplotlib.pyplot as plt
+
+    rows = ["diversity", *tasks]
+    fig, axes = plt.subplots(1, len(metrics), figsize=(3.4 * len(metrics), 0.28 * len(rows) * len(runs) + 1.4))
+    axes = [axes] if len(metrics) == 1 else list(axes)
+    height = 0.8 / max(len(runs), 1)
+    for ax, m in zip(axes, metrics):
+        for j, run in enumerate(runs):
+            ys, xs, err = [], [], [[], []]
+            for i, t in enumerate(rows):
+                c = cells.get((run, t, m))
+                if c is None or _isnan(c["value"]):
+                    continue
+                ys.append(i + j * height)
+                xs.append(c["value"])
+                lo = c["ci_low"] if not _isnan(c["ci_low"]) else c["value"]
+                hi = c["ci_high"] if not _isnan(c["ci_high"]) else c["value"]
+                err[0].append(max(c["value"] - lo, 0.0))
+                err[1].append(max(hi - c["value"], 0.0))
+            ax.barh(ys, xs, height=height, xerr=err, label=run, capsize=2)
+        ax.set_yticks([i + 0.4 - height / 2 for i in range(len(rows))])
+        ax.set_yticklabels([_short(t) for t in rows], fontsize=7)
+        ax.invert_yaxis()
+        ax.set_title(m)
+        ax.grid(axis="x", alpha=0.3)
+    axes[0].legend(fontsize=7)
+    fig.suptitle("Diversity per task (bars: 95% bootstrap CI over prompts)")
     fig.tight_layout()
     buf = io.BytesIO()
     fig.savefig(buf, format="png", dpi=110)

@@ -92,3 +92,23 @@ def test_score_reproduces_harness_per_doc_values(wrapper_run, harness_env, tmp_p
             for m in ("ead", "sbert", "vendi", "nli", "dup_rate"):
                 logged, rescored = line[m], per_prompt[line["doc_id"]][m]
                 assert (math.isnan(logged) and rescored is None) or logged == pytest.approx(rescored, abs=1e-6)
+
+
+def test_wrapper_with_baseline_prints_the_split(wrapper_run, tiny_gpt2, harness_env, tmp_path):
+    base_dir, _ = wrapper_run
+    base_results, _ = read_run(base_dir)
+    args = lm_eval_args(tiny_gpt2, tmp_path)
+    args[args.index("--seed") + 1] = "0,1234,7,1234"  # other torch seed: other samples than the baseline
+    proc = run(
+        [sys.executable, "-m", "lm_eval_diversity", *args, "--repeats", str(K), "--diversity_baseline", str(base_dir)],
+        {"LM_EVAL_DIVERSITY_DATA_DIR": harness_env["LM_EVAL_DIVERSITY_DATA_DIR"]},
+    )
+    for name in ("loss_sbert", "residual_sbert", "qc_sbert", "loss_vendi"):
+        assert name in proc.stdout
+    results, _ = read_run(tmp_path)
+    for task in ("diversity_gsm8k", "diversity_ifeval"):
+        r, b = results["results"][task], base_results["results"][task]
+        assert results["configs"][task]["metadata"]["diversity_settings"]["baseline"] == str(base_dir)
+        # loss = D_all(base) - D_all(model), both over all prompts
+        assert r["loss_sbert,div"] == pytest.approx(b["sbert_all,div"] - r["sbert_all,div"], abs=1e-9)
+        assert r["loss_vendi,div"] == pytest.approx(b["vendi,div"] - r["vendi,div"], abs=1e-9)
