@@ -402,14 +402,7 @@ def plot_lineages(report: dict, lineages: list, metrics: list[str], out_path: st
     for j in range(n, nrows * ncols):
         axes[j // ncols][j % ncols].axis("off")
     fig.suptitle("Diversity along post-training lineages")
-    fig.tight_layout()
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=110)
-    plt.close(fig)
-    data = buf.getvalue()
-    with open(out_path, "wb") as fh:
-        fh.write(data)
-    return data
+    return _save_png(fig, out_path)
 
 
 def _plot_task_bars(cells: dict, tasks: list[str], runs: list[str], metrics: list[str], out_path: str) -> bytes:
@@ -441,6 +434,13 @@ def _plot_task_bars(cells: dict, tasks: list[str], runs: list[str], metrics: lis
         ax.grid(axis="x", alpha=0.3)
     axes[0].legend(fontsize=7)
     fig.suptitle("Diversity per task (bars: 95% bootstrap CI over prompts)")
+    return _save_png(fig, out_path)
+
+
+def _save_png(fig, out_path: str) -> bytes:
+    """Write the figure as PNG to ``out_path`` and return the bytes (for embedding in HTML)."""
+    import matplotlib.pyplot as plt
+
     fig.tight_layout()
     buf = io.BytesIO()
     fig.savefig(buf, format="png", dpi=110)
