@@ -26,6 +26,17 @@ from lm_eval_diversity.settings import ENV_PREFIX, DiversitySettings
 
 log = logging.getLogger(__name__)
 
+
+class _DropCustomDatasetHint(logging.Filter):
+    """lm-eval logs a generic ``--metadata`` hint for every task with a ``custom_dataset`` loader; ours need none."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        return not (message.startswith("diversity_") and "Custom kwargs can be passed to `--metadata`" in message)
+
+
+logging.getLogger("lm_eval.api.task").addFilter(_DropCustomDatasetHint())
+
 FILTER_NAME = "diversity_metrics"
 CORPUS_LEVELS = ("across_input", "overall")
 # The harness computes the across-input/overall levels of NLI only on request: they cost ~4x per-input NLI.
@@ -53,6 +64,21 @@ def _models(sbert_model: str, nli_model: str, device: str | None, metrics: tuple
             metrics=metrics, sbert_model=sbert_model, nli_model=nli_model, device=device, nli_max_length=nli_max_length
         )
     )
+
+
+def check_models_available(settings: DiversitySettings) -> None:
+    """Resolve the metric models' locations (no loading); raises ``ModelUnavailableError`` naming the setting."""
+    if {"sbert", "vendi"} & set(settings.metrics):
+        _resolve(settings.sbert_model, ENV_PREFIX + "SBERT_MODEL")
+    if "nli" in settings.metrics:
+        _resolve(settings.nli_model, ENV_PREFIX + "NLI_MODEL")
+
+
+@lru_cache(maxsize=8)
+def _resolve(name: str, setting: str) -> str:
+    from lm_eval_diversity.models import resolve_model_path
+
+    return resolve_model_path(name, setting)
 
 
 def models_for(settings: DiversitySettings) -> MetricModels:
@@ -120,12 +146,24 @@ class DiversityTask(ConfigurableTask):
         config["filter_list"] = _wire_filters(config.get("filter_list"), config["task"], int(config.get("repeats", 1)))
         super().__init__(config=config, **kwargs)
 
+    _predict_only = False
+
+    def override_metric(self, metric_name: str) -> None:
+        """``--predict_only`` (metric ``bypass``): log the K raw responses, compute nothing, load no model."""
+        from lm_eval.filters import build_filter_ensemble
+
+        super().override_metric(metric_name)
+        self._predict_only = True
+        self._filters = [build_filter_ensemble("div", [["take_first_k", {"k": self.config.repeats}]])]
+
     def build_all_requests(self, **kwargs) -> None:
         # --gen_kwargs from the CLI are merged into the config after construction, so check them here
         for warning in check_generation_kwargs(
             self.config.task, self.config.generation_kwargs or {}, self.config.repeats
         ):
             log.warning(warning)
+        if not self._predict_only:
+            check_models_available(harness_settings())  # fail before generation, not after it
         if kwargs.get("cache_requests") and not kwargs.get("rewrite_requests_cache"):
             log.warning(
                 "%s: --cache_requests reuses requests built earlier, whose cache key ignores repeats and "

@@ -150,3 +150,20 @@ def test_no_cot_prefills_an_empty_think_block(harness_env):
     task = get_task_dict(["diversity_gsm8k"], tm)["diversity_gsm8k"]
     assert task.config.gen_prefix == "<think>\n\n</think>\n\n"
     assert task.config.repeats == 2
+
+
+def test_predict_only_logs_k_responses_and_loads_no_model(harness_env, monkeypatch):
+    monkeypatch.setenv("LM_EVAL_DIVERSITY_SBERT_MODEL", "no-such-org/no-such-model")
+    res = evaluate(["diversity_gsm8k"], predict_only=True)
+    samples = res["samples"]["diversity_gsm8k"]
+    assert [s["filtered_resps"][0] for s in samples] == [list(TwoAnswerLM.TEXTS) * (K // 2)] * LIMIT
+
+
+def test_unavailable_metric_model_fails_before_generation(harness_env, monkeypatch):
+    from lm_eval_diversity.models import ModelUnavailableError
+
+    monkeypatch.setenv("LM_EVAL_DIVERSITY_SBERT_MODEL", "no-such-org/no-such-model")
+    lm = TwoAnswerLM()
+    with pytest.raises(ModelUnavailableError, match="LM_EVAL_DIVERSITY_SBERT_MODEL"):
+        evaluate(["diversity_gsm8k"], lm=lm)
+    assert lm.calls == 0, "nothing was generated"
