@@ -12,6 +12,7 @@ Exit codes of :func:`run_compare`: 0 ok, 1 a ``--fail_if_drop`` gate failed, 2 b
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import math
 import re
@@ -30,25 +31,20 @@ from lm_eval_diversity.analysis import (
     stratified_bootstrap_mean,
     stratified_paired_diff,
 )
+from lm_eval_diversity.quality import VERIFIABLE_TASKS
 from lm_eval_diversity.samples import SamplesFormatError, iter_sample_records, task_name_from_filename
+from lm_eval_diversity.settings import DiversitySettings
 
 TASK_PREFIX = "diversity_"
 GROUP = "diversity"
 DEFAULT_METRICS = ("sbert", "vendi", "ead", "nli", "acc")
-VERIFIABLE = ("gsm8k", "math_algebra", "math_geometry", "humaneval", "mbpp", "ifeval")
 SPLIT_METRICS = ("sbert", "vendi")
 GEN_KEYS = ("temperature", "top_p", "top_k", "min_p", "do_sample", "max_gen_toks")
-SETTING_KEYS = (
-    "sbert_model",
-    "nli_model",
-    "vocab_size",
-    "seed",
-    "corpus_sample_size",
-    "nli_max_sentences",
-    "nli_max_length",
-    "math_mode",
-    "ifeval_mode",
-    "code_timeout_s",
+# every metric setting that changes a number (not which metrics run, the device, batch size or the baseline path)
+SETTING_KEYS = tuple(
+    f.name
+    for f in dataclasses.fields(DiversitySettings)
+    if f.name not in ("metrics", "corpus_metrics", "device", "batch_size", "baseline")
 )
 _NON_METRIC_SAMPLE_KEYS = {
     "doc_id",
@@ -344,7 +340,7 @@ def _task_key(name: str, known: list[str]) -> str:
 
 def is_verifiable(task: str, runs: list[Run]) -> bool:
     short = task[len(TASK_PREFIX) :] if task.startswith(TASK_PREFIX) else task
-    if short in VERIFIABLE:
+    if short in VERIFIABLE_TASKS:
         return True
     return any("sbert_correct" in r.tasks[task].values for r in runs if task in r.tasks)
 

@@ -23,6 +23,7 @@ from lm_eval_diversity import TASK_DIR
 from lm_eval_diversity.quality import VERIFIABLE_TASKS
 from lm_eval_diversity.scoring import QFD_METRICS, QUALITY_METRICS, MetricModels, PromptGroup, score_task
 from lm_eval_diversity.settings import ENV_PREFIX, DiversitySettings
+from lm_eval_diversity.tasks import DATA_DIR_ENV, max_docs
 
 log = logging.getLogger(__name__)
 
@@ -42,11 +43,6 @@ CORPUS_LEVELS = ("across_input", "overall")
 # The harness computes the across-input/overall levels of NLI only on request: they cost ~4x per-input NLI.
 HARNESS_CORPUS_METRICS = ("ead", "sbert", "vendi")
 NO_COT_PREFIX = "<think>\n\n</think>\n\n"
-
-
-def short_task_name(task: str) -> str:
-    """``diversity_gsm8k`` -> ``gsm8k``."""
-    return task.removeprefix("diversity_")
 
 
 def harness_settings(environ=None) -> DiversitySettings:
@@ -142,6 +138,9 @@ class DiversityTask(ConfigurableTask):
             config["gen_prefix"] = NO_COT_PREFIX if no_cot in (True, "1", "true") else str(no_cot)
         settings = harness_settings()
         metadata["diversity_settings"] = settings.to_dict()
+        # the prompt set: N (reference 500) and where the docs came from (None: the HF Hub)
+        metadata["max_docs"] = max_docs()
+        metadata["data_dir"] = os.environ.get(DATA_DIR_ENV) or None
         config["metadata"] = metadata
         config["filter_list"] = _wire_filters(config.get("filter_list"), config["task"], int(config.get("repeats", 1)))
         super().__init__(config=config, **kwargs)
@@ -225,7 +224,7 @@ class DiversityMetricsFilter(Filter):
             for lvl in CORPUS_LEVELS
         }
         # the payload is logged with every sample: keep it to per-doc numbers (lm-eval's doc_id is logged anyway)
-        if settings.baseline and short_task_name(self.task) in VERIFIABLE_TASKS:
+        if settings.baseline and self.task.removeprefix("diversity_") in VERIFIABLE_TASKS:
             corpus.update(baseline_split(self.task, scores.per_prompt, settings.baseline))
         return [{**{k: v for k, v in row.items() if k != "doc_id"}, **corpus} for row in scores.per_prompt]
 

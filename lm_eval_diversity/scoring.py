@@ -75,10 +75,6 @@ def load_models(settings: DiversitySettings) -> MetricModels:
         sbert = load_sentence_model(settings.sbert_model, settings.device)
     if "nli" in settings.metrics:
         nli = load_nli_model(settings.nli_model, settings.device, max_length=settings.nli_max_length)
-    return models_or_empty(sbert, nli)
-
-
-def models_or_empty(sbert=None, nli=None) -> MetricModels:
     return MetricModels(sbert=sbert, nli=nli)
 
 

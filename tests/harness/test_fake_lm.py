@@ -64,7 +64,7 @@ def all_tasks_result(harness_env):
     return res, lm
 
 
-def test_every_task_reports_every_metric(all_tasks_result):
+def test_every_task_reports_every_metric(all_tasks_result, harness_env):
     res, lm = all_tasks_result
     assert lm.calls == 1, "all tasks' requests go to the LM in one batch"
     assert len(lm.requests) == 15 * LIMIT * K
@@ -88,6 +88,8 @@ def test_every_task_reports_every_metric(all_tasks_result):
         settings = res["configs"][f"diversity_{name}"]["metadata"]["diversity_settings"]
         assert settings["sbert_model"] == "sentence-transformers/all-MiniLM-L6-v2"
         assert settings["vocab_size"] == V
+        meta = res["configs"][f"diversity_{name}"]["metadata"]
+        assert meta["max_docs"] == 500 and meta["data_dir"] == harness_env["LM_EVAL_DIVERSITY_DATA_DIR"]
 
 
 def test_sbert_value_matches_two_text_formula(all_tasks_result):
