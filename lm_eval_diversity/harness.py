@@ -21,9 +21,15 @@ from lm_eval.api.task import ConfigurableTask
 
 from lm_eval_diversity import TASK_DIR
 from lm_eval_diversity.quality import VERIFIABLE_TASKS
-from lm_eval_diversity.scoring import QFD_METRICS, QUALITY_METRICS, MetricModels, PromptGroup, score_task
-from lm_eval_diversity.settings import ENV_PREFIX, DiversitySettings
-from lm_eval_diversity.tasks import DATA_DIR_ENV, max_docs
+from lm_eval_diversity.scoring import MetricModels, PromptGroup, score_task
+from lm_eval_diversity.settings import (
+    DIVERSITY_METRICS,
+    ENV_PREFIX,
+    DiversitySettings,
+    metadata_keys,
+    resolve_settings,
+)
+from lm_eval_diversity.tasks import max_docs
 
 log = logging.getLogger(__name__)
 
@@ -45,9 +51,70 @@ HARNESS_CORPUS_METRICS = ("ead", "sbert", "vendi")
 NO_COT_PREFIX = "<think>\n\n</think>\n\n"
 
 
-def harness_settings(environ=None) -> DiversitySettings:
-    """Settings for runs inside lm-eval: defaults, then ``LM_EVAL_DIVERSITY_*`` environment variables."""
-    return DiversitySettings.from_env(DiversitySettings(corpus_metrics=HARNESS_CORPUS_METRICS), environ)
+HARNESS_DEFAULTS = DiversitySettings(corpus_metrics=HARNESS_CORPUS_METRICS)
+# settings of a run that are not metric settings: --metadata key -> what it does (docs/settings.md)
+TASK_KEYS = {
+    "repeats": "K, samples per prompt",
+    "no_cot": "true: pre-fill an empty think block (with --apply_chat_template); a string: that pre-fill",
+    "data_dir": "directories with local JSON-lines copies of the datasets (os.pathsep-separated)",
+    "all_metrics": "true: report every metric of the task, also those undefined for this run (NaN/null)",
+}
+# keys lm-eval itself puts into a task's metadata
+_LM_EVAL_KEYS = frozenset({"version", "config_source", "_metadata", "config"})
+# keys this module records into the metadata (read back when a config is re-loaded)
+_RECORDED_KEYS = frozenset({"diversity_settings", "max_docs", "metrics_shown"})
+
+
+class SettingsError(ValueError):
+    """A diversity setting given through --metadata or the environment is invalid or unknown."""
+
+
+def check_metadata_keys(metadata: dict, *, exact: bool = False) -> None:
+    """Refuse ``--metadata`` keys meant for this package that it does not know.
+
+    lm-eval merges ``--model_args`` into the task metadata, so inside a task a key may be a model argument: there
+    a key is refused only when it looks like one of ours (our prefixes, or a near-miss of a known key). With
+    ``exact`` (the ``--metadata`` JSON itself, seen by ``lm-eval-diversity run``) every unknown key is refused.
+    """
+    import difflib
+
+    known = set(metadata_keys()) | set(TASK_KEYS)
+    for key in metadata:
+        if key in known or key in _LM_EVAL_KEYS or key in _RECORDED_KEYS:
+            continue
+        close = difflib.get_close_matches(key, sorted(known), n=1, cutoff=0.8)
+        ours = key.startswith(("diversity_", "metric_", "corpus_", "sbert_", "nli_"))
+        if exact or close or ours:
+            hint = f"; did you mean {close[0]!r}?" if close else ""
+            raise SettingsError(
+                f"unknown --metadata key {key!r}{hint} (diversity settings: {', '.join(sorted(known))}; "
+                "see docs/settings.md)"
+            )
+
+
+def harness_settings(metadata: dict | None = None, environ=None) -> DiversitySettings:
+    """Settings for runs inside lm-eval: ``--metadata`` keys, then ``LM_EVAL_DIVERSITY_*`` variables, then defaults."""
+    return resolve_settings(metadata or {}, HARNESS_DEFAULTS, environ)[0]
+
+
+def _task_setting(metadata: dict, key: str, environ=None):
+    """A run setting that is not a metric setting: ``--metadata`` key first, then its environment variable."""
+    env = os.environ if environ is None else environ
+    if key in metadata:
+        return metadata[key], f"--metadata {key}"
+    raw = env.get(ENV_PREFIX + key.upper())
+    return (raw, ENV_PREFIX + key.upper()) if raw not in (None, "") else (None, None)
+
+
+def _truthy(value, setting: str) -> bool:
+    if isinstance(value, bool) or value is None:
+        return bool(value)
+    text = str(value).strip().lower()
+    if text in ("1", "true", "yes", "on"):
+        return True
+    if text in ("", "0", "false", "no", "off"):
+        return False
+    raise SettingsError(f"{setting}={value!r}: expected true or false")
 
 
 @lru_cache(maxsize=4)
@@ -62,12 +129,14 @@ def _models(sbert_model: str, nli_model: str, device: str | None, metrics: tuple
     )
 
 
-def check_models_available(settings: DiversitySettings) -> None:
-    """Resolve the metric models' locations (no loading); raises ``ModelUnavailableError`` naming the setting."""
+def check_models_available(settings: DiversitySettings, sources: dict[str, str] | None = None) -> None:
+    """Resolve the metric models' locations (no loading); raises ``ModelUnavailableError`` naming the setting
+    the user gave (``--metadata sbert_model``, ``LM_EVAL_DIVERSITY_SBERT_MODEL``) or, for a default, the key."""
+    sources = sources or {}
     if {"sbert", "vendi"} & set(settings.metrics):
-        _resolve(settings.sbert_model, ENV_PREFIX + "SBERT_MODEL")
+        _resolve(settings.sbert_model, sources.get("sbert_model", "--metadata sbert_model"))
     if "nli" in settings.metrics:
-        _resolve(settings.nli_model, ENV_PREFIX + "NLI_MODEL")
+        _resolve(settings.nli_model, sources.get("nli_model", "--metadata nli_model"))
 
 
 @lru_cache(maxsize=8)
@@ -118,31 +187,46 @@ def check_generation_kwargs(task: str, gen_kwargs: dict, repeats: int) -> list[s
 class DiversityTask(ConfigurableTask):
     """A ``generate_until`` task with K samples per prompt and the diversity filter wired to its own name.
 
-    Overrides taken from ``--metadata`` (JSON): ``repeats`` (K); ``no_cot`` (true: pre-fill an empty think block
-    as the start of the answer, with ``--apply_chat_template``; a string: that pre-fill). Metric settings come
-    from the ``LM_EVAL_DIVERSITY_*`` environment variables, recorded in ``config.metadata["diversity_settings"]``.
+    Every setting comes from ``--metadata`` (JSON) first, then from its ``LM_EVAL_DIVERSITY_*`` environment
+    variable, then from the defaults: the metric settings (:class:`DiversitySettings` fields, docs/settings.md)
+    and ``repeats``, ``no_cot``, ``data_dir``, ``all_metrics`` (:data:`TASK_KEYS`). The values used are recorded
+    in ``config.metadata`` (``diversity_settings``, ``max_docs``, ``data_dir``).
     """
 
     def __init__(self, config: dict | None = None, **kwargs) -> None:
         config = dict(config or {})
         config.pop("class", None)
         metadata = dict(config.get("metadata") or {})
-        if "repeats" in metadata:
-            config["repeats"] = _positive_int(metadata["repeats"], "--metadata repeats")
-        elif os.environ.get(ENV_PREFIX + "REPEATS"):
-            config["repeats"] = _positive_int(os.environ[ENV_PREFIX + "REPEATS"], ENV_PREFIX + "REPEATS")
-        no_cot = metadata.get("no_cot", os.environ.get(ENV_PREFIX + "NO_COT"))
+        check_metadata_keys(metadata)
+        self._settings, self._sources = resolve_settings(metadata, HARNESS_DEFAULTS)
+        repeats, source = _task_setting(metadata, "repeats")
+        if repeats is not None:
+            config["repeats"] = _positive_int(repeats, source)
+        no_cot, source = _task_setting(metadata, "no_cot")
         if no_cot not in (None, "", False, "0", "false"):
             # pre-fill an empty thought so a reasoning model answers directly (the paper's no-CoT condition);
             # a string value is used as the pre-fill itself (e.g. "\n</think>\n" after a template's <think>)
             config["gen_prefix"] = NO_COT_PREFIX if no_cot in (True, "1", "true") else str(no_cot)
-        settings = harness_settings()
-        metadata["diversity_settings"] = settings.to_dict()
+        data_dir, _ = _task_setting(metadata, "data_dir")
+        if _points_at_local_data(config):
+            # an include:-ing YAML that sets dataset_path/dataset_kwargs (lm-eval's way to use local files): load
+            # that data the standard way instead of the shipped loader
+            config.pop("custom_dataset", None)
+        all_metrics, source = _task_setting(metadata, "all_metrics")
+        show_all = _truthy(all_metrics, source or "all_metrics")
+        metadata["diversity_settings"] = self._settings.to_dict()
         # the prompt set: N (reference 500) and where the docs came from (None: the HF Hub)
         metadata["max_docs"] = max_docs()
-        metadata["data_dir"] = os.environ.get(DATA_DIR_ENV) or None
+        metadata["data_dir"] = data_dir or None  # also handed to the dataset loader (custom_dataset)
         config["metadata"] = metadata
-        config["filter_list"] = _wire_filters(config.get("filter_list"), config["task"], int(config.get("repeats", 1)))
+        repeats_k = int(config.get("repeats", 1))
+        if not show_all:
+            config["metric_list"] = shown_metrics(
+                config.get("metric_list") or [], self._settings, repeats_k, config["task"]
+            )
+        metadata["metrics_shown"] = "all" if show_all else "defined"
+        config["filter_list"] = _wire_filters(config.get("filter_list"), config["task"], repeats_k, self._settings)
+        self._metric_names = tuple(m["metric"] for m in config.get("metric_list") or [])
         super().__init__(config=config, **kwargs)
 
     _predict_only = False
@@ -155,14 +239,24 @@ class DiversityTask(ConfigurableTask):
         self._predict_only = True
         self._filters = [build_filter_ensemble("div", [["take_first_k", {"k": self.config.repeats}]])]
 
+    def process_results(self, doc: dict, results: list) -> dict:
+        if self._predict_only:
+            return super().process_results(doc, results)
+        return _per_doc_values(results, self._metric_names)
+
     def build_all_requests(self, **kwargs) -> None:
+        if self.config.num_fewshot:
+            raise SettingsError(
+                f"{self.config.task}: --num_fewshot {self.config.num_fewshot} is not supported: the protocol is "
+                "zero-shot, and few-shot examples would be drawn from the evaluated split; drop --num_fewshot"
+            )
         # --gen_kwargs from the CLI are merged into the config after construction, so check them here
         for warning in check_generation_kwargs(
             self.config.task, self.config.generation_kwargs or {}, self.config.repeats
         ):
             log.warning(warning)
         if not self._predict_only:
-            check_models_available(harness_settings())  # fail before generation, not after it
+            check_models_available(self._settings, self._sources)  # fail before generation, not after it
         if kwargs.get("cache_requests") and not kwargs.get("rewrite_requests_cache"):
             log.warning(
                 "%s: --cache_requests reuses requests built earlier, whose cache key ignores repeats and "
@@ -170,6 +264,52 @@ class DiversityTask(ConfigurableTask):
                 self.config.task,
             )
         super().build_all_requests(**kwargs)
+
+
+_FILE_BUILDERS = ("json", "csv", "parquet", "text", "arrow")
+
+
+def _points_at_local_data(config: dict) -> bool:
+    """True when the task config names its own data: ``dataset_kwargs.data_files``/``data_dir``, a file-format
+    builder as ``dataset_path`` (``json``...), or a local directory."""
+    kwargs = config.get("dataset_kwargs") or {}
+    path = str(config.get("dataset_path") or "")
+    return bool(
+        "data_files" in kwargs or "data_dir" in kwargs or path in _FILE_BUILDERS or (path and os.path.isdir(path))
+    )
+
+
+def shown_metrics(metric_list: list[dict], settings: DiversitySettings, repeats: int, task: str) -> list[dict]:
+    """The metrics defined for this run (the results table shows no row that is NaN by construction).
+
+    Diversity metrics only when run (corpus levels only when requested); ``pass@k`` only for k <= K;
+    quality-filtered diversity only with the embedding metric it uses; the QC/residual split only with a baseline.
+    """
+    run = set(settings.metrics)
+    verifiable = task.removeprefix("diversity_") in VERIFIABLE_TASKS
+    kept = []
+    for entry in metric_list:
+        name = entry["metric"]
+        base, _, level = name.partition("_")
+        if name in DIVERSITY_METRICS:
+            ok = name in run
+        elif level in CORPUS_LEVELS:
+            ok = base in run and base in settings.corpus_metrics
+        elif name.startswith("pass@"):
+            ok = verifiable and int(name[5:]) <= repeats
+        elif name.startswith(("loss_", "residual_", "qc_")):
+            ok = verifiable and bool(settings.baseline) and name.rpartition("_")[2] in run
+        elif name in ("sbert_all", "sbert_correct"):
+            ok = verifiable and "sbert" in run
+        elif name == "vendi_correct":
+            ok = verifiable and "vendi" in run
+        elif name == "computable":
+            ok = verifiable and bool({"sbert", "vendi"} & run)
+        else:
+            ok = True
+        if ok:
+            kept.append(entry)
+    return kept
 
 
 def _positive_int(value, setting: str) -> int:
@@ -182,8 +322,8 @@ def _positive_int(value, setting: str) -> int:
     return k
 
 
-def _wire_filters(filter_list, task: str, repeats: int):
-    """Give the diversity filter its task name and K (filters never see the task otherwise)."""
+def _wire_filters(filter_list, task: str, repeats: int, settings: DiversitySettings):
+    """Give the diversity filter its task name, K and settings (filters never see the task otherwise)."""
     wired = []
     for pipeline in filter_list or []:
         steps = []
@@ -192,6 +332,7 @@ def _wire_filters(filter_list, task: str, repeats: int):
             if step.get("function") == FILTER_NAME:
                 step.setdefault("task", task)
                 step["k"] = repeats
+                step["settings"] = settings.to_dict()
             steps.append(step)
         wired.append({**pipeline, "filter": steps})
     return wired
@@ -204,14 +345,15 @@ class DiversityMetricsFilter(Filter):
     Only the first ``k`` responses of a doc are used (multi-GPU padding can append extra ones).
     """
 
-    def __init__(self, task: str = "", k: int | None = None, **kwargs) -> None:
+    def __init__(self, task: str = "", k: int | None = None, settings: dict | None = None, **kwargs) -> None:
         super().__init__(**kwargs)
         self.task = task
         self.k = k
+        self.settings = HARNESS_DEFAULTS if settings is None else DiversitySettings.from_dict(settings)
 
     def apply(self, resps: Iterable[list[str]], docs: list[dict]) -> list[dict]:
         resps = [list(r)[: self.k] if self.k else list(r) for r in resps]
-        settings = harness_settings()
+        settings = self.settings
         groups = [PromptGroup(doc_id=i, outputs=outputs, doc=doc) for i, (outputs, doc) in enumerate(zip(resps, docs))]
         # lm-eval itself refuses unsafe_code tasks (humaneval, mbpp) without --confirm_run_unsafe_code
         scores = score_task(
@@ -267,59 +409,57 @@ def baseline_split(task: str, model_rows: list[dict], baseline: str) -> dict[str
     return out
 
 
-def process_results(doc: dict, results: list) -> dict[str, float]:
-    """Per-doc metric values from the filter's payload; metrics that were not run are NaN (never 0)."""
+def _per_doc_values(results: list, names: tuple[str, ...]) -> dict[str, float | None]:
+    """Per-doc values of the task's metrics from the filter's payload.
+
+    A value undefined for this doc (e.g. diversity among correct outputs with < 2 correct) is NaN for metrics
+    averaged with ``mean`` and null for those aggregated here (:func:`nanmean`, :func:`corpus_value`), so that
+    logged samples stay strict JSON where the aggregation allows it.
+    """
     payload = results[0]
     if not isinstance(payload, dict):
         raise TypeError(
             f"diversity tasks expect the {FILTER_NAME!r} filter's dict payload, got {type(payload).__name__}; "
             "keep the task's filter_list as shipped"
         )
-    names = _METRIC_NAMES + (_QUALITY_NAMES if "acc" in payload else ())
-    return {name: float(payload.get(name, math.nan)) for name in names}
+    out: dict[str, float | None] = {}
+    for name in names:
+        value = float(payload.get(name, math.nan))
+        out[name] = None if math.isnan(value) and name not in _MEAN_AGGREGATED else value
+    return out
 
 
-_METRIC_NAMES = (
-    "ead",
-    "sbert",
-    "vendi",
-    "nli",
-    *(f"{m}_{lvl}" for m in ("ead", "sbert", "vendi", "nli") for lvl in CORPUS_LEVELS),
-    "dup_rate",
-    "empty_rate",
-    "unclosed_think_rate",
-)
-# verifiable tasks: quality, quality-filtered diversity and (with a baseline) the QC/residual split
-_QUALITY_NAMES = (
-    *(m for m in QUALITY_METRICS if m != "extraction_rate"),
-    *QFD_METRICS,
-    *(f"{part}_{m}" for m in ("sbert", "vendi") for part in ("loss", "residual", "qc")),
-)
+# metrics aggregated by lm-eval's own ``mean`` (a null would break it): per-input levels and rates
+_MEAN_AGGREGATED = frozenset(
+    {*DIVERSITY_METRICS, "dup_rate", "empty_rate", "unclosed_think_rate", "acc", "maj@K", "k_correct",
+     "sbert_all", "computable"}
+)  # fmt: skip
 
 
-def corpus_value(items: list[float]) -> float:
+def corpus_value(items: list[float | None]) -> float | None:
     """Aggregation of a task-level value that every doc carries identically (across-input / overall levels).
 
-    NaN when it was not computed. If docs disagree (the filter ran per rank in a multi-process run), the value is
-    not a task-level number: NaN with a warning pointing at post-hoc scoring.
+    None (JSON null) when it was not computed. If docs disagree (the filter ran per rank in a multi-process run),
+    the value is not a task-level number: None with a warning pointing at post-hoc scoring.
     """
-    values = [float(v) for v in items]
-    if not values or all(math.isnan(v) for v in values):
-        return math.nan
+    values = [float(v) for v in items if v is not None and not math.isnan(float(v))]
+    if not values:
+        return None
     first = values[0]
-    if any(v != first for v in values):
+    if len(values) != len(items) or any(v != first for v in values):
         log.warning(
-            "corpus-level value differs between docs (multi-process run?); reporting NaN. "
+            "corpus-level value differs between docs (multi-process run?); reporting null. "
             "Score the logged samples with `lm-eval-diversity score` instead."
         )
-        return math.nan
+        return None
     return first
 
 
-def nanmean(items: list[float]) -> float:
-    """Mean over the docs where a value is defined (e.g. diversity among correct outputs needs >= 2 correct)."""
-    values = [float(v) for v in items if not math.isnan(float(v))]
-    return sum(values) / len(values) if values else math.nan
+def nanmean(items: list[float | None]) -> float | None:
+    """Mean over the docs where a value is defined (e.g. diversity among correct outputs needs >= 2 correct);
+    None (JSON null) when it is defined for no doc."""
+    values = [float(v) for v in items if v is not None and not math.isnan(float(v))]
+    return sum(values) / len(values) if values else None
 
 
 # ---------------------------------------------------------------- the lm-eval CLI with our tasks

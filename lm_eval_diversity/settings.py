@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import typing
+from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Any
 
 from lm_eval_diversity import __version__
 
@@ -73,34 +76,137 @@ class DiversitySettings:
         return out
 
     @classmethod
+    def from_dict(cls, values: Mapping[str, Any]) -> DiversitySettings:
+        """Inverse of :meth:`to_dict` (extra keys such as ``package_version`` are ignored)."""
+        kwargs = {f: _coerce(f, values[f], f) for f in _FIELD_TYPES if f in values}
+        return cls(**kwargs)
+
+    @classmethod
     def from_env(cls, base: DiversitySettings | None = None, environ=None) -> DiversitySettings:
-        """Apply ``LM_EVAL_DIVERSITY_*`` environment variables on top of ``base`` (used by plain ``lm_eval``)."""
-        env = os.environ if environ is None else environ
-        base = base or cls()
-        changes: dict = {}
-        for name, key, cast in (
-            ("SBERT_MODEL", "sbert_model", str),
-            ("NLI_MODEL", "nli_model", str),
-            ("DEVICE", "device", str),
-            ("BATCH_SIZE", "batch_size", int),
-            ("VOCAB_SIZE", "vocab_size", int),
-            ("SEED", "seed", int),
-            ("MATH_MODE", "math_mode", str),
-            ("IFEVAL_MODE", "ifeval_mode", str),
-            ("BASELINE", "baseline", str),
-        ):
-            raw = env.get(ENV_PREFIX + name)
-            if raw is None or raw == "":
-                continue
-            try:
-                changes[key] = cast(raw)
-            except ValueError as exc:
-                raise ValueError(f"environment variable {ENV_PREFIX + name}={raw!r}: {exc}") from None
-        for name, key in (("METRICS", "metrics"), ("CORPUS_METRICS", "corpus_metrics")):
-            raw = env.get(ENV_PREFIX + name)
-            if raw is not None:
-                changes[key] = parse_metric_list(raw, setting=ENV_PREFIX + name)
-        return dataclasses.replace(base, **changes) if changes else base
+        """Apply ``LM_EVAL_DIVERSITY_<FIELD>`` environment variables on top of ``base``."""
+        return resolve_settings({}, base, environ)[0]
+
+
+# --- one derivation for every channel (flags, --metadata keys, environment variables) ---------------------------
+#
+# Every field of DiversitySettings is a setting. Its public name (the flag ``--<name>`` and the ``--metadata`` key)
+# is the field name, except where lm-eval model arguments use the same word: lm-eval merges ``--model_args`` into
+# the task metadata, so a bare ``device`` there may be the model's device. Those get a prefix.
+_PREFIXED = {
+    "device": "metric_device",
+    "batch_size": "metric_batch_size",
+    "dtype": "metric_dtype",
+    "seed": "diversity_seed",
+    "metrics": "diversity_metrics",
+    "baseline": "diversity_baseline",
+}
+# bare names that lm-eval model arguments also use: never read as a diversity setting from --metadata
+MODEL_ARG_NAMES = frozenset({"device", "batch_size", "dtype", "seed"})
+
+_FIELD_TYPES: dict[str, Any] = {}
+
+
+def _field_types() -> dict[str, Any]:
+    if not _FIELD_TYPES:
+        hints = typing.get_type_hints(DiversitySettings)
+        _FIELD_TYPES.update({f.name: hints[f.name] for f in dataclasses.fields(DiversitySettings)})
+    return _FIELD_TYPES
+
+
+def public_name(field: str) -> str:
+    """The flag / ``--metadata`` name of a settings field (``device`` -> ``metric_device``)."""
+    return _PREFIXED.get(field, field)
+
+
+def env_name(field: str) -> str:
+    """The environment variable of a settings field (``device`` -> ``LM_EVAL_DIVERSITY_DEVICE``)."""
+    return ENV_PREFIX + field.upper()
+
+
+def metadata_keys() -> dict[str, str]:
+    """``--metadata`` key -> settings field: every public name, plus bare field names that clash with nothing."""
+    keys = {public_name(f): f for f in _field_types()}
+    keys.update({f: f for f in _field_types() if f not in MODEL_ARG_NAMES})
+    return keys
+
+
+def _coerce(field: str, value: Any, source: str) -> Any:
+    """Convert a JSON / string value to the field's type, naming ``source`` in the error."""
+    kind = _field_types()[field]
+    args = [a for a in typing.get_args(kind) if a is not type(None)]
+    optional = type(None) in typing.get_args(kind)
+    if optional and (value is None or (isinstance(value, str) and value.strip().lower() in ("", "none", "null"))):
+        return None
+    target = args[0] if optional and len(args) == 1 else kind
+    origin = typing.get_origin(target)
+    try:
+        if origin is tuple:
+            items = value.split(",") if isinstance(value, str) else value
+            if not isinstance(items, (list, tuple)):
+                raise ValueError("expected a list or a comma-separated string")
+            return tuple(str(v).strip() for v in items if str(v).strip())
+        if target is bool:
+            if isinstance(value, bool):
+                return value
+            text = str(value).strip().lower()
+            if text in ("1", "true", "yes", "on"):
+                return True
+            if text in ("0", "false", "no", "off"):
+                return False
+            raise ValueError("expected true or false")
+        if target is int:
+            if isinstance(value, bool) or (isinstance(value, float) and not value.is_integer()):
+                raise ValueError("expected an integer")
+            return int(value)
+        if target is float:
+            if isinstance(value, bool):
+                raise ValueError("expected a number")
+            return float(value)
+        if target is str:
+            if isinstance(value, (dict, list)):
+                raise ValueError("expected a string")
+            return str(value)
+    except (TypeError, ValueError) as exc:
+        raise ValueError(f"{source}={value!r}: {exc}") from None
+    return value
+
+
+def resolve_settings(
+    metadata: Mapping[str, Any],
+    base: DiversitySettings | None = None,
+    environ: Mapping[str, str] | None = None,
+) -> tuple[DiversitySettings, dict[str, str]]:
+    """Settings from ``--metadata`` keys, then ``LM_EVAL_DIVERSITY_*`` variables, then ``base`` (defaults).
+
+    Returns the settings and, per field set by the user, where it came from (``--metadata metric_device``,
+    ``LM_EVAL_DIVERSITY_DEVICE``), so that errors name what the user actually typed.
+    """
+    env = os.environ if environ is None else environ
+    base = base or DiversitySettings()
+    changes: dict[str, Any] = {}
+    sources: dict[str, str] = {}
+    keys = metadata_keys()
+    for key, field in keys.items():
+        if key not in metadata:
+            continue
+        source = f"--metadata {key}"
+        value = _coerce(field, metadata[key], source)
+        if field in sources and changes[field] != value:
+            raise ValueError(f"{sources[field]} and {source} set the same setting to different values")
+        changes[field] = value
+        sources.setdefault(field, source)
+    for field in _field_types():
+        raw = env.get(env_name(field))
+        if field in sources or raw is None or raw == "":
+            continue
+        changes[field] = _coerce(field, raw, env_name(field))
+        sources[field] = env_name(field)
+    try:
+        settings = dataclasses.replace(base, **changes) if changes else base
+    except ValueError as exc:
+        given = ", ".join(sources.values())
+        raise ValueError(f"{exc}{f' (settings given: {given})' if given else ''}") from None
+    return settings, sources
 
 
 def parse_metric_list(raw: str, setting: str = "--metrics") -> tuple[str, ...]:

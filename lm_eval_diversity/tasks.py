@@ -113,10 +113,12 @@ def _local_hint(spec: DatasetSpec) -> str:
 def load_task_dataset(task: str, /, **kwargs: Any) -> dict[str, datasets.Dataset]:
     """Return ``{split: Dataset}`` for ``task``: local JSON lines if a data dir is set, else the HF dataset.
 
-    ``kwargs`` (lm-eval passes the task metadata and all model args) are ignored.
+    ``kwargs`` are the task metadata and all model args (lm-eval passes them); of these only ``data_dir`` is read
+    (the ``--metadata data_dir`` setting, which takes precedence over ``LM_EVAL_DIVERSITY_DATA_DIR``).
     """
     spec = DATASETS[task]
-    dirs = data_dirs()
+    given = kwargs.get("data_dir")
+    dirs = data_dirs({DATA_DIR_ENV: str(given)}) if given else data_dirs()
     if dirs:
         path = find_local_file(task, dirs)
         if path is None and task == "humaneval":
@@ -124,7 +126,8 @@ def load_task_dataset(task: str, /, **kwargs: Any) -> dict[str, datasets.Dataset
         if path is None:
             searched = ", ".join(str(d / spec.local_path) for d in dirs)
             raise DatasetUnavailableError(
-                f"diversity_{task}: {DATA_DIR_ENV} is set but no data file was found for {spec.hf_path} "
+                f"diversity_{task}: {'--metadata data_dir' if given else DATA_DIR_ENV} is set but no data file was "
+                f"found for {spec.hf_path} "
                 f"(expected relative path {spec.local_path!r}; searched: {searched})."
             )
         log.info("diversity_%s: loading %s", task, path)
