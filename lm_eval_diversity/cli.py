@@ -13,35 +13,40 @@ import math
 import sys
 from pathlib import Path
 
-from lm_eval_diversity.settings import DiversitySettings, parse_metric_list
+from lm_eval_diversity.settings import (
+    COMMAND_DEFAULTS,
+    DiversitySettings,
+    field_help,
+    public_name,
+    resolve_settings,
+    settings_fields,
+)
 
-OWN_COMMANDS = ("score", "compare", "demo")
+# our subcommands (next to lm-eval's run, ls, validate), with their one-line help
+OWN_COMMANDS = {
+    "score": "score lm-eval samples files (--log_samples output) after the run",
+    "compare": "compare runs: leaderboard, change vs a baseline, QC/residual split, CI gate, lineage plot",
+    "demo": "offline demo: a small model through lm-eval, scored, with an HTML report",
+}
+
+
+# spellings of `score` flags before they were unified with `run` (still accepted, with a deprecation message)
+DEPRECATED_FLAGS = {
+    "--metrics": "--diversity_metrics",
+    "--device": "--metric_device",
+    "--batch_size": "--metric_batch_size",
+    "--seed": "--diversity_seed",
+    "--code_timeout": "--code_timeout_s",
+}
 
 
 def _add_metric_settings(p: argparse.ArgumentParser) -> None:
-    d = DiversitySettings()
-    p.add_argument("--metrics", default=",".join(d.metrics), help="comma list of ead,sbert,vendi,nli")
-    p.add_argument(
-        "--corpus_metrics",
-        default="ead,sbert,vendi",
-        help="metrics also computed at the across-input and overall levels (nli there costs ~4x per-input)",
-    )
-    p.add_argument("--sbert_model", default=d.sbert_model, help="sentence-transformers model name or local path")
-    p.add_argument("--nli_model", default=d.nli_model, help="NLI sequence-classification model name or local path")
-    p.add_argument("--device", default=None, help="cpu, cuda, cuda:0 ... (default: cuda when available)")
-    p.add_argument("--batch_size", type=int, default=d.batch_size, help="texts / sentence pairs per forward pass")
-    p.add_argument("--vocab_size", type=int, default=d.vocab_size, help="EAD vocabulary size V (default GPT-2's)")
-    p.add_argument("--seed", type=int, default=d.seed, help="seed of the corpus subsets and NLI sentence sampling")
-    p.add_argument(
-        "--math_mode", choices=("math", "compat"), default=d.math_mode, help="math grader (compat: as the paper)"
-    )
-    p.add_argument(
-        "--ifeval_mode",
-        choices=("official", "compat"),
-        default=d.ifeval_mode,
-        help="IFEval grader (compat: as the paper)",
-    )
-    p.add_argument("--code_timeout", type=float, default=d.code_timeout_s, help="seconds per program (code tasks)")
+    """One flag per settings field, named as in ``run`` and ``--metadata`` (docs/settings.md)."""
+    group = p.add_argument_group("diversity settings (the same flags as `lm-eval-diversity run`)")
+    for field in settings_fields():
+        if field == "baseline":
+            continue  # the split against a baseline is `compare --baseline`
+        group.add_argument(f"--{public_name(field)}", dest=field, default=None, metavar="VALUE", help=field_help(field))
     p.add_argument(
         "--confirm_run_unsafe_code",
         action="store_true",
@@ -49,20 +54,26 @@ def _add_metric_settings(p: argparse.ArgumentParser) -> None:
     )
 
 
+def _undeprecate(argv: list[str], prog: str) -> list[str]:
+    """Rewrite old flag spellings to the current ones, saying so on stderr."""
+    out = []
+    for arg in argv:
+        name, eq, value = arg.partition("=")
+        if name in DEPRECATED_FLAGS:
+            new = DEPRECATED_FLAGS[name]
+            print(f"{prog}: {name} is deprecated; use {new}", file=sys.stderr)
+            arg = f"{new}{eq}{value}"
+        out.append(arg)
+    return out
+
+
 def settings_from_args(args: argparse.Namespace) -> DiversitySettings:
-    return DiversitySettings(
-        metrics=parse_metric_list(args.metrics, "--metrics"),
-        corpus_metrics=parse_metric_list(args.corpus_metrics, "--corpus_metrics"),
-        sbert_model=args.sbert_model,
-        nli_model=args.nli_model,
-        device=args.device,
-        batch_size=args.batch_size,
-        vocab_size=args.vocab_size,
-        seed=args.seed,
-        math_mode=args.math_mode,
-        ifeval_mode=args.ifeval_mode,
-        code_timeout_s=args.code_timeout,
-    )
+    given = {public_name(f): getattr(args, f) for f in settings_fields() if getattr(args, f, None) is not None}
+    # flags name the setting as the user typed it in errors
+    try:
+        return resolve_settings(given, COMMAND_DEFAULTS, environ={})[0]
+    except ValueError as exc:
+        raise ValueError(str(exc).replace("--metadata ", "--")) from None
 
 
 def build_score_parser() -> argparse.ArgumentParser:
@@ -100,7 +111,7 @@ def run_score(argv: list[str]) -> dict:
     from lm_eval_diversity.samples import read_samples
     from lm_eval_diversity.scoring import load_models, score_task, task_scores_to_json
 
-    args = build_score_parser().parse_args(argv)
+    args = build_score_parser().parse_args(_undeprecate(argv, "lm-eval-diversity score"))
     settings = settings_from_args(args)
     files = read_samples(args.paths)
     models = load_models(settings)
@@ -141,7 +152,7 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     from lm_eval_diversity.harness import run_lm_eval_cli
 
-    return run_lm_eval_cli(argv)
+    return run_lm_eval_cli(argv, OWN_COMMANDS)
 
 
 if __name__ == "__main__":

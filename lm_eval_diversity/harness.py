@@ -19,15 +19,19 @@ from lm_eval.api.filter import Filter
 from lm_eval.api.registry import register_filter
 from lm_eval.api.task import ConfigurableTask
 
-from lm_eval_diversity import TASK_DIR
+from lm_eval_diversity import TASK_DIR, TASKS_DISCOVERED
 from lm_eval_diversity.quality import VERIFIABLE_TASKS
 from lm_eval_diversity.scoring import MetricModels, PromptGroup, score_task
 from lm_eval_diversity.settings import (
+    COMMAND_DEFAULTS,
     DIVERSITY_METRICS,
     ENV_PREFIX,
     DiversitySettings,
+    field_help,
     metadata_keys,
+    public_name,
     resolve_settings,
+    settings_fields,
 )
 from lm_eval_diversity.tasks import max_docs
 
@@ -46,12 +50,10 @@ logging.getLogger("lm_eval.api.task").addFilter(_DropCustomDatasetHint())
 
 FILTER_NAME = "diversity_metrics"
 CORPUS_LEVELS = ("across_input", "overall")
-# The harness computes the across-input/overall levels of NLI only on request: they cost ~4x per-input NLI.
-HARNESS_CORPUS_METRICS = ("ead", "sbert", "vendi")
 NO_COT_PREFIX = "<think>\n\n</think>\n\n"
 
 
-HARNESS_DEFAULTS = DiversitySettings(corpus_metrics=HARNESS_CORPUS_METRICS)
+HARNESS_DEFAULTS = COMMAND_DEFAULTS
 # settings of a run that are not metric settings: --metadata key -> what it does (docs/settings.md)
 TASK_KEYS = {
     "repeats": "K, samples per prompt",
@@ -351,7 +353,7 @@ class DiversityMetricsFilter(Filter):
         self.k = k
         self.settings = HARNESS_DEFAULTS if settings is None else DiversitySettings.from_dict(settings)
 
-    def apply(self, resps: Iterable[list[str]], docs: list[dict]) -> list[dict]:
+    def apply(self, resps: Iterable[list[str]], docs: list[dict]) -> list[DocPayload]:
         resps = [list(r)[: self.k] if self.k else list(r) for r in resps]
         settings = self.settings
         groups = [PromptGroup(doc_id=i, outputs=outputs, doc=doc) for i, (outputs, doc) in enumerate(zip(resps, docs))]
@@ -365,10 +367,38 @@ class DiversityMetricsFilter(Filter):
             if m in settings.corpus_metrics
             for lvl in CORPUS_LEVELS
         }
-        # the payload is logged with every sample: keep it to per-doc numbers (lm-eval's doc_id is logged anyway)
         if settings.baseline and self.task.removeprefix("diversity_") in VERIFIABLE_TASKS:
             corpus.update(baseline_split(self.task, scores.per_prompt, settings.baseline))
-        return [{**{k: v for k, v in row.items() if k != "doc_id"}, **corpus} for row in scores.per_prompt]
+        out = []
+        for i, (row, outputs) in enumerate(zip(scores.per_prompt, resps)):
+            verdicts = scores.verdicts[i] if i < len(scores.verdicts) else None
+            payload = DocPayload(response_records(outputs, verdicts))
+            payload.values = {**{k: v for k, v in row.items() if k != "doc_id"}, **corpus}
+            out.append(payload)
+        return out
+
+
+class DocPayload(list):
+    """What the diversity filter passes per doc: one JSON record per response (what ``--log_samples`` writes as
+    ``filtered_resps``), carrying the doc's metric values in ``values`` for ``process_results``."""
+
+    values: dict
+
+
+def response_records(outputs: list[str], verdicts=None) -> list[str]:
+    """Per response, a JSON object: the CoT-stripped text and, on verifiable tasks, the extracted answer and
+    whether it is correct. Strings, because lm-eval turns every logged leaf into a string."""
+    import json
+
+    from lm_eval_diversity.preprocess import strip_cot
+
+    records = []
+    for j, text in enumerate(outputs):
+        record: dict = {"response": strip_cot(text)}
+        if verdicts is not None and j < len(verdicts):
+            record.update(answer=verdicts[j].answer, correct=verdicts[j].correct)
+        records.append(json.dumps(record, ensure_ascii=False))
+    return records
 
 
 @lru_cache(maxsize=2)
@@ -416,10 +446,10 @@ def _per_doc_values(results: list, names: tuple[str, ...]) -> dict[str, float | 
     averaged with ``mean`` and null for those aggregated here (:func:`nanmean`, :func:`corpus_value`), so that
     logged samples stay strict JSON where the aggregation allows it.
     """
-    payload = results[0]
+    payload = getattr(results[0], "values", None)
     if not isinstance(payload, dict):
         raise TypeError(
-            f"diversity tasks expect the {FILTER_NAME!r} filter's dict payload, got {type(payload).__name__}; "
+            f"diversity tasks expect the {FILTER_NAME!r} filter's payload, got {type(results[0]).__name__}; "
             "keep the task's filter_list as shipped"
         )
     out: dict[str, float | None] = {}
@@ -472,7 +502,12 @@ def task_manager(include_path=None, **kwargs):
     return TaskManager(include_path=_with_task_dir(include_path), **kwargs)
 
 
-def _with_task_dir(include_path) -> list[str]:
+def _with_task_dir(include_path) -> list[str] | None:
+    """The include paths lm-eval should scan: the user's, plus our task directory unless lm-eval finds it already.
+
+    A wheel install puts the YAMLs inside lm-eval's own task tree, which lm-eval always scans; adding that
+    directory again (or keeping a user's ``--include_path`` to it) would index every task twice.
+    """
     paths = (
         []
         if include_path is None
@@ -480,67 +515,135 @@ def _with_task_dir(include_path) -> list[str]:
         if isinstance(include_path, (str, os.PathLike))
         else list(include_path)
     )
-    # our directory first, so that a user's --include_path can override our tasks (later roots win)
-    return [str(TASK_DIR), *[str(p) for p in paths if str(p) != str(TASK_DIR)]]
+    ours = os.path.realpath(TASK_DIR)
+    paths = [str(p) for p in paths if os.path.realpath(str(p)) != ours]
+    if not TASKS_DISCOVERED:
+        # our directory first, so that a user's --include_path can override our tasks (later roots win)
+        paths = [str(TASK_DIR), *paths]
+    return paths or None
 
 
-_OWN_FLAGS = {
-    "--sbert_model": "SBERT_MODEL",
-    "--nli_model": "NLI_MODEL",
-    "--metric_device": "DEVICE",
-    "--metric_batch_size": "BATCH_SIZE",
-    "--diversity_metrics": "METRICS",
-    "--corpus_metrics": "CORPUS_METRICS",
-    "--vocab_size": "VOCAB_SIZE",
-    "--diversity_seed": "SEED",
-    "--repeats": "REPEATS",
-    "--data_dir": "DATA_DIR",
-    "--diversity_baseline": "BASELINE",
-    "--no_cot": "NO_COT",
-}
+def run_flags() -> dict[str, tuple[str, str]]:
+    """``run`` flag -> (``--metadata`` key, help): one per settings field and per task key, derived, not listed."""
+    flags = {f"--{public_name(f)}": (public_name(f), field_help(f)) for f in settings_fields()}
+    flags.update({f"--{key}": (key, f"{text} (env {ENV_PREFIX}{key.upper()})") for key, text in TASK_KEYS.items()})
+    return flags
 
 
 def split_own_flags(argv: list[str]) -> tuple[list[str], dict[str, str]]:
-    """Separate our metric flags (turned into ``LM_EVAL_DIVERSITY_*`` variables) from lm-eval's own."""
-    rest, env = [], {}
+    """Separate our setting flags (returned as ``--metadata`` entries) from lm-eval's own arguments."""
+    flags = run_flags()
+    rest, meta = [], {}
     i = 0
     while i < len(argv):
         arg = argv[i]
         name, eq, value = arg.partition("=")
-        if name in _OWN_FLAGS:
+        if name in flags:
             if not eq:
                 if i + 1 >= len(argv):
-                    raise SystemExit(f"lm-eval-diversity: {name} needs a value")
+                    raise SettingsError(f"{name} needs a value")
                 value = argv[i + 1]
                 i += 1
-            env[ENV_PREFIX + _OWN_FLAGS[name]] = value
+            meta[flags[name][0]] = value
         else:
             rest.append(arg)
         i += 1
-    return rest, env
+    return rest, meta
 
 
-def run_lm_eval_cli(argv: list[str]) -> int:
+def merge_metadata(argv: list[str], from_flags: dict[str, str]) -> list[str]:
+    """Check the user's ``--metadata`` JSON (every key must be known) and add the values of our flags to it.
+
+    A setting given both ways must agree. lm-eval reads the result as usual; tasks resolve it (docs/settings.md).
+    """
+    import json
+
+    out, user, at = [], None, None
+    i = 0
+    while i < len(argv):
+        name, eq, value = argv[i].partition("=")
+        if name == "--metadata":
+            if not eq:
+                if i + 1 >= len(argv):
+                    raise SettingsError("--metadata needs a JSON object")
+                value = argv[i + 1]
+                i += 1
+            try:
+                user = json.loads(value)
+            except json.JSONDecodeError as exc:
+                raise SettingsError(f"--metadata {value!r}: not valid JSON ({exc})") from None
+            if not isinstance(user, dict):
+                raise SettingsError(f"--metadata {value!r}: expected a JSON object")
+            at = len(out)
+        else:
+            out.append(argv[i])
+        i += 1
+    if user is None and not from_flags:
+        return argv
+    user = user or {}
+    check_metadata_keys(user, exact=True)
+    for key, value in from_flags.items():
+        if key in user and str(user[key]) != str(value):
+            raise SettingsError(f"--{key} {value!r} and --metadata {key}={user[key]!r} disagree; give one of them")
+    merged = {**from_flags, **user}
+    resolve_settings(merged, HARNESS_DEFAULTS)  # fail now, naming the key, on a bad value
+    args = ["--metadata", json.dumps(merged)]
+    return out[:at] + args + out[at:] if at is not None else out + args
+
+
+def build_cli(own_commands: dict[str, str] | None = None):
+    """lm-eval's own CLI parser, named ``lm-eval-diversity``, listing our subcommands and, under ``run``, our flags.
+
+    Our flags are taken out of the arguments before lm-eval parses them (:func:`split_own_flags`); here they are
+    added for ``--help`` only.
+    """
+    from lm_eval._cli import HarnessCLI
+
+    cli = HarnessCLI()
+    cli._parser.prog = "lm-eval-diversity"
+    subparsers = cli._subparsers
+    for name, text in (own_commands or {}).items():
+        subparsers.add_parser(name, help=text, add_help=False)
+    run = subparsers.choices["run"]
+    run.prog = "lm-eval-diversity run"
+    group = run.add_argument_group(
+        "diversity settings",
+        "lm-eval-diversity flags; each is also a --metadata key of the same name, for plain lm_eval "
+        "(precedence: flag or --metadata, then LM_EVAL_DIVERSITY_* variables, then defaults; docs/settings.md)",
+    )
+    for flag, (_, text) in run_flags().items():
+        group.add_argument(flag, help=text, metavar="VALUE")
+    return cli
+
+
+def run_lm_eval_cli(argv: list[str], own_commands: dict[str, str] | None = None) -> int:
     """Run lm-eval's own CLI (same subcommands and flags) with the diversity tasks and registrations loaded."""
     import lm_eval.tasks
-    from lm_eval.__main__ import cli_evaluate
+    from lm_eval.utils import setup_logging
 
-    argv, env = split_own_flags(argv)
+    try:
+        argv, from_flags = split_own_flags(argv)
+        argv = merge_metadata(argv, from_flags)
+    except ValueError as exc:
+        print(f"lm-eval-diversity: error: {exc}", file=sys.stderr)
+        return 2
     base = lm_eval.tasks.TaskManager
 
     class DiversityTaskManager(base):
         def __init__(self, *args, include_path=None, **kwargs):
             super().__init__(*args, include_path=_with_task_dir(include_path), **kwargs)
 
-    saved_env = {k: os.environ.get(k) for k in env}
     old_argv = sys.argv
-    os.environ.update(env)
     # lm-eval's run/ls/validate import TaskManager from lm_eval.tasks at call time
     lm_eval.tasks.TaskManager = DiversityTaskManager
     sys.argv = ["lm-eval-diversity", *argv]
     try:
-        harness_settings()  # fail now, naming the variable, on a bad setting
-        cli_evaluate()
+        setup_logging()
+        cli = build_cli(own_commands)
+        if not argv:
+            cli._parser.print_help()
+            return 0
+        cli.execute(cli.parse_args())
     except SystemExit as exc:
         return int(exc.code or 0) if not isinstance(exc.code, str) else 1
     except ValueError as exc:  # bad settings, unknown tasks, greedy sampling...: say what, no traceback
@@ -549,9 +652,4 @@ def run_lm_eval_cli(argv: list[str]) -> int:
     finally:
         sys.argv = old_argv
         lm_eval.tasks.TaskManager = base
-        for k, v in saved_env.items():  # leave the caller's environment as it was
-            if v is None:
-                os.environ.pop(k, None)
-            else:
-                os.environ[k] = v
     return 0

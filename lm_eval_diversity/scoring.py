@@ -64,6 +64,7 @@ class TaskScores:
     metrics: dict[str, dict[str, float]]
     per_prompt: list[dict]
     diagnostics: dict = field(default_factory=dict)
+    verdicts: list = field(default_factory=list)  # graded tasks: per prompt, the Verdict of each output
 
 
 def load_models(settings: DiversitySettings) -> MetricModels:
@@ -349,6 +350,7 @@ def score_task(
     )
     correct = [[v.correct for v in vs] for vs in verdicts]
     scores = score_groups(groups, settings, models, correct=correct, progress=progress)
+    scores.verdicts = verdicts
     for row, vs in zip(scores.per_prompt, verdicts):
         q = prompt_quality(vs, QUALITY_KS)
         row["acc"] = q["acc"]

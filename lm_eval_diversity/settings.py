@@ -87,6 +87,11 @@ class DiversitySettings:
         return resolve_settings({}, base, environ)[0]
 
 
+# Defaults of the commands (`run` inside lm-eval, `score`): the across-input/overall levels of NLI only on request,
+# as they cost ~4x the per-input NLI work.
+COMMAND_DEFAULTS = DiversitySettings(corpus_metrics=("ead", "sbert", "vendi"))
+
+
 # --- one derivation for every channel (flags, --metadata keys, environment variables) ---------------------------
 #
 # Every field of DiversitySettings is a setting. Its public name (the flag ``--<name>`` and the ``--metadata`` key)
@@ -103,7 +108,40 @@ _PREFIXED = {
 # bare names that lm-eval model arguments also use: never read as a diversity setting from --metadata
 MODEL_ARG_NAMES = frozenset({"device", "batch_size", "dtype", "seed"})
 
+# help text of each setting (flags of `run` and `score`, docs/settings.md); a field without one gets a generic line
+FIELD_HELP = {
+    "metrics": "diversity metrics to compute, comma list of ead,sbert,vendi,nli",
+    "corpus_metrics": "metrics also computed at the across-input and overall levels (nli there costs ~4x per-input)",
+    "sbert_model": "sentence-transformers model (name or local path) for sbert and vendi",
+    "nli_model": "NLI sequence-classification model (name or local path)",
+    "device": "device of the metric models: cpu, cuda, cuda:0 ... (default: cuda when available)",
+    "batch_size": "texts (sbert) or sentence pairs (nli) per forward pass of a metric model",
+    "vocab_size": "EAD vocabulary size V (default GPT-2's)",
+    "seed": "seed of the corpus subsets and of NLI sentence sampling",
+    "corpus_sample_size": "prompts sampled for the across-input and overall levels",
+    "nli_max_sentences": "sentences per response compared by NLI",
+    "nli_max_length": "maximum tokens of one NLI sentence pair",
+    "math_mode": "math grader: math (math-verify) or compat (as the paper's code)",
+    "ifeval_mode": "IFEval grader: official (lm-eval's checkers) or compat (as the paper's code)",
+    "code_timeout_s": "seconds per program when grading code tasks",
+    "baseline": "base model's run (lm-eval output dir or score JSON): adds the QC/residual split",
+}
+
 _FIELD_TYPES: dict[str, Any] = {}
+
+
+def field_help(field: str) -> str:
+    """Help line of a settings field, with its default."""
+    default = getattr(DiversitySettings(), field)
+    if isinstance(default, tuple):
+        default = ",".join(map(str, default))
+    text = FIELD_HELP.get(field, f"diversity setting {field}")
+    return f"{text} (default: {default}; env {env_name(field)})"
+
+
+def settings_fields() -> tuple[str, ...]:
+    """Names of all DiversitySettings fields, in declaration order."""
+    return tuple(_field_types())
 
 
 def _field_types() -> dict[str, Any]:
