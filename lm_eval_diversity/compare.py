@@ -77,6 +77,7 @@ class TaskData:
     generation_kwargs: dict = field(default_factory=dict)
     settings: dict = field(default_factory=dict)
     task_hash: str | None = None
+    version: Any = None
     n_docs: int | None = None
     per_prompt: dict[Any, dict] | None = None
     doc_hashes: dict[Any, str] = field(default_factory=dict)
@@ -185,6 +186,7 @@ def load_results_file(path: Path) -> tuple[str, dict[str, TaskData], list[str]]:
             generation_kwargs=dict(cfg.get("generation_kwargs") or {}),
             settings=dict(meta.get("diversity_settings") or {}),
             task_hash=hashes.get(name),
+            version=(data.get("versions") or {}).get(name),
             n_docs=(n_samples.get(name) or {}).get("effective"),
             source=str(path),
         )
@@ -373,6 +375,7 @@ def comparability(runs: list[Run], ref: Run, tasks: list[str]) -> list[dict]:
             a, b = ref.tasks[t], run.tasks[t]
             fields: list[tuple[str, Any, Any]] = [
                 ("task_hash", a.task_hash, b.task_hash),
+                ("task_version", a.version, b.version),
                 ("n_docs", a.n_docs, b.n_docs),
                 ("K", a.repeats, b.repeats),
             ]
@@ -696,12 +699,26 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--tasks", default=None, help="comma list of tasks (with or without the diversity_ prefix)")
     p.add_argument("--metrics", default=",".join(DEFAULT_METRICS), help="comma list of metrics (default %(default)s)")
-    p.add_argument("--format", default="table", choices=("table", "markdown", "csv", "json", "html"))
+    p.add_argument(
+        "--format", default="table", choices=("table", "markdown", "csv", "json", "html"), help="report format"
+    )
     p.add_argument("--output", default=None, help="write the report here instead of stdout")
     p.add_argument("--lineage", default=None, help="YAML/JSON file of lineages (ordered stages label -> run path)")
     p.add_argument("--plot", default=None, help="PNG of diversity along each lineage (or along the RUNs in order)")
-    p.add_argument("--fail_if_drop", action="append", default=[], metavar="METRIC=FRACTION", help="gate; repeatable")
-    p.add_argument("--bootstrap_iters", type=int, default=2000)
+    p.add_argument(
+        "--fail_if_drop",
+        action="append",
+        default=[],
+        metavar="METRIC=FRACTION",
+        help="CI gate: exit 1 when METRIC (or TASK/METRIC) drops significantly by more than FRACTION; repeatable",
+    )
+    p.add_argument(
+        "--strict",
+        action="store_true",
+        help="refuse (exit 2, naming them) runs that differ from the reference in K, sampling, task version, "
+        "prompts/doc ids or metric settings, instead of only reporting the differences",
+    )
+    p.add_argument("--bootstrap_iters", type=int, default=2000, help="bootstrap resamples of the CIs (default 2000)")
     p.add_argument("--alpha", type=float, default=0.05, help="1 - confidence level of the CIs (default 0.05)")
     p.add_argument("--seed", type=int, default=0, help="bootstrap seed")
     return p
@@ -818,6 +835,15 @@ def run_compare(argv: list[str]) -> int:
             missing=missing,
             notes=notes,
         )
+        if args.strict and report["checks"]:
+            raise CompareError(
+                "--strict: the runs are not comparable: "
+                + "; ".join(
+                    f"{c['run']} vs {c['reference']} {c['task']}: {c['field']} "
+                    f"{c['reference_value']!r} != {c['value']!r}"
+                    for c in report["checks"]
+                )
+            )
         failed = (
             evaluate_gates(report, args.fail_if_drop, runs, baseline, args.bootstrap_iters, args.seed)
             if baseline

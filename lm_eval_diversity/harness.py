@@ -585,8 +585,12 @@ def merge_metadata(argv: list[str], from_flags: dict[str, str]) -> list[str]:
     for key, value in from_flags.items():
         if key in user and str(user[key]) != str(value):
             raise SettingsError(f"--{key} {value!r} and --metadata {key}={user[key]!r} disagree; give one of them")
+    try:  # fail now, naming the flag as typed, on a bad value
+        resolve_settings(from_flags, HARNESS_DEFAULTS)
+    except ValueError as exc:
+        raise SettingsError(str(exc).replace("--metadata ", "--")) from None
     merged = {**from_flags, **user}
-    resolve_settings(merged, HARNESS_DEFAULTS)  # fail now, naming the key, on a bad value
+    resolve_settings(merged, HARNESS_DEFAULTS)
     args = ["--metadata", json.dumps(merged)]
     return out[:at] + args + out[at:] if at is not None else out + args
 

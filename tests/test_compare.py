@@ -340,3 +340,30 @@ def test_corpus_level_metric_has_no_ci(tmp_path, capsys):
     rep = _json_report([str(base), "--metrics", "sbert,sbert_across_input"], capsys)
     c = _cell(rep, "base", "diversity_xsum", "sbert_across_input")
     assert c["value"] == pytest.approx(0.9) and c["ci_low"] is None and "corpus-level" in c["ci_note"]
+
+
+def test_strict_gate_refuses_runs_that_differ(tmp_path, capsys):
+    base = write_run(tmp_path / "b", "base", {"diversity_gsm8k": BASE_GSM})
+    same = write_run(tmp_path / "s", "same", {"diversity_gsm8k": BASE_GSM})
+    other = write_run(tmp_path / "m", "sft", {"diversity_gsm8k": MODEL_GSM}, temperature=0.7, repeats=8)
+    gate = ["--fail_if_drop", "sbert=5", "--strict", "--bootstrap_iters", "50"]
+    assert run_compare([str(base), str(other), *gate]) == 2
+    err = capsys.readouterr().err
+    assert "--strict" in err and "K 4 != 8" in err and "temperature 1.0 != 0.7" in err
+    # the same differences without --strict: reported, the gate still runs
+    assert run_compare([str(base), str(other), "--fail_if_drop", "sbert=5", "--bootstrap_iters", "50"]) == 0
+    capsys.readouterr()
+    # comparable runs pass the strict gate
+    assert run_compare([str(base), str(same), *gate]) == 0
+
+
+def test_strict_gate_names_a_task_version_difference(tmp_path, capsys):
+    base = write_run(tmp_path / "b", "base", {"diversity_gsm8k": BASE_GSM})
+    other = write_run(tmp_path / "m", "sft", {"diversity_gsm8k": BASE_GSM})
+    for folder, version in ((base, 1.0), (other, 2.0)):
+        path = next(folder.glob("results_*.json"))
+        data = json.loads(path.read_text())
+        data["versions"] = {"diversity_gsm8k": version}
+        path.write_text(json.dumps(data))
+    assert run_compare([str(base), str(other), "--fail_if_drop", "sbert=5", "--strict"]) == 2
+    assert "task_version 1.0 != 2.0" in capsys.readouterr().err

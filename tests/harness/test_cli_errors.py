@@ -18,5 +18,31 @@ def test_bad_metric_setting_names_the_variable_and_does_not_leak(capsys, monkeyp
     rc = cli_main(["--model", "dummy", "--tasks", "diversity_gsm8k", "--diversity_metrics", "ead,bogus"])
     assert rc == 2
     err = capsys.readouterr().err
-    assert "LM_EVAL_DIVERSITY_METRICS" in err and "bogus" in err
+    assert "--diversity_metrics" in err and "bogus" in err
     assert "LM_EVAL_DIVERSITY_METRICS" not in os.environ
+
+
+def test_unknown_metadata_key_is_refused_by_the_command(capsys):
+    rc = cli_main(["--model", "dummy", "--tasks", "diversity_gsm8k", "--metadata", '{"repeats": 2, "metricz": 1}'])
+    assert rc == 2
+    assert "'metricz'" in capsys.readouterr().err
+
+
+def test_help_lists_every_subcommand_and_run_shows_our_flags(capsys):
+    assert cli_main(["--help"]) == 0
+    listing = capsys.readouterr().out
+    for command in ("run", "ls", "validate", "score", "compare", "demo"):
+        assert f"    {command} " in listing, command
+    assert cli_main(["run", "--help"]) == 0
+    run_help = capsys.readouterr().out
+    for flag in ("--tasks", "--model_args", "--diversity_metrics", "--metric_device", "--repeats", "--all_metrics"):
+        assert flag in run_help, flag
+
+
+def test_score_accepts_old_flag_spellings_with_a_deprecation_message(capsys):
+    from lm_eval_diversity.cli import _undeprecate
+
+    new = _undeprecate(["--device", "cpu", "--metrics=ead"], "score")
+    assert new == ["--metric_device", "cpu", "--diversity_metrics=ead"]
+    err = capsys.readouterr().err
+    assert "--device is deprecated; use --metric_device" in err and "--metrics is deprecated" in err
