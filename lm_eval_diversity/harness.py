@@ -229,6 +229,9 @@ class DiversityTask(ConfigurableTask):
         metadata["metrics_shown"] = "all" if show_all else "defined"
         config["filter_list"] = _wire_filters(config.get("filter_list"), config["task"], repeats_k, self._settings)
         self._metric_names = tuple(m["metric"] for m in config.get("metric_list") or [])
+        # per-doc values come from this class's process_results; naming it here tells lm-eval not to look the
+        # metric names up as registered metric functions
+        config["process_results"] = f"{type(self).__name__}.process_results"
         super().__init__(config=config, **kwargs)
 
     _predict_only = False
