@@ -1,0 +1,77 @@
+"""Every ``lm_eval`` / ``lm-eval-diversity`` command in README.md and docs/*.md parses with the real parsers.
+
+Shell blocks are extracted, continuation lines joined, and each command's arguments are parsed by the parser that
+would run it (lm-eval's own ``run``/``ls``/``validate`` parsers with our flags split off, ``score``, ``compare``),
+so an unknown or misspelt flag, a deprecated spelling, or a run of code tasks without ``--confirm_run_unsafe_code``
+(lm-eval exits 2 on it) fails here. ``--help`` examples are executed.
+"""
+
+from __future__ import annotations
+
+import re
+import shlex
+from pathlib import Path
+
+import pytest
+
+from lm_eval_diversity.cli import DEPRECATED_FLAGS, OWN_COMMANDS, build_score_parser, main
+from lm_eval_diversity.compare import build_parser as build_compare_parser
+from lm_eval_diversity.harness import build_cli, split_own_flags
+
+REPO = Path(__file__).resolve().parents[1]
+DOCS = [REPO / "README.md", *sorted((REPO / "docs").glob("*.md"))]
+CODE_TASKS = re.compile(r"^(diversity|diversity_\*|div_code|diversity_humaneval|diversity_mbpp)$")
+
+
+def _commands(path: Path) -> list[tuple[str, list[str]]]:
+    """(where, argv) of every lm_eval / lm-eval-diversity command in the file's shell and YAML ``run:`` blocks."""
+    text = path.read_text(encoding="utf-8")
+    out = []
+    for block in re.findall(r"```(?:bash|sh|yaml)?\n(.*?)```", text, flags=re.S):
+        joined = re.sub(r"\\\n\s*", " ", block)
+        for line in joined.splitlines():
+            line = re.sub(r"^\s*(-\s*)?(run:\s*)?(\|\s*)?", "", line.split(" #")[0]).strip()
+            line = line.split(" | ")[0].split(" >> ")[0].split(" > ")[0]
+            if not re.match(r"^(lm_eval|lm-eval-diversity)\b", line) or "[--" in line:
+                continue  # not a command, or a usage synopsis
+            line = re.sub(r"\$\{\{\s*[\w.]+\s*\}\}", "X", line)  # CI template variables
+            argv: list[str] = []
+            for arg in shlex.split(line):
+                if arg == "...":  # a placeholder: a value for the flag before it, else nothing
+                    if argv and argv[-1] == "--model_args":
+                        argv.append("pretrained=X")
+                    continue
+                argv.append(arg)
+            out.append((f"{path.name}: {line[:80]}", argv))
+    return out
+
+
+ALL = [c for p in DOCS for c in _commands(p)]
+
+
+def test_docs_have_commands():
+    assert len(ALL) >= 12, [w for w, _ in ALL]
+
+
+@pytest.mark.parametrize(("where", "argv"), ALL, ids=[w for w, _ in ALL])
+def test_documented_command_parses(where, argv, capsys):
+    prog, args = argv[0], argv[1:]
+    assert not set(a.split("=")[0] for a in args) & (set(DEPRECATED_FLAGS) if args[:1] == ["score"] else set())
+    if "--help" in args or "-h" in args or not args:
+        assert main(args or ["--help"]) == 0
+        return
+    if prog == "lm-eval-diversity" and args[0] in OWN_COMMANDS:
+        if args[0] == "score":
+            build_score_parser().parse_args(args[1:])
+        elif args[0] == "compare":
+            build_compare_parser().parse_args(args[1:])
+        return
+    rest, _ = split_own_flags(args) if prog == "lm-eval-diversity" else (args, {})
+    cli = build_cli(OWN_COMMANDS)
+    if rest[0] not in ("run", "ls", "validate"):
+        rest = ["run", *rest]
+    parsed = cli._parser.parse_args(rest)
+    tasks = getattr(parsed, "tasks", None) or []
+    tasks = [t for item in ([tasks] if isinstance(tasks, str) else tasks) for t in item.split(",")]
+    if rest[0] == "run" and any(CODE_TASKS.match(t) for t in tasks):
+        assert parsed.confirm_run_unsafe_code, f"{where}: code tasks need --confirm_run_unsafe_code (lm-eval exits 2)"
