@@ -197,8 +197,27 @@ def load_results_file(path: Path) -> tuple[str, dict[str, TaskData], list[str]]:
             if stamp and _datetime_from_name(samples.name) != stamp:
                 notes.append(f"{name}: samples taken from {samples.name} (timestamp differs from {path.name})")
         tasks[name] = td
-    model = data.get("model_name_sanitized") or data.get("model_name") or path.parent.name
-    return str(model), tasks, notes
+    return short_model_name(data.get("model_name"), path.parent.name), tasks, notes
+
+
+def short_model_name(model_name: str | None, fallback: str) -> str:
+    """A label a person recognises: the last part of the model's name or path (``/ckpt/dpo/`` -> ``dpo``,
+    ``allenai/Olmo-3-7B`` -> ``Olmo-3-7B``), never lm-eval's sanitised form (``__ckpt__dpo``)."""
+    name = str(model_name or "").rstrip("/\\")
+    short = re.split(r"[/\\]", name)[-1] if name else ""
+    return short or fallback
+
+
+def display_path(path: str) -> str:
+    """A path for reports: relative to the working directory when under it, else its last two parts, so that a
+    report names no absolute path of the machine that produced it."""
+    p = Path(path)
+    if not p.is_absolute():
+        return str(p)
+    try:
+        return str(p.resolve().relative_to(Path.cwd().resolve())) or "."
+    except ValueError:
+        return str(Path("...", *p.parts[-2:]))
 
 
 def _find_samples(folder: Path, task: str, stamp: str | None) -> Path | None:
@@ -278,7 +297,9 @@ def load_runs(path_str: str) -> list[Run]:
                     notes.append(f"{t}: newer {f.name} replaces {Path(tasks[t].source).name}")
             tasks.update(ftasks)
         if len(group) > 1:
-            notes.insert(0, f"merged {len(group)} results files in {folder} by task (newest wins per task)")
+            notes.insert(
+                0, f"merged {len(group)} results files in {display_path(str(folder))} by task (newest wins per task)"
+            )
         runs.append(Run(label=model, path=str(folder), model_name=model, tasks=tasks, notes=notes))
     return runs
 
@@ -462,7 +483,7 @@ def build_report(
         "runs": [
             {
                 "label": r.label,
-                "path": r.path,
+                "path": display_path(r.path),
                 "model_name": r.model_name,
                 "per_prompt_tasks": [t for t in tasks if r.tasks[t].per_prompt is not None],
                 "notes": r.notes,

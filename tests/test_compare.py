@@ -367,3 +367,18 @@ def test_strict_gate_names_a_task_version_difference(tmp_path, capsys):
         path.write_text(json.dumps(data))
     assert run_compare([str(base), str(other), "--fail_if_drop", "sbert=5", "--strict"]) == 2
     assert "task_version 1.0 != 2.0" in capsys.readouterr().err
+
+
+def test_labels_are_short_model_names_and_reports_hold_no_absolute_paths(tmp_path, capsys, monkeypatch):
+    base = write_run(tmp_path / "b", "base", {"diversity_gsm8k": BASE_GSM})
+    path = next(base.glob("results_*.json"))
+    data = json.loads(path.read_text())
+    data["model_name"], data["model_name_sanitized"] = "/ckpt/olmo/dpo-step-400/", "__ckpt__olmo__dpo-step-400"
+    path.write_text(json.dumps(data))
+    monkeypatch.chdir(tmp_path)
+    rep = _json_report([str(base)], capsys)
+    assert [r["label"] for r in rep["runs"]] == ["dpo-step-400"]
+    assert rep["runs"][0]["path"] == "b/base"
+    for fmt in ("markdown", "html"):
+        assert run_compare([str(base), "--format", fmt]) == 0
+        assert str(tmp_path) not in capsys.readouterr().out
