@@ -362,8 +362,9 @@ class DiversityMetricsFilter(Filter):
         groups = [PromptGroup(doc_id=i, outputs=outputs, doc=doc) for i, (outputs, doc) in enumerate(zip(resps, docs))]
         # lm-eval itself refuses unsafe_code tasks (humaneval, mbpp) without --confirm_run_unsafe_code
         scores = score_task(
-            self.task, groups, settings, models_for(settings), graded_tasks=VERIFIABLE_TASKS, allow_code_execution=True
-        )
+            self.task, groups, settings, models_for(settings), graded_tasks=VERIFIABLE_TASKS,
+            allow_code_execution=True, progress=True,
+        )  # fmt: skip
         corpus = {
             f"{m}_{lvl}": levels[lvl]
             for m, levels in scores.metrics.items()

@@ -7,6 +7,7 @@ text is embedded once, every unique NLI sentence pair is scored once.
 
 from __future__ import annotations
 
+import functools
 import logging
 import math
 import os
@@ -338,15 +339,17 @@ def score_task(
             scores.diagnostics["quality"] = f"not computed: {skip_reason}"
         return scores
 
-    verdicts = grade_task(
+    grade = functools.partial(
+        grade_task,
         short,
-        [g.doc for g in groups],
-        [g.outputs for g in groups],
         math_mode=settings.math_mode,
         ifeval_mode=settings.ifeval_mode,
         allow_code_execution=allow_code_execution,
         code_timeout_s=settings.code_timeout_s,
         workers=max(1, os.cpu_count() or 1),
+    )
+    verdicts = _grade_with_progress(task, grade, groups) if progress else grade(
+        [g.doc for g in groups], [g.outputs for g in groups]
     )
     correct = [[v.correct for v in vs] for vs in verdicts]
     scores = score_groups(groups, settings, models, correct=correct, progress=progress)
@@ -373,3 +376,17 @@ def score_task(
         ),
     }
     return scores
+
+
+def _grade_with_progress(task: str, grade, groups: Sequence[PromptGroup], updates: int = 20) -> list:
+    """Grade in about ``updates`` slices of prompts behind a progress bar (outputs graded, rate)."""
+    from tqdm.auto import tqdm
+
+    step = max(1, -(-len(groups) // updates))
+    verdicts: list = []
+    with tqdm(total=sum(len(g.outputs) for g in groups), desc=f"grading {task}", unit="output") as bar:
+        for i in range(0, len(groups), step):
+            part = groups[i : i + step]
+            verdicts.extend(grade([g.doc for g in part], [g.outputs for g in part]))
+            bar.update(sum(len(g.outputs) for g in part))
+    return verdicts

@@ -74,3 +74,12 @@ def test_code_quality_with_confirmation(tmp_path):
     m = {name: v["per_input_mean"] for name, v in task["metrics"].items()}
     assert m["acc"] == 1.0 and m["k_correct"] == 1.0 and m["pass@1"] == 0.25
     assert m["computable"] == 0.0  # one correct output: no diversity among correct ones
+
+
+def test_grading_shows_progress_with_counts(tmp_path, minilm, capsys):
+    write(tmp_path, "diversity_gsm8k", [(GOLD_DOC, DOC_A), (GOLD_DOC, DOC_B), (GOLD_DOC, DOC_A)])
+    result = score(tmp_path)
+    err = capsys.readouterr().err
+    assert "grading diversity_gsm8k" in err and "12/12" in err  # 3 prompts x 4 outputs, graded in slices
+    m = {name: v["per_input_mean"] for name, v in result["tasks"]["diversity_gsm8k"]["metrics"].items()}
+    assert m["acc"] == pytest.approx(2 / 3)  # output #0 of doc A is correct, of doc B wrong
