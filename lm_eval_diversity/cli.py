@@ -10,6 +10,7 @@ import argparse
 import json
 import logging
 import math
+import re
 import sys
 from pathlib import Path
 
@@ -73,7 +74,7 @@ def settings_from_args(args: argparse.Namespace) -> DiversitySettings:
     try:
         return resolve_settings(given, COMMAND_DEFAULTS, environ={})[0]
     except ValueError as exc:
-        raise ValueError(str(exc).replace("--metadata ", "--")) from None
+        raise ValueError(re.sub(r"--(\w+) / --metadata \1", r"--\1", str(exc))) from None
 
 
 def build_score_parser() -> argparse.ArgumentParser:

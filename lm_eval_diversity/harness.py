@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 import math
 import os
+import re
 import sys
 from collections.abc import Iterable
 from functools import lru_cache
@@ -136,9 +137,9 @@ def check_models_available(settings: DiversitySettings, sources: dict[str, str] 
     the user gave (``--metadata sbert_model``, ``LM_EVAL_DIVERSITY_SBERT_MODEL``) or, for a default, the key."""
     sources = sources or {}
     if {"sbert", "vendi"} & set(settings.metrics):
-        _resolve(settings.sbert_model, sources.get("sbert_model", "--metadata sbert_model"))
+        _resolve(settings.sbert_model, sources.get("sbert_model", "--sbert_model / --metadata sbert_model"))
     if "nli" in settings.metrics:
-        _resolve(settings.nli_model, sources.get("nli_model", "--metadata nli_model"))
+        _resolve(settings.nli_model, sources.get("nli_model", "--nli_model / --metadata nli_model"))
 
 
 @lru_cache(maxsize=8)
@@ -292,12 +293,13 @@ def shown_metrics(metric_list: list[dict], settings: DiversitySettings, repeats:
     """
     run = set(settings.metrics)
     verifiable = task.removeprefix("diversity_") in VERIFIABLE_TASKS
+    per_prompt = repeats >= 2  # diversity among one prompt's outputs needs K >= 2
     kept = []
     for entry in metric_list:
         name = entry["metric"]
         base, _, level = name.partition("_")
         if name in DIVERSITY_METRICS:
-            ok = name in run
+            ok = name in run and per_prompt
         elif level in CORPUS_LEVELS:
             ok = base in run and base in settings.corpus_metrics
         elif name.startswith("pass@"):
@@ -305,11 +307,11 @@ def shown_metrics(metric_list: list[dict], settings: DiversitySettings, repeats:
         elif name.startswith(("loss_", "residual_", "qc_")):
             ok = verifiable and bool(settings.baseline) and name.rpartition("_")[2] in run
         elif name in ("sbert_all", "sbert_correct"):
-            ok = verifiable and "sbert" in run
+            ok = verifiable and per_prompt and "sbert" in run
         elif name == "vendi_correct":
-            ok = verifiable and "vendi" in run
+            ok = verifiable and per_prompt and "vendi" in run
         elif name == "computable":
-            ok = verifiable and bool({"sbert", "vendi"} & run)
+            ok = verifiable and per_prompt and bool({"sbert", "vendi"} & run)
         else:
             ok = True
         if ok:
@@ -592,7 +594,7 @@ def merge_metadata(argv: list[str], from_flags: dict[str, str]) -> list[str]:
     try:  # fail now, naming the flag as typed, on a bad value
         resolve_settings(from_flags, HARNESS_DEFAULTS)
     except ValueError as exc:
-        raise SettingsError(str(exc).replace("--metadata ", "--")) from None
+        raise SettingsError(re.sub(r"--(\w+) / --metadata \1", r"--\1", str(exc))) from None
     merged = {**from_flags, **user}
     resolve_settings(merged, HARNESS_DEFAULTS)
     args = ["--metadata", json.dumps(merged)]

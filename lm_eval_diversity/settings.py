@@ -227,7 +227,7 @@ def resolve_settings(
     for key, field in keys.items():
         if key not in metadata:
             continue
-        source = f"--metadata {key}"
+        source = f"--{key} / --metadata {key}"  # the run flag and the --metadata key share the name
         value = _coerce(field, metadata[key], source)
         if field in sources and changes[field] != value:
             raise ValueError(f"{sources[field]} and {source} set the same setting to different values")

@@ -175,3 +175,24 @@ def test_data_dir_metadata_key_reaches_the_loader(harness_env, tmp_path, monkeyp
     task = _task({"repeats": 2, "data_dir": str(tmp_path)})
     assert len(list(task.test_docs())) == 3
     assert task.config.metadata["data_dir"] == str(tmp_path)
+
+
+def test_shown_metrics_by_hand():
+    from lm_eval_diversity.harness import COMMAND_DEFAULTS, shown_metrics
+
+    names = ["ead", "nli", "ead_overall", "nli_overall", "pass@1", "pass@5", "qc_sbert", "vendi_correct", "acc"]
+    entries = [{"metric": n} for n in names]
+
+    def shown(task, repeats, **changes):
+        settings = COMMAND_DEFAULTS.replace(**changes)
+        return [e["metric"] for e in shown_metrics(entries, settings, repeats, task)]
+
+    # defaults: nli per-input runs, its corpus level does not; K=4 -> pass@1 only; no baseline -> no split
+    assert shown("diversity_gsm8k", 4) == ["ead", "nli", "ead_overall", "pass@1", "vendi_correct", "acc"]
+    assert shown("diversity_gsm8k", 5, baseline="b", metrics=("ead", "sbert")) == [
+        "ead", "ead_overall", "pass@1", "pass@5", "qc_sbert", "acc",
+    ]  # fmt: skip
+    # K=1: per-prompt diversity is undefined by construction; corpus levels are not
+    assert shown("diversity_gsm8k", 1) == ["ead_overall", "pass@1", "acc"]
+    # on a task without grading only the graded-only rows go (its own metric_list has no acc anyway)
+    assert shown("diversity_xsum", 4) == ["ead", "nli", "ead_overall", "acc"]
