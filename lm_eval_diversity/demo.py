@@ -49,10 +49,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--tasks", default="diversity", help="tasks or group (default: all 15 via the `diversity` group)")
     p.add_argument("--limit", type=int, default=2, help="prompts per task")
     p.add_argument("--repeats", type=int, default=4, help="K samples per prompt")
-    p.add_argument("--max_gen_toks", type=int, default=40)
+    p.add_argument("--max_gen_toks", type=int, default=40, help="tokens generated per sample (default 40)")
     p.add_argument("--model_args", default=None, help="lm-eval hf model_args (default: SmolLM2-135M-Instruct GGUF)")
     p.add_argument("--nli_model", default=None, help="NLI model name/path; NLI is skipped when it is not available")
-    p.add_argument("--batch_size", default="16")
+    p.add_argument("--batch_size", default="16", help="lm-eval batch size of the generating model (default 16)")
     return p
 
 

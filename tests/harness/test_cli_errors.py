@@ -46,3 +46,15 @@ def test_score_accepts_old_flag_spellings_with_a_deprecation_message(capsys):
     assert new == ["--metric_device", "cpu", "--diversity_metrics=ead"]
     err = capsys.readouterr().err
     assert "--device is deprecated; use --metric_device" in err and "--metrics is deprecated" in err
+
+
+def test_every_flag_of_our_commands_has_help():
+    from lm_eval_diversity.cli import build_score_parser
+    from lm_eval_diversity.compare import build_parser as compare_parser
+    from lm_eval_diversity.demo import build_parser as demo_parser
+    from lm_eval_diversity.harness import run_flags
+
+    for parser in (build_score_parser(), compare_parser(), demo_parser()):
+        for action in parser._actions:
+            assert action.help, (parser.prog, action.option_strings or action.dest)
+    assert all(text for _, text in run_flags().values())
