@@ -30,6 +30,7 @@ from lm_eval_diversity.settings import (
     DiversitySettings,
     field_help,
     metadata_keys,
+    parse_bool,
     public_name,
     resolve_settings,
     settings_fields,
@@ -53,8 +54,6 @@ FILTER_NAME = "diversity_metrics"
 CORPUS_LEVELS = ("across_input", "overall")
 NO_COT_PREFIX = "<think>\n\n</think>\n\n"
 
-
-HARNESS_DEFAULTS = COMMAND_DEFAULTS
 # settings of a run that are not metric settings: --metadata key -> what it does (docs/settings.md)
 TASK_KEYS = {
     "repeats": "K, samples per prompt",
@@ -76,7 +75,8 @@ def check_metadata_keys(metadata: dict, *, exact: bool = False) -> None:
     """Refuse ``--metadata`` keys meant for this package that it does not know.
 
     lm-eval merges ``--model_args`` into the task metadata, so inside a task a key may be a model argument: there
-    a key is refused only when it looks like one of ours (our prefixes, or a near-miss of a known key). With
+    a key is refused only when it looks like one of ours (our prefixes, or a near-miss of a known key; the cutoff
+    lets common model arguments such as ``max_length`` through). With
     ``exact`` (the ``--metadata`` JSON itself, seen by ``lm-eval-diversity run``) every unknown key is refused.
     """
     import difflib
@@ -85,7 +85,7 @@ def check_metadata_keys(metadata: dict, *, exact: bool = False) -> None:
     for key in metadata:
         if key in known or key in _LM_EVAL_KEYS or key in _RECORDED_KEYS:
             continue
-        close = difflib.get_close_matches(key, sorted(known), n=1, cutoff=0.8)
+        close = difflib.get_close_matches(key, sorted(known), n=1, cutoff=0.85)
         ours = key.startswith(("diversity_", "metric_", "corpus_", "sbert_", "nli_"))
         if exact or close or ours:
             hint = f"; did you mean {close[0]!r}?" if close else ""
@@ -97,7 +97,7 @@ def check_metadata_keys(metadata: dict, *, exact: bool = False) -> None:
 
 def harness_settings(metadata: dict | None = None, environ=None) -> DiversitySettings:
     """Settings for runs inside lm-eval: ``--metadata`` keys, then ``LM_EVAL_DIVERSITY_*`` variables, then defaults."""
-    return resolve_settings(metadata or {}, HARNESS_DEFAULTS, environ)[0]
+    return resolve_settings(metadata or {}, COMMAND_DEFAULTS, environ)[0]
 
 
 def _task_setting(metadata: dict, key: str, environ=None):
@@ -107,17 +107,6 @@ def _task_setting(metadata: dict, key: str, environ=None):
         return metadata[key], f"--metadata {key}"
     raw = env.get(ENV_PREFIX + key.upper())
     return (raw, ENV_PREFIX + key.upper()) if raw not in (None, "") else (None, None)
-
-
-def _truthy(value, setting: str) -> bool:
-    if isinstance(value, bool) or value is None:
-        return bool(value)
-    text = str(value).strip().lower()
-    if text in ("1", "true", "yes", "on"):
-        return True
-    if text in ("", "0", "false", "no", "off"):
-        return False
-    raise SettingsError(f"{setting}={value!r}: expected true or false")
 
 
 @lru_cache(maxsize=4)
@@ -201,7 +190,7 @@ class DiversityTask(ConfigurableTask):
         config.pop("class", None)
         metadata = dict(config.get("metadata") or {})
         check_metadata_keys(metadata)
-        self._settings, self._sources = resolve_settings(metadata, HARNESS_DEFAULTS)
+        self._settings, self._sources = resolve_settings(metadata, COMMAND_DEFAULTS)
         repeats, source = _task_setting(metadata, "repeats")
         if repeats is not None:
             config["repeats"] = _positive_int(repeats, source)
@@ -216,7 +205,7 @@ class DiversityTask(ConfigurableTask):
             # that data the standard way instead of the shipped loader
             config.pop("custom_dataset", None)
         all_metrics, source = _task_setting(metadata, "all_metrics")
-        show_all = _truthy(all_metrics, source or "all_metrics")
+        show_all = bool(all_metrics) and parse_bool(all_metrics, source)
         metadata["diversity_settings"] = self._settings.to_dict()
         # the prompt set: N (reference 500) and where the docs came from (None: the HF Hub)
         metadata["max_docs"] = max_docs()
@@ -356,7 +345,7 @@ class DiversityMetricsFilter(Filter):
         super().__init__(**kwargs)
         self.task = task
         self.k = k
-        self.settings = HARNESS_DEFAULTS if settings is None else DiversitySettings.from_dict(settings)
+        self.settings = COMMAND_DEFAULTS if settings is None else DiversitySettings.from_dict(settings)
 
     def apply(self, resps: Iterable[list[str]], docs: list[dict]) -> list[DocPayload]:
         resps = [list(r)[: self.k] if self.k else list(r) for r in resps]
@@ -592,11 +581,11 @@ def merge_metadata(argv: list[str], from_flags: dict[str, str]) -> list[str]:
         if key in user and str(user[key]) != str(value):
             raise SettingsError(f"--{key} {value!r} and --metadata {key}={user[key]!r} disagree; give one of them")
     try:  # fail now, naming the flag as typed, on a bad value
-        resolve_settings(from_flags, HARNESS_DEFAULTS)
+        resolve_settings(from_flags, COMMAND_DEFAULTS)
     except ValueError as exc:
         raise SettingsError(re.sub(r"--(\w+) / --metadata \1", r"--\1", str(exc))) from None
     merged = {**from_flags, **user}
-    resolve_settings(merged, HARNESS_DEFAULTS)
+    resolve_settings(merged, COMMAND_DEFAULTS)
     args = ["--metadata", json.dumps(merged)]
     return out[:at] + args + out[at:] if at is not None else out + args
 

@@ -168,6 +168,18 @@ def metadata_keys() -> dict[str, str]:
     return keys
 
 
+def parse_bool(value: Any, source: str) -> bool:
+    """``true``/``false`` as JSON or text (``1``/``0``, ``yes``/``no``, ``on``/``off``), naming ``source`` in errors."""
+    if isinstance(value, bool):
+        return value
+    text = str(value).strip().lower()
+    if text in ("1", "true", "yes", "on"):
+        return True
+    if text in ("0", "false", "no", "off", ""):
+        return False
+    raise ValueError(f"{source}={value!r}: expected true or false")
+
+
 def _coerce(field: str, value: Any, source: str) -> Any:
     """Convert a JSON / string value to the field's type, naming ``source`` in the error."""
     kind = _field_types()[field]
@@ -177,21 +189,14 @@ def _coerce(field: str, value: Any, source: str) -> Any:
         return None
     target = args[0] if optional and len(args) == 1 else kind
     origin = typing.get_origin(target)
+    if target is bool:
+        return parse_bool(value, source)
     try:
         if origin is tuple:
             items = value.split(",") if isinstance(value, str) else value
             if not isinstance(items, (list, tuple)):
                 raise ValueError("expected a list or a comma-separated string")
             return tuple(str(v).strip() for v in items if str(v).strip())
-        if target is bool:
-            if isinstance(value, bool):
-                return value
-            text = str(value).strip().lower()
-            if text in ("1", "true", "yes", "on"):
-                return True
-            if text in ("0", "false", "no", "off"):
-                return False
-            raise ValueError("expected true or false")
         if target is int:
             if isinstance(value, bool) or (isinstance(value, float) and not value.is_integer()):
                 raise ValueError("expected an integer")

@@ -52,7 +52,8 @@ def test_unknown_metadata_key_is_an_error_naming_it():
         check_metadata_keys({"metric": "ead"})
     with pytest.raises(SettingsError, match="'diversity_metricz'"):
         check_metadata_keys({"diversity_metricz": "ead"})
-    check_metadata_keys({"pretrained": "gpt2", "dtype": "float32", "version": 1.0})  # model args pass
+    # model args pass, also near names such as max_length (nli_max_length is ours)
+    check_metadata_keys({"pretrained": "gpt2", "dtype": "float32", "max_length": 2048, "version": 1.0})
     with pytest.raises(SettingsError, match="'pretrained'"):
         check_metadata_keys({"pretrained": "gpt2"}, exact=True)  # the --metadata JSON itself: every key known
 
