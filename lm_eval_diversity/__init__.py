@@ -20,7 +20,7 @@ def _installed_task_dir() -> Path | None:
     return None
 
 
-def _task_dir() -> Path:
+def _task_dir(installed: Path | None) -> Path:
     """Directory holding the task YAMLs.
 
     A source checkout or editable install: ``task_configs/`` (lm-eval does not scan it; the ``lm-eval-diversity``
@@ -30,11 +30,12 @@ def _task_dir() -> Path:
     source = Path(str(resources.files("lm_eval_diversity.task_configs")))
     if (source / _MARKER).is_file():
         return source
-    return _installed_task_dir() or source
+    return installed or source
 
 
-TASK_DIR: Path = _task_dir()
+_INSTALLED = _installed_task_dir()
+TASK_DIR: Path = _task_dir(_INSTALLED)
 # True when lm-eval finds the tasks without --include_path (a regular install into lm-eval's task tree)
-TASKS_DISCOVERED: bool = _installed_task_dir() == TASK_DIR
+TASKS_DISCOVERED: bool = _INSTALLED == TASK_DIR
 
 __all__ = ["TASKS_DISCOVERED", "TASK_DIR", "__version__"]
