@@ -113,8 +113,13 @@ def _metrics(result: dict) -> set[str]:
     return {k.split(",")[0] for k in result["results"]["diversity_gsm8k"] if "," in k and "_stderr" not in k}
 
 
-def test_default_table_has_only_defined_metrics_and_all_metrics_restores_them(harness_env):
-    res = _run({"diversity_metrics": "ead,sbert"})
+@pytest.fixture(scope="module")
+def ead_sbert_run(harness_env) -> dict:
+    return _run({"diversity_metrics": "ead,sbert"})
+
+
+def test_default_table_has_only_defined_metrics_and_all_metrics_restores_them(ead_sbert_run, harness_env):
+    res = ead_sbert_run
     shown = _metrics(res)
     # K=3: pass@1 only; sbert corpus levels; no vendi/nli, no split without a baseline
     assert shown == {
@@ -127,9 +132,8 @@ def test_default_table_has_only_defined_metrics_and_all_metrics_restores_them(ha
     assert res["configs"]["diversity_gsm8k"]["metadata"]["metrics_shown"] == "defined"
 
 
-def test_logged_sample_values_are_json_values(harness_env):
-    res = _run({"diversity_metrics": "ead,sbert"})
-    for sample in res["samples"]["diversity_gsm8k"]:
+def test_logged_sample_values_are_json_values(ead_sbert_run):
+    for sample in ead_sbert_run["samples"]["diversity_gsm8k"]:
         line = json.loads(json.dumps(sample, default=str, allow_nan=False))  # strict JSON: no NaN literal
         assert isinstance(line["ead"], float) and isinstance(line["acc"], float)
         # GoldLM answers correctly: every doc has >= 2 correct outputs, so diversity among them is defined
