@@ -546,36 +546,12 @@ def split_own_flags(argv: list[str]) -> tuple[list[str], dict[str, str]]:
     return rest, meta
 
 
-def merge_metadata(argv: list[str], from_flags: dict[str, str]) -> list[str]:
-    """Check the user's ``--metadata`` JSON (every key must be known) and add the values of our flags to it.
+def merge_metadata(user: dict, from_flags: dict[str, str]) -> dict:
+    """Check the user's ``--metadata`` (as lm-eval parsed it; every key must be known) and add our flags' values.
 
-    A setting given both ways must agree. lm-eval reads the result as usual; tasks resolve it (docs/settings.md).
+    A setting given both ways must agree. lm-eval passes the result to the tasks as usual (docs/settings.md).
     """
-    import json
-
-    out, user, at = [], None, None
-    i = 0
-    while i < len(argv):
-        name, eq, value = argv[i].partition("=")
-        if name == "--metadata":
-            if not eq:
-                if i + 1 >= len(argv):
-                    raise SettingsError("--metadata needs a JSON object")
-                value = argv[i + 1]
-                i += 1
-            try:
-                user = json.loads(value)
-            except json.JSONDecodeError as exc:
-                raise SettingsError(f"--metadata {value!r}: not valid JSON ({exc})") from None
-            if not isinstance(user, dict):
-                raise SettingsError(f"--metadata {value!r}: expected a JSON object")
-            at = len(out)
-        else:
-            out.append(argv[i])
-        i += 1
-    if user is None and not from_flags:
-        return argv
-    user = user or {}
+    user = dict(user or {})
     check_metadata_keys(user, exact=True)
     for key, value in from_flags.items():
         if key in user and str(user[key]) != str(value):
@@ -586,8 +562,7 @@ def merge_metadata(argv: list[str], from_flags: dict[str, str]) -> list[str]:
         raise SettingsError(re.sub(r"--(\w+) / --metadata \1", r"--\1", str(exc))) from None
     merged = {**from_flags, **user}
     resolve_settings(merged, COMMAND_DEFAULTS)
-    args = ["--metadata", json.dumps(merged)]
-    return out[:at] + args + out[at:] if at is not None else out + args
+    return merged
 
 
 def build_cli(own_commands: dict[str, str] | None = None):
@@ -622,7 +597,6 @@ def run_lm_eval_cli(argv: list[str], own_commands: dict[str, str] | None = None)
 
     try:
         argv, from_flags = split_own_flags(argv)
-        argv = merge_metadata(argv, from_flags)
     except ValueError as exc:
         print(f"lm-eval-diversity: error: {exc}", file=sys.stderr)
         return 2
@@ -642,7 +616,12 @@ def run_lm_eval_cli(argv: list[str], own_commands: dict[str, str] | None = None)
         if not argv:
             cli._parser.print_help()
             return 0
-        cli.execute(cli.parse_args())
+        args = cli.parse_args()
+        if getattr(args, "command", None) == "run":
+            args.metadata = merge_metadata(args.metadata or {}, from_flags)
+        elif from_flags:
+            raise SettingsError(f"{', '.join('--' + k for k in from_flags)}: diversity settings apply to `run` only")
+        cli.execute(args)
     except SystemExit as exc:
         return int(exc.code or 0) if not isinstance(exc.code, str) else 1
     except ValueError as exc:  # bad settings, unknown tasks, greedy sampling...: say what, no traceback

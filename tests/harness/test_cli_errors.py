@@ -26,6 +26,10 @@ def test_unknown_metadata_key_is_refused_by_the_command(capsys):
     rc = cli_main(["--model", "dummy", "--tasks", "diversity_gsm8k", "--metadata", '{"repeats": 2, "metricz": 1}'])
     assert rc == 2
     assert "'metricz'" in capsys.readouterr().err
+    # lm-eval's key=value form of --metadata is read the same way
+    rc = cli_main(["--model", "dummy", "--tasks", "diversity_gsm8k", "--metadata", "repeats=2", "pretrained=x"])
+    assert rc == 2
+    assert "'pretrained'" in capsys.readouterr().err
 
 
 def test_help_lists_every_subcommand_and_run_shows_our_flags(capsys):

@@ -59,11 +59,12 @@ def test_unknown_metadata_key_is_an_error_naming_it():
 
 
 def test_run_flags_merge_into_metadata_and_conflicts_are_refused():
-    argv = merge_metadata(["--tasks", "x", "--metadata", '{"repeats": 2}'], {"vocab_size": "9"})
-    assert argv[:2] == ["--tasks", "x"]
-    assert json.loads(argv[argv.index("--metadata") + 1]) == {"repeats": 2, "vocab_size": "9"}
+    assert merge_metadata({"repeats": 2}, {"vocab_size": "9"}) == {"repeats": 2, "vocab_size": "9"}
+    assert merge_metadata({"vocab_size": 9}, {"vocab_size": "9"}) == {"vocab_size": 9}  # the same value twice
     with pytest.raises(SettingsError, match="disagree"):
-        merge_metadata(["--metadata", '{"vocab_size": 3}'], {"vocab_size": "9"})
+        merge_metadata({"vocab_size": 3}, {"vocab_size": "9"})
+    with pytest.raises(SettingsError, match="--vocab_size='x'"):
+        merge_metadata({}, {"vocab_size": "x"})
 
 
 def _task(metadata: dict, name: str = "diversity_gsm8k"):
