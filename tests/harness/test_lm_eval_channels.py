@@ -23,7 +23,7 @@ K = 3
 def test_metadata_beats_environment_beats_default():
     env = {"LM_EVAL_DIVERSITY_VOCAB_SIZE": "100", "LM_EVAL_DIVERSITY_SEED": "7"}
     settings, sources = resolve_settings({"vocab_size": 50, "metrics": "ead,sbert"}, environ=env)
-    assert settings.vocab_size == 50 and sources["vocab_size"] == "--metadata vocab_size"
+    assert settings.vocab_size == 50 and sources["vocab_size"] == "--vocab_size / --metadata vocab_size"
     assert settings.seed == 7 and sources["seed"] == "LM_EVAL_DIVERSITY_SEED"
     assert settings.batch_size == DiversitySettings().batch_size and "batch_size" not in sources
     assert settings.metrics == ("ead", "sbert")
