@@ -3,7 +3,8 @@
 Shell blocks are extracted, continuation lines joined, and each command's arguments are parsed by the parser that
 would run it (lm-eval's own ``run``/``ls``/``validate`` parsers with our flags split off, ``score``, ``compare``),
 so an unknown or misspelt flag, a deprecated spelling, or a run of code tasks without ``--confirm_run_unsafe_code``
-(lm-eval exits 2 on it) fails here. ``--help`` examples are executed.
+(lm-eval exits 2 on it) fails here. ``--help`` examples are executed, and ``compare`` examples run for real on
+small runs written under the paths they name.
 """
 
 from __future__ import annotations
@@ -54,7 +55,7 @@ def test_docs_have_commands():
 
 
 @pytest.mark.parametrize(("where", "argv"), ALL, ids=[w for w, _ in ALL])
-def test_documented_command_parses(where, argv, capsys):
+def test_documented_command_parses(where, argv, capsys, tmp_path, monkeypatch):
     prog, args = argv[0], argv[1:]
     assert not set(a.split("=")[0] for a in args) & (set(DEPRECATED_FLAGS) if args[:1] == ["score"] else set())
     if "--help" in args or "-h" in args or not args:
@@ -64,7 +65,7 @@ def test_documented_command_parses(where, argv, capsys):
         if args[0] == "score":
             build_score_parser().parse_args(args[1:])
         elif args[0] == "compare":
-            build_compare_parser().parse_args(args[1:])
+            _run_compare_example(args[1:], tmp_path, monkeypatch)
         return
     rest, _ = split_own_flags(args) if prog == "lm-eval-diversity" else (args, {})
     cli = build_cli(OWN_COMMANDS)
@@ -75,3 +76,19 @@ def test_documented_command_parses(where, argv, capsys):
     tasks = [t for item in ([tasks] if isinstance(tasks, str) else tasks) for t in item.split(",")]
     if rest[0] == "run" and any(CODE_TASKS.match(t) for t in tasks):
         assert parsed.confirm_run_unsafe_code, f"{where}: code tasks need --confirm_run_unsafe_code (lm-eval exits 2)"
+
+
+def _run_compare_example(args: list[str], tmp_path: Path, monkeypatch) -> None:
+    """Run a documented ``compare`` command in a scratch directory holding a small run at every path it names."""
+    from lm_eval_diversity.compare import run_compare
+    from tests.test_compare import BASE_GSM, write_run
+
+    parsed = build_compare_parser().parse_args(args)
+    monkeypatch.chdir(tmp_path)
+    for path in {*parsed.runs, *([parsed.baseline] if parsed.baseline else [])}:
+        if not Path(path).exists():
+            write_run(Path(path), Path(path).name, {"diversity_gsm8k": BASE_GSM})
+    # identical runs: every gate passes, --strict finds nothing to refuse
+    assert run_compare([*args, "--bootstrap_iters", "50"]) == 0
+    if parsed.output:
+        assert Path(parsed.output).stat().st_size > 0
