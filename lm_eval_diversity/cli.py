@@ -41,6 +41,12 @@ def _add_metric_settings(p: argparse.ArgumentParser) -> None:
         default=d.ifeval_mode,
         help="IFEval grader (compat: as the paper)",
     )
+    p.add_argument(
+        "--code_mode",
+        choices=("official", "compat"),
+        default=d.code_mode,
+        help="code grader (compat: the paper's program building, exit status 0 passes; still sandboxed)",
+    )
     p.add_argument("--code_timeout", type=float, default=d.code_timeout_s, help="seconds per program (code tasks)")
     p.add_argument(
         "--confirm_run_unsafe_code",
@@ -61,6 +67,7 @@ def settings_from_args(args: argparse.Namespace) -> DiversitySettings:
         seed=args.seed,
         math_mode=args.math_mode,
         ifeval_mode=args.ifeval_mode,
+        code_mode=args.code_mode,
         code_timeout_s=args.code_timeout,
     )
 

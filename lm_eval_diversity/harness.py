@@ -20,9 +20,10 @@ from lm_eval.api.registry import register_filter
 from lm_eval.api.task import ConfigurableTask
 
 from lm_eval_diversity import TASK_DIR
+from lm_eval_diversity.preprocess import prompt_opens_think
 from lm_eval_diversity.quality import VERIFIABLE_TASKS
 from lm_eval_diversity.scoring import QFD_METRICS, QUALITY_METRICS, MetricModels, PromptGroup, score_task
-from lm_eval_diversity.settings import ENV_PREFIX, DiversitySettings
+from lm_eval_diversity.settings import ENV_PREFIX, SAMPLING_PRESETS, DiversitySettings
 from lm_eval_diversity.tasks import DATA_DIR_ENV, max_docs
 
 log = logging.getLogger(__name__)
@@ -42,7 +43,8 @@ FILTER_NAME = "diversity_metrics"
 CORPUS_LEVELS = ("across_input", "overall")
 # The harness computes the across-input/overall levels of NLI only on request: they cost ~4x per-input NLI.
 HARNESS_CORPUS_METRICS = ("ead", "sbert", "vendi")
-NO_COT_PREFIX = "<think>\n\n</think>\n\n"
+NO_COT_PREFIX = "<think>\n\n</think>\n\n"  # an empty thought, for templates that do not open one
+NO_COT_CLOSE = "\n</think>\n\n"  # closes the thought a thinking template opened with <think>
 
 
 def harness_settings(environ=None) -> DiversitySettings:
@@ -115,12 +117,44 @@ def check_generation_kwargs(task: str, gen_kwargs: dict, repeats: int) -> list[s
     return warnings
 
 
+def uses_task_stops(mode: str, chat_template_applied: bool) -> bool:
+    """Whether generation stops at the task's ``until`` strings (``stop_sequences`` setting, docs/tasks.md).
+
+    ``auto`` follows the reference protocol: stop strings only for plain-text prompts; with a chat template the
+    output ends at EOS or ``max_gen_toks``. ``task`` always keeps them, ``none`` never uses them.
+    """
+    return mode == "task" or (mode == "auto" and not chat_template_applied)
+
+
+def no_cot_prefill(no_cot: bool | str | None, prompt: str) -> str:
+    """The text appended to a rendered prompt for the no-CoT condition ("" when it is off).
+
+    ``True``: an empty thought; when the prompt already opened one (a thinking template ends it with ``<think>``)
+    only its closing part. A string is used verbatim.
+    """
+    if no_cot is None or no_cot is False:
+        return ""
+    if isinstance(no_cot, str):
+        return no_cot
+    return NO_COT_CLOSE if prompt_opens_think(prompt) else NO_COT_PREFIX
+
+
+def _no_cot_value(raw) -> bool | str | None:
+    if raw in (None, "", False, "0", "false", "False"):
+        return None
+    if raw in (True, "1", "true", "True"):
+        return True
+    return str(raw)
+
+
 class DiversityTask(ConfigurableTask):
     """A ``generate_until`` task with K samples per prompt and the diversity filter wired to its own name.
 
-    Overrides taken from ``--metadata`` (JSON): ``repeats`` (K); ``no_cot`` (true: pre-fill an empty think block
-    as the start of the answer, with ``--apply_chat_template``; a string: that pre-fill). Metric settings come
-    from the ``LM_EVAL_DIVERSITY_*`` environment variables, recorded in ``config.metadata["diversity_settings"]``.
+    Overrides taken from ``--metadata`` (JSON): ``repeats`` (K); ``no_cot`` (true: pre-fill an empty thought after
+    the rendered prompt, see :func:`no_cot_prefill`; a string: that pre-fill). Metric and generation settings come
+    from the ``LM_EVAL_DIVERSITY_*`` environment variables, recorded in ``config.metadata["diversity_settings"]``;
+    what generation actually used (chat template or not, the stop strings, the pre-fill, whether prompts open a
+    thought) is recorded in ``config.metadata["generation_protocol"]`` once the requests are built.
     """
 
     def __init__(self, config: dict | None = None, **kwargs) -> None:
@@ -131,12 +165,13 @@ class DiversityTask(ConfigurableTask):
             config["repeats"] = _positive_int(metadata["repeats"], "--metadata repeats")
         elif os.environ.get(ENV_PREFIX + "REPEATS"):
             config["repeats"] = _positive_int(os.environ[ENV_PREFIX + "REPEATS"], ENV_PREFIX + "REPEATS")
-        no_cot = metadata.get("no_cot", os.environ.get(ENV_PREFIX + "NO_COT"))
-        if no_cot not in (None, "", False, "0", "false"):
-            # pre-fill an empty thought so a reasoning model answers directly (the paper's no-CoT condition);
-            # a string value is used as the pre-fill itself (e.g. "\n</think>\n" after a template's <think>)
-            config["gen_prefix"] = NO_COT_PREFIX if no_cot in (True, "1", "true") else str(no_cot)
+        # the no-CoT pre-fill is appended to the rendered prompt (fewshot_context), not passed as lm-eval's
+        # gen_prefix: a gen_prefix switches off add_generation_prompt, which would drop a thinking template's <think>
+        self._no_cot = _no_cot_value(metadata.get("no_cot", os.environ.get(ENV_PREFIX + "NO_COT")))
         settings = harness_settings()
+        if settings.sampling is not None:
+            preset = SAMPLING_PRESETS[settings.sampling]
+            config["generation_kwargs"] = {**(config.get("generation_kwargs") or {}), "do_sample": True, **preset}
         metadata["diversity_settings"] = settings.to_dict()
         # the prompt set: N (reference 500) and where the docs came from (None: the HF Hub)
         metadata["max_docs"] = max_docs()
@@ -144,8 +179,10 @@ class DiversityTask(ConfigurableTask):
         config["metadata"] = metadata
         config["filter_list"] = _wire_filters(config.get("filter_list"), config["task"], int(config.get("repeats", 1)))
         super().__init__(config=config, **kwargs)
+        self._task_until = (self.config.generation_kwargs or {}).get("until")
 
     _predict_only = False
+    _prefill_used = ""
 
     def override_metric(self, metric_name: str) -> None:
         """``--predict_only`` (metric ``bypass``): log the K raw responses, compute nothing, load no model."""
@@ -155,14 +192,29 @@ class DiversityTask(ConfigurableTask):
         self._predict_only = True
         self._filters = [build_filter_ensemble("div", [["take_first_k", {"k": self.config.repeats}]])]
 
+    def fewshot_context(self, doc, num_fewshot, **kwargs):
+        ctx = super().fewshot_context(doc, num_fewshot, **kwargs)
+        if self._no_cot is not None and isinstance(ctx, str):
+            self._prefill_used = no_cot_prefill(self._no_cot, ctx)
+            ctx += self._prefill_used
+        return ctx
+
     def build_all_requests(self, **kwargs) -> None:
+        settings = harness_settings()
+        gen = self.config.generation_kwargs
+        if gen is None:
+            gen = self.config.generation_kwargs = {}
+        chat = bool(kwargs.get("apply_chat_template")) and kwargs.get("chat_template") is not None
         # --gen_kwargs from the CLI are merged into the config after construction, so check them here
-        for warning in check_generation_kwargs(
-            self.config.task, self.config.generation_kwargs or {}, self.config.repeats
-        ):
+        if settings.sampling is not None:
+            _check_preset(self.config.task, settings.sampling, gen)
+        if gen.get("until") and gen["until"] != self._task_until:
+            self._task_until = gen["until"]  # --gen_kwargs until=... replaced the task's list
+        gen["until"] = self._task_until if uses_task_stops(settings.stop_sequences, chat) and self._task_until else []
+        for warning in check_generation_kwargs(self.config.task, gen, self.config.repeats):
             log.warning(warning)
         if not self._predict_only:
-            check_models_available(harness_settings())  # fail before generation, not after it
+            check_models_available(settings)  # fail before generation, not after it
         if kwargs.get("cache_requests") and not kwargs.get("rewrite_requests_cache"):
             log.warning(
                 "%s: --cache_requests reuses requests built earlier, whose cache key ignores repeats and "
@@ -170,6 +222,42 @@ class DiversityTask(ConfigurableTask):
                 self.config.task,
             )
         super().build_all_requests(**kwargs)
+        contexts = [inst.args[0] if isinstance(inst.args[0], str) else "" for inst in self._instances]
+        opened = [prompt_opens_think(c) for c in contexts]
+        self._wire_think_opened(opened)
+        self.config.metadata["generation_protocol"] = {
+            "chat_template": chat,
+            "stop_sequences": settings.stop_sequences,
+            "until": gen["until"],
+            "task_until": self._task_until,
+            "sampling": settings.sampling,
+            "no_cot_prefill": self._prefill_used,
+            "prompts_open_think": sum(opened) / len(opened) if opened else 0.0,
+        }
+        log.info(
+            "%s: chat template %s, stop sequences %r (%s), %d of %d prompts open a thought",
+            self.config.task, "applied" if chat else "not applied", gen["until"], settings.stop_sequences,
+            sum(opened), len(opened),
+        )  # fmt: skip
+
+    def _wire_think_opened(self, opened: list[bool]) -> None:
+        """Tell the diversity filter, per request in the order it will see them, which prompts opened a thought."""
+        from functools import partial
+
+        for ensemble in self._filters:
+            for i, step in enumerate(ensemble.filters):
+                if isinstance(step, partial) and step.func is DiversityMetricsFilter:
+                    ensemble.filters[i] = partial(step, think_opened=tuple(opened))
+
+
+def _check_preset(task: str, name: str, gen: dict) -> None:
+    """``--sampling NAME`` and ``--gen_kwargs`` must not disagree on temperature / top_p."""
+    for key, value in SAMPLING_PRESETS[name].items():
+        if key in gen and gen[key] is not None and float(gen[key]) != value:
+            raise SamplingConfigError(
+                f"{task}: --sampling {name} sets {key}={value} but generation_kwargs has {key}={gen[key]!r} "
+                f"(from --gen_kwargs?); drop one of the two"
+            )
 
 
 def _positive_int(value, setting: str) -> int:
@@ -204,15 +292,22 @@ class DiversityMetricsFilter(Filter):
     Only the first ``k`` responses of a doc are used (multi-GPU padding can append extra ones).
     """
 
-    def __init__(self, task: str = "", k: int | None = None, **kwargs) -> None:
+    def __init__(
+        self, task: str = "", k: int | None = None, think_opened: tuple[bool, ...] | None = None, **kwargs
+    ) -> None:
         super().__init__(**kwargs)
         self.task = task
         self.k = k
+        self.think_opened = think_opened
 
     def apply(self, resps: Iterable[list[str]], docs: list[dict]) -> list[dict]:
         resps = [list(r)[: self.k] if self.k else list(r) for r in resps]
         settings = harness_settings()
-        groups = [PromptGroup(doc_id=i, outputs=outputs, doc=doc) for i, (outputs, doc) in enumerate(zip(resps, docs))]
+        opened = self.think_opened if self.think_opened and len(self.think_opened) == len(resps) else None
+        groups = [
+            PromptGroup(doc_id=i, outputs=outputs, doc=doc, think_opened=bool(opened and opened[i]))
+            for i, (outputs, doc) in enumerate(zip(resps, docs))
+        ]
         # lm-eval itself refuses unsafe_code tasks (humaneval, mbpp) without --confirm_run_unsafe_code
         scores = score_task(
             self.task, groups, settings, models_for(settings), graded_tasks=VERIFIABLE_TASKS, allow_code_execution=True
@@ -357,6 +452,11 @@ _OWN_FLAGS = {
     "--data_dir": "DATA_DIR",
     "--diversity_baseline": "BASELINE",
     "--no_cot": "NO_COT",
+    "--math_mode": "MATH_MODE",
+    "--ifeval_mode": "IFEVAL_MODE",
+    "--code_mode": "CODE_MODE",
+    "--stop_sequences": "STOP_SEQUENCES",
+    "--sampling": "SAMPLING",
 }
 
 

@@ -32,7 +32,9 @@ NAN = float("nan")
 class PromptGroup:
     """One prompt's K raw outputs.
 
-    ``doc_id`` (lm-eval's) matches prompts across runs; ``rng_key`` seeds the prompt's NLI sentence sampling: the
+    ``doc_id`` (lm-eval's) matches prompts across runs; ``think_opened``: the rendered prompt ended with ``<think>``
+    (a thinking chat template), so the outputs start inside the thought (:mod:`lm_eval_diversity.preprocess`);
+    ``rng_key`` seeds the prompt's NLI sentence sampling: the
     doc's original split index when it has one (stable whatever the selection or ``--limit``), else ``doc_id``.
     """
 
@@ -40,6 +42,7 @@ class PromptGroup:
     outputs: list[str]
     doc: dict | None = None
     rng_key: int | None = None
+    think_opened: bool = False  # the prompt ended with <think>: outputs start inside the thought
 
     def __post_init__(self) -> None:
         if self.rng_key is None:
@@ -147,7 +150,7 @@ def score_groups(
     stripped: list[list[str]] = []
     per_prompt: list[dict] = []
     for g in groups:
-        diag = [strip_cot_with_diagnostics(o) for o in g.outputs]
+        diag = [strip_cot_with_diagnostics(o, g.think_opened) for o in g.outputs]
         texts = [d.text for d in diag]
         stripped.append(texts)
         size = len(texts)
