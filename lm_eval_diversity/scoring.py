@@ -346,6 +346,7 @@ def score_task(
         [g.outputs for g in groups],
         math_mode=settings.math_mode,
         ifeval_mode=settings.ifeval_mode,
+        code_mode=settings.code_mode,
         allow_code_execution=allow_code_execution,
         code_timeout_s=settings.code_timeout_s,
         workers=max(1, os.cpu_count() or 1),
@@ -368,6 +369,7 @@ def score_task(
     scores.diagnostics["quality"] = {
         "math_mode": settings.math_mode,
         "ifeval_mode": settings.ifeval_mode,
+        "code_mode": settings.code_mode,
         "n_computable": int(sum(row["computable"] == 1.0 for row in scores.per_prompt)),
         "fail_reasons": dict(
             Counter(v.reason or "failed" for vs in verdicts for v in vs if not v.correct).most_common()

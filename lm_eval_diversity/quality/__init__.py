@@ -4,8 +4,8 @@
 
 * gsm8k, math_algebra, math_geometry: :mod:`.math` (``math_mode``: "math" = math-verify, "compat" = §5.1);
   correct = answer equivalent to the gold answer;
-* humaneval, mbpp: :mod:`.code` ``grade_code_task`` (runs code only with ``allow_code_execution=True``);
-  correct = the tests pass;
+* humaneval, mbpp: :mod:`.code` ``grade_code_task`` (runs code only with ``allow_code_execution=True``;
+  ``code_mode``: "official" or "compat" = the reference's program and exit-status rule); correct = the tests pass;
 * ifeval: :mod:`.ifeval` (``ifeval_mode``: "official" = lm-eval checkers, "compat" = §5.3); correct = strict
   prompt-level pass;
 * truthfulqa: :mod:`.truthfulqa` (§5.4 substring rule); correct = a reference answer matches;
@@ -44,6 +44,7 @@ def grade_task(
     *,
     math_mode: str = "math",
     ifeval_mode: str = "official",
+    code_mode: str = "official",
     allow_code_execution: bool = False,
     code_timeout_s: float = 10.0,
     math_timeout_s: float = 10.0,
@@ -92,4 +93,5 @@ def grade_task(
         timeout_s=code_timeout_s,
         workers=workers,
         allow_execution=allow_code_execution,
+        mode=code_mode,
     )
