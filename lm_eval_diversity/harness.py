@@ -371,7 +371,20 @@ def process_results(doc: dict, results: list) -> dict[str, float]:
             "keep the task's filter_list as shipped"
         )
     names = _METRIC_NAMES + (_QUALITY_NAMES if "acc" in payload else ())
-    return {name: float(payload.get(name, math.nan)) for name in names}
+    out: dict = {name: float(payload.get(name, math.nan)) for name in names}
+    if "n_instructions" in payload:  # ifeval: lm-eval's loose / instruction-level accuracies of output #0
+        out["prompt_level_loose_acc"] = float(payload["prompt_level_loose_acc"])
+        n = int(payload["n_instructions"])
+        for m in ("inst_level_strict_acc", "inst_level_loose_acc"):
+            k = round(payload[m] * n) if n else 0
+            out[m] = [1.0] * k + [0.0] * (n - k)  # one value per instruction, pooled by inst_level_mean
+    return out
+
+
+def inst_level_mean(items: list[list[float]]) -> float:
+    """Share of followed instructions over every instruction of every prompt (lm-eval's ifeval aggregation)."""
+    flat = [v for per_doc in items for v in per_doc]
+    return sum(flat) / len(flat) if flat else math.nan
 
 
 _METRIC_NAMES = (

@@ -302,6 +302,20 @@ QUALITY_KS = (1, 5, 10, 16)
 CODE_TASKS = ("humaneval", "mbpp")
 QUALITY_METRICS = ("acc", *(f"pass@{k}" for k in QUALITY_KS), "maj@K", "k_correct", "extraction_rate")
 QFD_METRICS = ("sbert_all", "sbert_correct", "vendi_correct", "computable")
+# IFEval beside the prompt-level strict accuracy (``acc``), named as lm-eval's ifeval task names them; output #0
+IFEVAL_METRICS = ("prompt_level_loose_acc", "inst_level_strict_acc", "inst_level_loose_acc")
+
+
+def ifeval_row_metrics(verdict) -> dict[str, float]:
+    """Loose prompt-level pass and the instruction-level shares (strict, loose) of one output, with its count."""
+    strict, loose = verdict.instructions or ((), ())
+    n = len(strict)
+    return {
+        "prompt_level_loose_acc": float(all(loose)),
+        "inst_level_strict_acc": sum(strict) / n if n else NAN,
+        "inst_level_loose_acc": sum(loose) / n if n else NAN,
+        "n_instructions": n,
+    }
 
 
 def score_task(
@@ -366,6 +380,16 @@ def score_task(
     for m in (*QUALITY_METRICS, *QFD_METRICS):
         mean, std = _mean_std([row[m] for row in scores.per_prompt])
         scores.metrics[m] = {"per_input_mean": mean, "per_input_std": std}
+    if short == "ifeval":
+        for row, vs in zip(scores.per_prompt, verdicts):
+            row.update(ifeval_row_metrics(vs[0]) if vs else {})
+        rows = [r for r in scores.per_prompt if "n_instructions" in r]
+        mean, std = _mean_std([r["prompt_level_loose_acc"] for r in rows])
+        scores.metrics["prompt_level_loose_acc"] = {"per_input_mean": mean, "per_input_std": std}
+        total = sum(r["n_instructions"] for r in rows)
+        for m in IFEVAL_METRICS[1:]:  # over all instructions of all prompts, as lm-eval aggregates them
+            followed = sum(r[m] * r["n_instructions"] for r in rows if r["n_instructions"])
+            scores.metrics[m] = {"per_input_mean": followed / total if total else NAN, "per_input_std": NAN}
     scores.diagnostics["quality"] = {
         "math_mode": settings.math_mode,
         "ifeval_mode": settings.ifeval_mode,

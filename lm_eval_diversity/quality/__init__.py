@@ -8,7 +8,8 @@
   ``code_mode``: "official" or "compat" = the reference's program and exit-status rule); correct = the tests pass;
 * ifeval: :mod:`.ifeval` (``ifeval_mode``: "official" = lm-eval checkers, "compat" = §5.3); correct = strict
   prompt-level pass;
-* truthfulqa: :mod:`.truthfulqa` (§5.4 substring rule); correct = a reference answer matches;
+* truthfulqa: :mod:`.truthfulqa` (§5.4 substring rule; ``math_mode="compat"`` also switches it to the QFD
+  script's rule, since the reference grades it next to math); correct = a reference answer matches;
 * cruxeval: :mod:`.code` ``grade_cruxeval``; correct = the predicted output equals the gold one.
 
 Every grader takes raw outputs (it strips CoT itself) and returns one :class:`Verdict` per output; bad input
@@ -79,7 +80,8 @@ def grade_task(
     if short == "truthfulqa":
         from lm_eval_diversity.quality.truthfulqa import grade_truthfulqa
 
-        return [grade_truthfulqa(d, o) for d, o in zip(docs, outs, strict=True)]
+        mode = "compat" if math_mode == "compat" else "official"  # the reference grades it in its math script
+        return [grade_truthfulqa(d, o, mode) for d, o in zip(docs, outs, strict=True)]
     if short == "cruxeval":
         from lm_eval_diversity.quality.code import grade_cruxeval
 
