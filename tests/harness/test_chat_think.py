@@ -140,3 +140,31 @@ def test_sampling_preset_sets_and_records_temperature(ead_only):
     cfg = res["configs"]["diversity_xsum"]
     assert cfg["metadata"]["diversity_settings"]["sampling"] == "hf_patch"
     assert cfg["generation_kwargs"]["temperature"] == 1.0
+
+
+def test_sampling_preset_conflicting_with_gen_kwargs_is_refused(ead_only):
+    from lm_eval_diversity.harness import SamplingConfigError
+
+    ead_only.setenv("LM_EVAL_DIVERSITY_SAMPLING", "paper")
+    lm = TemplateLM(PLAIN_TEMPLATE, ["A.", "B."])
+    tm = task_manager(include_defaults=False, metadata={"repeats": 2})
+    with pytest.raises(SamplingConfigError, match="--sampling paper sets temperature=0.6"):
+        lm_eval.simple_evaluate(
+            model=lm, tasks=["diversity_xsum"], task_manager=tm, limit=1, gen_kwargs="temperature=1.0"
+        )
+
+
+def test_wrapper_flags_become_settings():
+    from lm_eval_diversity.harness import harness_settings, split_own_flags
+
+    rest, env = split_own_flags(
+        ["--tasks", "x", "--stop_sequences", "task", "--sampling=hf_patch", "--code_mode", "compat", "--math_mode",
+         "compat", "--ifeval_mode", "compat"]
+    )  # fmt: skip
+    assert rest == ["--tasks", "x"]
+    s = harness_settings(env)
+    assert (s.stop_sequences, s.sampling, s.code_mode, s.math_mode, s.ifeval_mode) == (
+        "task", "hf_patch", "compat", "compat", "compat"
+    )  # fmt: skip
+    with pytest.raises(ValueError, match="stop_sequences must be one of"):
+        harness_settings({"LM_EVAL_DIVERSITY_STOP_SEQUENCES": "sometimes"})
