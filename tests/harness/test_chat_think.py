@@ -168,3 +168,14 @@ def test_wrapper_flags_become_settings():
     )  # fmt: skip
     with pytest.raises(ValueError, match="stop_sequences must be one of"):
         harness_settings({"LM_EVAL_DIVERSITY_STOP_SEQUENCES": "sometimes"})
+
+
+def test_ifeval_instruction_level_values_pool_over_instructions():
+    from lm_eval_diversity.harness import inst_level_mean, process_results
+
+    payload = {"acc": 0.0, "prompt_level_loose_acc": 1.0, "n_instructions": 3}
+    payload |= {"inst_level_strict_acc": 1 / 3, "inst_level_loose_acc": 1.0}
+    out = process_results({}, [payload])
+    assert out["inst_level_strict_acc"] == [1.0, 0.0, 0.0] and out["inst_level_loose_acc"] == [1.0] * 3
+    # lm-eval pools instructions: (1 + 1) followed of 4, not the mean of the per-prompt shares (1/3 + 1) / 2
+    assert inst_level_mean([out["inst_level_strict_acc"], [1.0]]) == 0.5
