@@ -13,8 +13,8 @@ Differences from the reference, all deliberate (§9.12):
 
 ``mode="compat"`` (:func:`build_compat_program`) builds the reference's program instead, rule by rule: the output
 is CoT-stripped *and whitespace-stripped*; the code block is chosen as above (``code_execution.py``'s rule, which
-``compute_code_quality.py`` uses; the QFD script first tries the longest block, which differs only when a later
-block also defines the entry point); the first top-level ``def NAME(`` is
+``compute_code_quality.py`` uses; the QFD script takes the longest block first, which can differ only for outputs
+with fenced blocks); the first top-level ``def NAME(`` is
 renamed to the entry point (definition and every ``NAME(`` call); a HumanEval completion that then lacks
 ``def entry_point`` is appended to the prompt (stripped, so an indented body loses its first indent); the program
 is one text (solution, tests, ``check``) and it passes when its process exits with status 0. It still runs in the
