@@ -21,12 +21,14 @@ from lm_eval.api.registry import register_filter
 from lm_eval.api.task import ConfigurableTask
 
 from lm_eval_diversity import TASK_DIR, TASKS_DISCOVERED
+from lm_eval_diversity.preprocess import prompt_opens_think
 from lm_eval_diversity.quality import VERIFIABLE_TASKS
 from lm_eval_diversity.scoring import MetricModels, PromptGroup, score_task
 from lm_eval_diversity.settings import (
     COMMAND_DEFAULTS,
     DIVERSITY_METRICS,
     ENV_PREFIX,
+    SAMPLING_PRESETS,
     DiversitySettings,
     field_help,
     metadata_keys,
@@ -52,7 +54,8 @@ logging.getLogger("lm_eval.api.task").addFilter(_DropCustomDatasetHint())
 
 FILTER_NAME = "diversity_metrics"
 CORPUS_LEVELS = ("across_input", "overall")
-NO_COT_PREFIX = "<think>\n\n</think>\n\n"
+NO_COT_PREFIX = "<think>\n\n</think>\n\n"  # an empty thought, for templates that do not open one
+NO_COT_CLOSE = "\n</think>\n\n"  # closes the thought a thinking template opened with <think>
 
 # settings of a run that are not metric settings: --metadata key -> what it does (docs/settings.md)
 TASK_KEYS = {
@@ -176,13 +179,46 @@ def check_generation_kwargs(task: str, gen_kwargs: dict, repeats: int) -> list[s
     return warnings
 
 
+def uses_task_stops(mode: str, chat_template_applied: bool) -> bool:
+    """Whether generation stops at the task's ``until`` strings (``stop_sequences`` setting, docs/tasks.md).
+
+    ``auto`` follows the reference protocol: stop strings only for plain-text prompts; with a chat template the
+    output ends at EOS or ``max_gen_toks``. ``task`` always keeps them, ``none`` never uses them.
+    """
+    return mode == "task" or (mode == "auto" and not chat_template_applied)
+
+
+def no_cot_prefill(no_cot: bool | str | None, prompt: str) -> str:
+    """The text appended to a rendered prompt for the no-CoT condition ("" when it is off).
+
+    ``True``: an empty thought; when the prompt already opened one (a thinking template ends it with ``<think>``)
+    only its closing part. A string is used verbatim.
+    """
+    if no_cot is None or no_cot is False:
+        return ""
+    if isinstance(no_cot, str):
+        return no_cot
+    return NO_COT_CLOSE if prompt_opens_think(prompt) else NO_COT_PREFIX
+
+
+def _no_cot_value(raw) -> bool | str | None:
+    if raw in (None, "", False, "0", "false", "False"):
+        return None
+    if raw in (True, "1", "true", "True"):
+        return True
+    return str(raw)
+
+
 class DiversityTask(ConfigurableTask):
     """A ``generate_until`` task with K samples per prompt and the diversity filter wired to its own name.
 
     Every setting comes from ``--metadata`` (JSON) first, then from its ``LM_EVAL_DIVERSITY_*`` environment
     variable, then from the defaults: the metric settings (:class:`DiversitySettings` fields, docs/settings.md)
-    and ``repeats``, ``no_cot``, ``data_dir``, ``all_metrics`` (:data:`TASK_KEYS`). The values used are recorded
-    in ``config.metadata`` (``diversity_settings``, ``max_docs``, ``data_dir``).
+    and ``repeats``, ``no_cot``, ``data_dir``, ``all_metrics`` (:data:`TASK_KEYS`). ``no_cot`` true pre-fills an
+    empty thought after the rendered prompt (see :func:`no_cot_prefill`); a string is used as that pre-fill. The
+    values used are recorded in ``config.metadata`` (``diversity_settings``, ``max_docs``, ``data_dir``); what
+    generation actually used (chat template or not, the stop strings, the pre-fill, whether prompts open a thought)
+    is recorded in ``config.metadata["generation_protocol"]`` once the requests are built.
     """
 
     def __init__(self, config: dict | None = None, **kwargs) -> None:
@@ -194,11 +230,12 @@ class DiversityTask(ConfigurableTask):
         repeats, source = _task_setting(metadata, "repeats")
         if repeats is not None:
             config["repeats"] = _positive_int(repeats, source)
-        no_cot, source = _task_setting(metadata, "no_cot")
-        if no_cot not in (None, "", False, "0", "false"):
-            # pre-fill an empty thought so a reasoning model answers directly (the paper's no-CoT condition);
-            # a string value is used as the pre-fill itself (e.g. "\n</think>\n" after a template's <think>)
-            config["gen_prefix"] = NO_COT_PREFIX if no_cot in (True, "1", "true") else str(no_cot)
+        # the no-CoT pre-fill is appended to the rendered prompt (fewshot_context), not passed as lm-eval's
+        # gen_prefix: a gen_prefix switches off add_generation_prompt, which would drop a thinking template's <think>
+        self._no_cot = _no_cot_value(_task_setting(metadata, "no_cot")[0])
+        if self._settings.sampling is not None:
+            preset = SAMPLING_PRESETS[self._settings.sampling]
+            config["generation_kwargs"] = {**(config.get("generation_kwargs") or {}), "do_sample": True, **preset}
         data_dir, _ = _task_setting(metadata, "data_dir")
         if _points_at_local_data(config):
             # an include:-ing YAML that sets dataset_path/dataset_kwargs (lm-eval's way to use local files): load
@@ -223,8 +260,10 @@ class DiversityTask(ConfigurableTask):
         # metric names up as registered metric functions
         config["process_results"] = f"{type(self).__name__}.process_results"
         super().__init__(config=config, **kwargs)
+        self._task_until = (self.config.generation_kwargs or {}).get("until")
 
     _predict_only = False
+    _prefill_used = ""
 
     def override_metric(self, metric_name: str) -> None:
         """``--predict_only`` (metric ``bypass``): log the K raw responses, compute nothing, load no model."""
@@ -239,16 +278,31 @@ class DiversityTask(ConfigurableTask):
             return super().process_results(doc, results)
         return _per_doc_values(results, self._metric_names)
 
+    def fewshot_context(self, doc, num_fewshot, **kwargs):
+        ctx = super().fewshot_context(doc, num_fewshot, **kwargs)
+        if self._no_cot is not None and isinstance(ctx, str):
+            self._prefill_used = no_cot_prefill(self._no_cot, ctx)
+            ctx += self._prefill_used
+        return ctx
+
     def build_all_requests(self, **kwargs) -> None:
         if self.config.num_fewshot:
             raise SettingsError(
                 f"{self.config.task}: --num_fewshot {self.config.num_fewshot} is not supported: the protocol is "
                 "zero-shot, and few-shot examples would be drawn from the evaluated split; drop --num_fewshot"
             )
+        settings = self._settings
+        gen = self.config.generation_kwargs
+        if gen is None:
+            gen = self.config.generation_kwargs = {}
+        chat = bool(kwargs.get("apply_chat_template")) and kwargs.get("chat_template") is not None
         # --gen_kwargs from the CLI are merged into the config after construction, so check them here
-        for warning in check_generation_kwargs(
-            self.config.task, self.config.generation_kwargs or {}, self.config.repeats
-        ):
+        if settings.sampling is not None:
+            _check_preset(self.config.task, settings.sampling, gen)
+        if gen.get("until") and gen["until"] != self._task_until:
+            self._task_until = gen["until"]  # --gen_kwargs until=... replaced the task's list
+        gen["until"] = self._task_until if uses_task_stops(settings.stop_sequences, chat) and self._task_until else []
+        for warning in check_generation_kwargs(self.config.task, gen, self.config.repeats):
             log.warning(warning)
         if not self._predict_only:
             check_models_available(self._settings, self._sources)  # fail before generation, not after it
@@ -259,6 +313,42 @@ class DiversityTask(ConfigurableTask):
                 self.config.task,
             )
         super().build_all_requests(**kwargs)
+        contexts = [inst.args[0] if isinstance(inst.args[0], str) else "" for inst in self._instances]
+        opened = [prompt_opens_think(c) for c in contexts]
+        self._wire_think_opened(opened)
+        self.config.metadata["generation_protocol"] = {
+            "chat_template": chat,
+            "stop_sequences": settings.stop_sequences,
+            "until": gen["until"],
+            "task_until": self._task_until,
+            "sampling": settings.sampling,
+            "no_cot_prefill": self._prefill_used,
+            "prompts_open_think": sum(opened) / len(opened) if opened else 0.0,
+        }
+        log.info(
+            "%s: chat template %s, stop sequences %r (%s), %d of %d prompts open a thought",
+            self.config.task, "applied" if chat else "not applied", gen["until"], settings.stop_sequences,
+            sum(opened), len(opened),
+        )  # fmt: skip
+
+    def _wire_think_opened(self, opened: list[bool]) -> None:
+        """Tell the diversity filter, per request in the order it will see them, which prompts opened a thought."""
+        from functools import partial
+
+        for ensemble in self._filters:
+            for i, step in enumerate(ensemble.filters):
+                if isinstance(step, partial) and step.func is DiversityMetricsFilter:
+                    ensemble.filters[i] = partial(step, think_opened=tuple(opened))
+
+
+def _check_preset(task: str, name: str, gen: dict) -> None:
+    """``--sampling NAME`` and ``--gen_kwargs`` must not disagree on temperature / top_p."""
+    for key, value in SAMPLING_PRESETS[name].items():
+        if key in gen and gen[key] is not None and float(gen[key]) != value:
+            raise SamplingConfigError(
+                f"{task}: --sampling {name} sets {key}={value} but generation_kwargs has {key}={gen[key]!r} "
+                f"(from --gen_kwargs?); drop one of the two"
+            )
 
 
 _FILE_BUILDERS = ("json", "csv", "parquet", "text", "arrow")
@@ -341,16 +431,28 @@ class DiversityMetricsFilter(Filter):
     Only the first ``k`` responses of a doc are used (multi-GPU padding can append extra ones).
     """
 
-    def __init__(self, task: str = "", k: int | None = None, settings: dict | None = None, **kwargs) -> None:
+    def __init__(
+        self,
+        task: str = "",
+        k: int | None = None,
+        settings: dict | None = None,
+        think_opened: tuple[bool, ...] | None = None,
+        **kwargs,
+    ) -> None:
         super().__init__(**kwargs)
         self.task = task
         self.k = k
         self.settings = COMMAND_DEFAULTS if settings is None else DiversitySettings.from_dict(settings)
+        self.think_opened = think_opened
 
     def apply(self, resps: Iterable[list[str]], docs: list[dict]) -> list[DocPayload]:
         resps = [list(r)[: self.k] if self.k else list(r) for r in resps]
         settings = self.settings
-        groups = [PromptGroup(doc_id=i, outputs=outputs, doc=doc) for i, (outputs, doc) in enumerate(zip(resps, docs))]
+        opened = self.think_opened if self.think_opened and len(self.think_opened) == len(resps) else None
+        groups = [
+            PromptGroup(doc_id=i, outputs=outputs, doc=doc, think_opened=bool(opened and opened[i]))
+            for i, (outputs, doc) in enumerate(zip(resps, docs))
+        ]
         # lm-eval itself refuses unsafe_code tasks (humaneval, mbpp) without --confirm_run_unsafe_code
         scores = score_task(
             self.task, groups, settings, models_for(settings), graded_tasks=VERIFIABLE_TASKS,
@@ -447,11 +549,27 @@ def _per_doc_values(results: list, names: tuple[str, ...]) -> dict[str, float | 
             f"diversity tasks expect the {FILTER_NAME!r} filter's payload, got {type(results[0]).__name__}; "
             "keep the task's filter_list as shipped"
         )
-    out: dict[str, float | None] = {}
+    values = dict(payload)
+    if "n_instructions" in values:  # ifeval: lm-eval's instruction-level accuracies of output #0
+        n = int(values["n_instructions"])
+        for m in ("inst_level_strict_acc", "inst_level_loose_acc"):
+            k = round(values[m] * n) if n else 0
+            values[m] = [1.0] * k + [0.0] * (n - k)  # one value per instruction, pooled by inst_level_mean
+    out: dict = {}
     for name in names:
-        value = float(payload.get(name, math.nan))
+        value = values.get(name, math.nan)
+        if isinstance(value, list):
+            out[name] = value
+            continue
+        value = float(value)
         out[name] = None if math.isnan(value) and name not in _MEAN_AGGREGATED else value
     return out
+
+
+def inst_level_mean(items: list[list[float]]) -> float:
+    """Share of followed instructions over every instruction of every prompt (lm-eval's ifeval aggregation)."""
+    flat = [v for per_doc in items for v in per_doc]
+    return sum(flat) / len(flat) if flat else math.nan
 
 
 # metrics aggregated by lm-eval's own ``mean`` (a null would break it): per-input levels and rates

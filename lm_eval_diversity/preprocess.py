@@ -10,6 +10,13 @@ The rules reproduce the reference exactly:
 
 A thought the model never closed (it hit the token limit) is kept whole, as in the reference; ``StrippedOutput``
 flags it so callers can report how often that happens.
+
+Thinking chat templates (OLMo-3-Think, Qwen3, DeepSeek-R1 style) end the prompt with ``<think>``, so the output
+starts inside the thought. When the caller says so (``prompt_opened_think``), the output is read as if it began
+with ``<think>``: the thought runs to the first ``</think>`` (even when the thought itself mentions ``<think>``),
+and an output with no ``</think>`` at all is an unclosed thought. Such an output is kept whole, stripped of
+surrounding whitespace, exactly as the reference keeps it (it cannot know the prompt opened a thought), and it is
+counted as unclosed.
 """
 
 from __future__ import annotations
@@ -34,8 +41,20 @@ def strip_cot(text: str) -> str:
     return strip_cot_with_diagnostics(text).text
 
 
-def strip_cot_with_diagnostics(text: str) -> StrippedOutput:
-    """Like :func:`strip_cot`, also reporting whether an unclosed ``<think>`` remained."""
+def prompt_opens_think(prompt: str) -> bool:
+    """True when a rendered prompt ends inside an open thought (its last non-space text is ``<think>``)."""
+    return prompt.rstrip().endswith(THINK_OPEN)
+
+
+def strip_cot_with_diagnostics(text: str, prompt_opened_think: bool = False) -> StrippedOutput:
+    """Like :func:`strip_cot`, also reporting whether an unclosed ``<think>`` remained.
+
+    ``prompt_opened_think``: the prompt ended with ``<think>`` (see the module docstring).
+    """
+    if prompt_opened_think:
+        if THINK_CLOSE not in text:  # the thought never closed: kept whole, as the reference does
+            return StrippedOutput(text=text.strip(), unclosed_think=True, had_think=True)
+        return strip_cot_with_diagnostics(THINK_OPEN + text)
     had_think = THINK_OPEN in text or THINK_CLOSE in text
     while True:
         start = text.find(THINK_OPEN)
@@ -51,7 +70,7 @@ def strip_cot_with_diagnostics(text: str) -> StrippedOutput:
     return StrippedOutput(text=text.strip(), unclosed_think=unclosed, had_think=had_think)
 
 
-def strip_group(outputs: list[str]) -> tuple[list[str], int]:
+def strip_group(outputs: list[str], prompt_opened_think: bool = False) -> tuple[list[str], int]:
     """Strip every output of one prompt; return the texts and how many kept an unclosed ``<think>``."""
-    stripped = [strip_cot_with_diagnostics(o) for o in outputs]
+    stripped = [strip_cot_with_diagnostics(o, prompt_opened_think) for o in outputs]
     return [s.text for s in stripped], sum(s.unclosed_think for s in stripped)

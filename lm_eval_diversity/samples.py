@@ -1,6 +1,7 @@
 """Read what ``lm_eval ... --output_path DIR --log_samples`` writes: ``samples_<task>_<timestamp>.jsonl`` files.
 
-Each line holds ``doc_id``, ``doc`` and ``resps`` (``[[K responses]]``). lm-eval writes one line per doc per filter
+Each line holds ``doc_id``, ``doc`` and ``resps`` (``[[K responses]]``), and ``arguments`` (the prompt: one that
+ends with ``<think>`` marks outputs that start inside a thought). lm-eval writes one line per doc per filter
 pipeline; the lines of one doc must agree and are read once. Nothing is skipped silently: a malformed line is an
 error naming the file and line.
 """
@@ -12,6 +13,7 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from lm_eval_diversity.preprocess import prompt_opens_think
 from lm_eval_diversity.scoring import PromptGroup
 
 SAMPLES_GLOB = "samples_*.jsonl"
@@ -70,6 +72,14 @@ def _responses(resps, where: str) -> list[str]:
     return resps
 
 
+def _prompt_opened_think(record: dict) -> bool:
+    """Whether the logged prompt (lm-eval logs it as ``arguments.gen_args_0.arg_0``) ended with ``<think>``."""
+    args = record.get("arguments")
+    first = args.get("gen_args_0") if isinstance(args, dict) else None
+    prompt = first.get("arg_0") if isinstance(first, dict) else None
+    return isinstance(prompt, str) and prompt_opens_think(prompt)
+
+
 def iter_sample_records(path: str | Path) -> Iterator[tuple[str, dict]]:
     """Yield ``("file:line", record)`` for every non-blank line; malformed lines raise, naming file and line."""
     path = Path(path)
@@ -107,7 +117,9 @@ def read_samples_file(path: str | Path) -> SamplesFile:
                 raise SamplesFormatError(f"{where}: doc_id {doc_id} appears again with different responses")
             dup += 1  # the same doc logged once per filter pipeline
             continue
-        groups[doc_id] = PromptGroup(doc_id=doc_id, outputs=outputs, doc=record.get("doc"))
+        groups[doc_id] = PromptGroup(
+            doc_id=doc_id, outputs=outputs, doc=record.get("doc"), think_opened=_prompt_opened_think(record)
+        )
     if not groups:
         raise SamplesFormatError(f"{path}: no samples in file")
     return SamplesFile(path=path, task=task, groups=list(groups.values()), n_lines=n_lines, n_duplicate_lines=dup)

@@ -33,7 +33,9 @@ NAN = float("nan")
 class PromptGroup:
     """One prompt's K raw outputs.
 
-    ``doc_id`` (lm-eval's) matches prompts across runs; ``rng_key`` seeds the prompt's NLI sentence sampling: the
+    ``doc_id`` (lm-eval's) matches prompts across runs; ``think_opened``: the rendered prompt ended with ``<think>``
+    (a thinking chat template), so the outputs start inside the thought (:mod:`lm_eval_diversity.preprocess`);
+    ``rng_key`` seeds the prompt's NLI sentence sampling: the
     doc's original split index when it has one (stable whatever the selection or ``--limit``), else ``doc_id``.
     """
 
@@ -41,6 +43,7 @@ class PromptGroup:
     outputs: list[str]
     doc: dict | None = None
     rng_key: int | None = None
+    think_opened: bool = False  # the prompt ended with <think>: outputs start inside the thought
 
     def __post_init__(self) -> None:
         if self.rng_key is None:
@@ -149,7 +152,7 @@ def score_groups(
     stripped: list[list[str]] = []
     per_prompt: list[dict] = []
     for g in groups:
-        diag = [strip_cot_with_diagnostics(o) for o in g.outputs]
+        diag = [strip_cot_with_diagnostics(o, g.think_opened) for o in g.outputs]
         texts = [d.text for d in diag]
         stripped.append(texts)
         size = len(texts)
@@ -301,6 +304,20 @@ QUALITY_KS = (1, 5, 10, 16)
 CODE_TASKS = ("humaneval", "mbpp")
 QUALITY_METRICS = ("acc", *(f"pass@{k}" for k in QUALITY_KS), "maj@K", "k_correct", "extraction_rate")
 QFD_METRICS = ("sbert_all", "sbert_correct", "vendi_correct", "computable")
+# IFEval beside the prompt-level strict accuracy (``acc``), named as lm-eval's ifeval task names them; output #0
+IFEVAL_METRICS = ("prompt_level_loose_acc", "inst_level_strict_acc", "inst_level_loose_acc")
+
+
+def ifeval_row_metrics(verdict) -> dict[str, float]:
+    """Loose prompt-level pass and the instruction-level shares (strict, loose) of one output, with its count."""
+    strict, loose = verdict.instructions or ((), ())
+    n = len(strict)
+    return {
+        "prompt_level_loose_acc": float(all(loose)),
+        "inst_level_strict_acc": sum(strict) / n if n else NAN,
+        "inst_level_loose_acc": sum(loose) / n if n else NAN,
+        "n_instructions": n,
+    }
 
 
 def score_task(
@@ -344,6 +361,7 @@ def score_task(
         short,
         math_mode=settings.math_mode,
         ifeval_mode=settings.ifeval_mode,
+        code_mode=settings.code_mode,
         allow_code_execution=allow_code_execution,
         code_timeout_s=settings.code_timeout_s,
         workers=max(1, os.cpu_count() or 1),
@@ -367,9 +385,20 @@ def score_task(
     for m in (*QUALITY_METRICS, *QFD_METRICS):
         mean, std = _mean_std([row[m] for row in scores.per_prompt])
         scores.metrics[m] = {"per_input_mean": mean, "per_input_std": std}
+    if short == "ifeval":
+        for row, vs in zip(scores.per_prompt, verdicts):
+            row.update(ifeval_row_metrics(vs[0]) if vs else {})
+        rows = [r for r in scores.per_prompt if "n_instructions" in r]
+        mean, std = _mean_std([r["prompt_level_loose_acc"] for r in rows])
+        scores.metrics["prompt_level_loose_acc"] = {"per_input_mean": mean, "per_input_std": std}
+        total = sum(r["n_instructions"] for r in rows)
+        for m in IFEVAL_METRICS[1:]:  # over all instructions of all prompts, as lm-eval aggregates them
+            followed = sum(r[m] * r["n_instructions"] for r in rows if r["n_instructions"])
+            scores.metrics[m] = {"per_input_mean": followed / total if total else NAN, "per_input_std": NAN}
     scores.diagnostics["quality"] = {
         "math_mode": settings.math_mode,
         "ifeval_mode": settings.ifeval_mode,
+        "code_mode": settings.code_mode,
         "n_computable": int(sum(row["computable"] == 1.0 for row in scores.per_prompt)),
         "fail_reasons": dict(
             Counter(v.reason or "failed" for vs in verdicts for v in vs if not v.correct).most_common()

@@ -22,6 +22,14 @@ CORPUS_SAMPLE_SIZE = 500  # across-input / overall subset size (reference_spec �
 
 ENV_PREFIX = "LM_EVAL_DIVERSITY_"
 
+STOP_SEQUENCE_MODES = ("auto", "task", "none")
+CODE_MODES = ("official", "compat")
+# Named sampling presets (docs/tasks.md): the experiment config, and what the reference's HF backend patch forces.
+SAMPLING_PRESETS: dict[str, dict[str, float]] = {
+    "paper": {"temperature": 0.6, "top_p": 0.95},
+    "hf_patch": {"temperature": 1.0, "top_p": 1.0},
+}
+
 
 @dataclass(frozen=True)
 class DiversitySettings:
@@ -45,7 +53,12 @@ class DiversitySettings:
     nli_max_length: int = 512
     math_mode: str = "math"  # "math" (math-verify) or "compat" (reference_spec §5.1)
     ifeval_mode: str = "official"  # "official" (lm-eval checkers) or "compat" (reference_spec §5.3)
+    code_mode: str = "official"  # "official" (sandboxed, positive evidence) or "compat" (the reference's rules)
     code_timeout_s: float = 10.0
+    # "auto": drop the task's stop strings when a chat template is applied (the reference's rule); "task": always
+    # keep them; "none": never use them
+    stop_sequences: str = "auto"
+    sampling: str | None = None  # a SAMPLING_PRESETS name; None: the task's generation_kwargs
     baseline: str | None = None  # base-model run (lm-eval output dir or score JSON) for the QC/residual split
 
     def __post_init__(self) -> None:
@@ -63,6 +76,12 @@ class DiversitySettings:
             raise ValueError(f"math_mode must be 'math' or 'compat', got {self.math_mode!r}")
         if self.ifeval_mode not in ("official", "compat"):
             raise ValueError(f"ifeval_mode must be 'official' or 'compat', got {self.ifeval_mode!r}")
+        if self.code_mode not in CODE_MODES:
+            raise ValueError(f"code_mode must be one of {list(CODE_MODES)}, got {self.code_mode!r}")
+        if self.stop_sequences not in STOP_SEQUENCE_MODES:
+            raise ValueError(f"stop_sequences must be one of {list(STOP_SEQUENCE_MODES)}, got {self.stop_sequences!r}")
+        if self.sampling is not None and self.sampling not in SAMPLING_PRESETS:
+            raise ValueError(f"sampling must be one of {list(SAMPLING_PRESETS)}, got {self.sampling!r}")
 
     def replace(self, **changes) -> DiversitySettings:
         return dataclasses.replace(self, **changes)
@@ -123,7 +142,10 @@ FIELD_HELP = {
     "nli_max_length": "maximum tokens of one NLI sentence pair",
     "math_mode": "math grader: math (math-verify) or compat (as the paper's code)",
     "ifeval_mode": "IFEval grader: official (lm-eval's checkers) or compat (as the paper's code)",
+    "code_mode": "code grader: official (sandboxed, positive evidence) or compat (as the paper's code)",
     "code_timeout_s": "seconds per program when grading code tasks",
+    "stop_sequences": "task stop strings: auto (dropped under a chat template, as the paper), task or none",
+    "sampling": "sampling preset: paper (T 0.6, top_p 0.95) or hf_patch (T 1.0, top_p 1.0); default: the task's",
     "baseline": "base model's run (lm-eval output dir or score JSON): adds the QC/residual split",
 }
 

@@ -75,3 +75,21 @@ def test_strip_cot_properties(text):
     # no complete <think>...</think> block can survive
     start = out.find("<think>")
     assert start < 0 or out.find("</think>", start) < 0
+
+
+@pytest.mark.parametrize(
+    ("raw", "text", "unclosed"),
+    [
+        ("plan</think>  Answer ", "Answer", False),  # the thought the prompt opened ends at </think>
+        # "<think>a <think> b </think>" goes first, then the orphan rule removes " c</think>"
+        ("a <think> b </think> c</think>Answer", "Answer", False),
+        ("ran out of tokens while thinking", "ran out of tokens while thinking", True),  # kept whole, counted
+        ("", "", True),
+    ],
+)
+def test_prompt_opened_thought(raw, text, unclosed):
+    s = strip_cot_with_diagnostics(raw, prompt_opened_think=True)
+    assert (s.text, s.unclosed_think) == (text, unclosed)
+    # without knowing the prompt, a never-closed thought is invisible (the reference's view)
+    if "</think>" not in raw:
+        assert strip_cot_with_diagnostics(raw).unclosed_think is False

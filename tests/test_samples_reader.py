@@ -133,3 +133,23 @@ def test_missing_paths(tmp_path):
     (tmp_path / "empty").mkdir()
     with pytest.raises(FileNotFoundError, match="--log_samples"):
         find_samples_files([tmp_path / "empty"])
+
+
+def test_prompt_ending_in_think_marks_outputs_as_starting_inside_a_thought(tmp_path):
+    from lm_eval_diversity.scoring import score_groups
+    from lm_eval_diversity.settings import DiversitySettings
+
+    prompts = {0: "<|user|>\nTell a story\n<|assistant|>\n<think>\n", 1: "<|user|>\nTell a story\n<|assistant|>\n"}
+    path = tmp_path / f"samples_diversity_alpaca_{TIMESTAMP}.jsonl"
+    with path.open("w") as fh:
+        for doc_id, prompt in prompts.items():
+            record = {
+                "doc_id": doc_id, "doc": {}, "resps": [["plan</think>A story.", "still thinking"]],
+                "arguments": {"gen_args_0": {"arg_0": prompt, "arg_1": {"until": []}}},
+            }  # fmt: skip
+            fh.write(json.dumps(record) + "\n")
+    groups = read_samples_file(path).groups
+    assert [g.think_opened for g in groups] == [True, False]
+    rows = score_groups(groups, DiversitySettings(metrics=("ead",), corpus_metrics=())).per_prompt
+    # doc 0: "still thinking" never closes the thought the prompt opened; doc 1's prompt opened none
+    assert [r["unclosed_think_rate"] for r in rows] == [0.5, 0.0]

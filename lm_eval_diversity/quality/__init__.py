@@ -4,11 +4,12 @@
 
 * gsm8k, math_algebra, math_geometry: :mod:`.math` (``math_mode``: "math" = math-verify, "compat" = §5.1);
   correct = answer equivalent to the gold answer;
-* humaneval, mbpp: :mod:`.code` ``grade_code_task`` (runs code only with ``allow_code_execution=True``);
-  correct = the tests pass;
+* humaneval, mbpp: :mod:`.code` ``grade_code_task`` (runs code only with ``allow_code_execution=True``;
+  ``code_mode``: "official" or "compat" = the reference's program and exit-status rule); correct = the tests pass;
 * ifeval: :mod:`.ifeval` (``ifeval_mode``: "official" = lm-eval checkers, "compat" = §5.3); correct = strict
   prompt-level pass;
-* truthfulqa: :mod:`.truthfulqa` (§5.4 substring rule); correct = a reference answer matches;
+* truthfulqa: :mod:`.truthfulqa` (§5.4 substring rule; ``math_mode="compat"`` also switches it to the QFD
+  script's rule, since the reference grades it next to math); correct = a reference answer matches;
 * cruxeval: :mod:`.code` ``grade_cruxeval``; correct = the predicted output equals the gold one.
 
 Every grader takes raw outputs (it strips CoT itself) and returns one :class:`Verdict` per output; bad input
@@ -44,6 +45,7 @@ def grade_task(
     *,
     math_mode: str = "math",
     ifeval_mode: str = "official",
+    code_mode: str = "official",
     allow_code_execution: bool = False,
     code_timeout_s: float = 10.0,
     math_timeout_s: float = 10.0,
@@ -78,7 +80,8 @@ def grade_task(
     if short == "truthfulqa":
         from lm_eval_diversity.quality.truthfulqa import grade_truthfulqa
 
-        return [grade_truthfulqa(d, o) for d, o in zip(docs, outs, strict=True)]
+        mode = "compat" if math_mode == "compat" else "official"  # the reference grades it in its math script
+        return [grade_truthfulqa(d, o, mode) for d, o in zip(docs, outs, strict=True)]
     if short == "cruxeval":
         from lm_eval_diversity.quality.code import grade_cruxeval
 
@@ -92,4 +95,5 @@ def grade_task(
         timeout_s=code_timeout_s,
         workers=workers,
         allow_execution=allow_code_execution,
+        mode=code_mode,
     )

@@ -10,6 +10,15 @@ Differences from the reference, all deliberate (§9.12):
   non-empty setup in the test split builds trees from the solution's ``Node`` class);
 * the solution and the tests are compiled separately, so a solution cannot swallow the tests (an unclosed string,
   for example), and a pass needs positive evidence that the tests ran to completion (see :mod:`.sandbox`).
+
+``mode="compat"`` (:func:`build_compat_program`) builds the reference's program instead, rule by rule: the output
+is CoT-stripped *and whitespace-stripped*; the code block is chosen as above (``code_execution.py``'s rule, which
+``compute_code_quality.py`` uses; the QFD script takes the longest block first, which can differ only for outputs
+with fenced blocks); the first top-level ``def NAME(`` is
+renamed to the entry point (definition and every ``NAME(`` call); a HumanEval completion that then lacks
+``def entry_point`` is appended to the prompt (stripped, so an indented body loses its first indent); the program
+is one text (solution, tests, ``check``) and it passes when its process exits with status 0. It still runs in the
+sandbox.
 """
 
 from __future__ import annotations
@@ -25,6 +34,8 @@ from lm_eval_diversity.quality.types import Verdict
 CODE_TASKS = ("humaneval", "mbpp")
 _FENCE_RE = re.compile(r"```(?:python)?\s*\n(.*?)```", re.DOTALL)
 _MBPP_NAME_RE = re.compile(r"assert\s+(\w+)\s*\(")
+_FIRST_DEF_RE = re.compile(r"^def\s+(\w+)\s*\(", re.MULTILINE)
+CODE_MODES = ("official", "compat")
 _IMPORT_RE = re.compile(r"^(?:import\s+\S.*|from\s+\S+\s+import\s+.*)$", re.MULTILINE)
 
 
@@ -106,6 +117,39 @@ def build_program_parts(task: str, doc: dict, output: str) -> Program:
     raise ValueError(f"unknown code task {task!r}; expected one of {CODE_TASKS}")
 
 
+def _compat_extract_and_align(text: str, entry_point: str) -> str:
+    """The reference's code extraction and first-``def`` renaming (no CoT stripping here)."""
+    blocks = _FENCE_RE.findall(text)
+    if blocks:
+        chosen = next((b for b in blocks if entry_point and f"def {entry_point}" in b), None)
+        code = (chosen if chosen is not None else max(blocks, key=len)).strip()
+    else:
+        code = text
+    if entry_point:
+        m = _FIRST_DEF_RE.search(code)
+        if m and m.group(1) != entry_point:
+            old = re.escape(m.group(1))
+            code = re.sub(rf"\bdef\s+{old}\b", f"def {entry_point}", code)
+            code = re.sub(rf"\b{old}\s*\(", f"{entry_point}(", code)
+    return code
+
+
+def build_compat_program(task: str, doc: dict, output: str) -> str:
+    """The whole program the reference runs for one output (module docstring, ``mode="compat"``)."""
+    completion = strip_cot(output)  # CoT removed and surrounding whitespace stripped, as the reference does
+    if task == "humaneval":
+        entry_point = doc["entry_point"]
+        tests = f"{doc['test']}\n\ncheck({entry_point})\n"
+        code = _compat_extract_and_align(completion, entry_point)
+        if f"def {entry_point}" in code:
+            return f"{code}\n\n{tests}"
+        return f"{doc['prompt']}{completion}\n\n{tests}"
+    if task == "mbpp":
+        code = _compat_extract_and_align(completion, mbpp_entry_point(doc["test_list"]) or "")
+        return f"{code}\n\n" + "\n".join(doc["test_list"]) + "\n"
+    raise ValueError(f"unknown code task {task!r}; expected one of {CODE_TASKS}")
+
+
 def build_program(task: str, doc: dict, output: str) -> str:
     """The whole program as one text (solution, a blank line, tests), for inspection and logging."""
     parts = build_program_parts(task, doc, output)
@@ -120,8 +164,12 @@ def grade_code_task(
     timeout_s: float = 10.0,
     workers: int | None = None,
     allow_execution: bool = False,
+    mode: str = "official",
 ) -> list[list[Verdict]]:
     """Grade every output of a whole HumanEval or MBPP task by running it against the task's tests.
+
+    ``mode``: "official" (:func:`build_program_parts`, a pass needs evidence that the tests completed) or
+    "compat" (:func:`build_compat_program`, a pass is exit status 0; every output runs, even an empty one).
 
     All programs of the task go to the sandbox in one parallel batch.  ``allow_execution`` must be True (it mirrors
     lm-eval's ``--confirm_run_unsafe_code``); otherwise nothing runs and :class:`CodeExecutionNotAllowedError` is
@@ -136,19 +184,25 @@ def grade_code_task(
             "(lm_eval_diversity.quality.sandbox), but you must confirm it: pass --confirm_run_unsafe_code on the "
             "command line (as with lm-eval), or allow_execution=True in Python."
         )
+    if mode not in CODE_MODES:
+        raise ValueError(f"unknown code mode {mode!r}; expected one of {CODE_MODES}")
     if len(docs) != len(outputs):
         raise ValueError(f"{len(docs)} docs but {len(outputs)} output groups")
+    compat = mode == "compat"
     verdicts: list[list[Verdict | None]] = [[None] * len(group) for group in outputs]
-    programs: list[Program] = []
+    programs: list[Program | str] = []
     where: list[tuple[int, int]] = []
     for i, (doc, group) in enumerate(zip(docs, outputs, strict=True)):
         for j, out in enumerate(group):
-            if not strip_cot(out):
+            if compat:
+                programs.append(build_compat_program(task, doc, out))
+            elif not strip_cot(out):
                 verdicts[i][j] = Verdict(False, None, "no-code")
                 continue
-            programs.append(build_program_parts(task, doc, out))
+            else:
+                programs.append(build_program_parts(task, doc, out))
             where.append((i, j))
-    results = run_programs(programs, timeout_s=timeout_s, workers=workers)
+    results = run_programs(programs, timeout_s=timeout_s, workers=workers, exit_zero_passes=compat)
     for (i, j), res in zip(where, results, strict=True):
         verdicts[i][j] = Verdict(res.passed, None, res.reason)
     return [[v for v in group if v is not None] for group in verdicts]

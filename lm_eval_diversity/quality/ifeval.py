@@ -13,9 +13,10 @@ fails.
 
 ``mode="compat"`` is the reference's lenient home-grown verifier, rule by rule (the table of §5.3): unknown
 ids pass, "less than" relations pass, paragraph counts always pass, non-English language checks pass, and so
-on; a checker that raises fails. Missing kwargs read as None in both dataset layouts, as in the reference.
-One deliberate deviation: an empty (CoT-stripped) response fails every instruction, as in official mode (the
-reference would let "" pass e.g. ``punctuation:no_comma``).
+on; a checker that raises fails. Missing kwargs read as None in both dataset layouts, as in the reference, so a
+rule whose kwarg is None fails where it needs the value (``keywords:frequency``, ``postscript``, the language
+check) and passes where the reference skips it (``end_checker``, ``repeat_prompt``). An empty response is
+checked like any other (it passes e.g. ``punctuation:no_comma``), as in the reference.
 
 Both modes: ``Verdict.correct`` = strict prompt-level pass (every instruction followed); ``Verdict.answer`` is
 None (IFEval has no answer to vote on); ``reason`` lists the failed instruction ids.
@@ -144,12 +145,13 @@ def _relation(count: int, relation: Any, n: Any, *, exactly: bool = False) -> bo
 
 
 def _json_ok(resp: str) -> bool:
+    text = resp.strip()
     try:
-        json.loads(resp.strip())
+        json.loads(text)
         return True
     except ValueError:
         pass
-    m = re.search(r"```json\s*(.*?)```", resp, re.DOTALL)
+    m = re.search(r"```(?:json)?\s*\n?(.*?)\n?```", text, re.DOTALL)  # the first fenced block, tagged or not
     if not m:
         return False
     try:
@@ -159,12 +161,10 @@ def _json_ok(resp: str) -> bool:
         return False
 
 
-def _ascii_share(resp: str) -> float:
-    return sum(ord(c) < 128 for c in resp) / len(resp)
-
-
 def _compat_check(iid: str, kw: dict[str, Any], resp: str) -> bool:
-    g = kw.get  # missing keys read as None, as with datasets 3.x in the reference
+    """One instruction by the reference's rule. Missing kwargs read as None (as with ``datasets``); a None where
+    the rule needs a string or number raises, and the caller counts that as a failure, as the reference does."""
+    g = kw.get
     low = resp.lower()
     if iid == "length_constraints:number_words":
         return _relation(len(resp.split()), g("relation"), g("num_words"))
@@ -175,13 +175,13 @@ def _compat_check(iid: str, kw: dict[str, Any], resp: str) -> bool:
         n = sum(1 for p in resp.split("\n\n") if p.strip())
         return _relation(n, g("relation"), g("num_paragraphs"))
     if iid == "keywords:existence":
-        return all(str(k).lower() in low for k in g("keywords"))
+        return all(k.lower() in low for k in g("keywords"))
     if iid == "keywords:frequency":
-        return _relation(low.count(str(g("keyword")).lower()), g("relation"), g("frequency"), exactly=True)
+        return _relation(low.count(g("keyword").lower()), g("relation"), g("frequency"), exactly=True)
     if iid == "keywords:forbidden_words":
-        return not any(str(w).lower() in low for w in g("forbidden_words"))
-    if iid == "keywords:letter_frequency":
-        return _relation(low.count(str(g("letter")).lower()), g("let_relation"), g("let_frequency"), exactly=True)
+        return not any(w.lower() in low for w in g("forbidden_words"))
+    if iid == "keywords:letter_frequency":  # no "exactly" branch in the reference
+        return _relation(low.count(g("letter").lower()), g("let_relation"), g("let_frequency"))
     if iid == "detectable_format:number_bullet_lists":
         return len(re.findall(r"^\s*[-*•]\s", resp, re.MULTILINE)) >= g("num_bullets")
     if iid == "detectable_format:constrained_response":
@@ -189,16 +189,17 @@ def _compat_check(iid: str, kw: dict[str, Any], resp: str) -> bool:
     if iid == "detectable_format:number_highlighted_sections":
         return len(re.findall(r"\*[^*\n]+\*", resp)) >= g("num_highlights")
     if iid == "detectable_format:multiple_sections":
-        pat = r"(?:^|\n)" + re.escape(str(g("section_spliter"))) + r" *\d+"
+        # the splitter at the start or after a newline, optional whitespace, optional digits: a bare "Section" counts
+        pat = r"(?:^|\n)" + re.escape(g("section_spliter")) + r"\s*\d*"
         return len(re.findall(pat, resp, re.IGNORECASE)) >= g("num_sections")
     if iid == "detectable_format:json_format":
         return _json_ok(resp)
     if iid == "detectable_format:title":
-        return re.search(r"<<[^\n]+?>>", resp) is not None
-    if iid == "detectable_content:number_placeholders":
+        return re.search(r"<<[^>]+>>", resp) is not None
+    if iid in ("detectable_content:number_placeholders", "detectable_format:number_placeholders"):
         return len(re.findall(r"\[[A-Z][A-Z_ ]*\]", resp)) >= g("num_placeholders")
     if iid == "detectable_content:postscript":
-        return str(g("postscript_marker")) in resp
+        return g("postscript_marker") in resp
     if iid == "change_case:english_capital":
         return all(c.isupper() for c in resp if c.isalpha())
     if iid == "change_case:english_lowercase":
@@ -206,35 +207,34 @@ def _compat_check(iid: str, kw: dict[str, Any], resp: str) -> bool:
     if iid == "combination:two_responses":
         return any(m in resp for m in ("******", "---", "===", "Response 1", "Response 2"))
     if iid == "combination:repeat_prompt":
-        return str(g("prompt_to_repeat")).lower() in low
+        prompt = g("prompt_to_repeat")
+        return True if not prompt else prompt.strip().lower() in low
     if iid == "punctuation:no_comma":
         return "," not in resp
     if iid == "startend:end_checker":
-        return resp.strip().endswith(str(g("end_phrase")))
+        end = g("end_phrase")
+        return True if not end else resp.strip().endswith(end)
     if iid == "startend:quotation":
         s = resp.strip()
         return s.startswith('"') and s.endswith('"')
     if iid == "language:response_language":
-        lang = g("language")
-        if not lang or str(lang).lower() == "english":
-            return _ascii_share(resp) > 0.5
+        lang = g("language").lower()
+        if not lang or lang == "english":
+            return sum(ord(c) < 128 for c in resp) / max(len(resp), 1) > 0.5
         return True
     return True  # unknown / unregistered ids (nth_paragraph_first_word, capital_word_frequency, ...) pass
 
 
 def _compat_one(doc: dict[str, Any], response: str) -> dict[str, Any]:
-    ids = list(doc.get("instruction_id_list") or [])
-    kwargs = [dict(kw or {}) for kw in (doc.get("kwargs") or [])] + [{} for _ in ids]
+    # the reference zips ids with kwargs: an id without a kwargs entry is not checked at all
+    pairs = list(zip(doc.get("instruction_id_list") or [], doc.get("kwargs") or []))
     res = []
-    for i, iid in enumerate(ids):
-        if not response.strip():  # deviation: an empty response follows nothing (reference: "" passes no_comma)
-            res.append(False)
-            continue
+    for iid, kw in pairs:
         try:
-            res.append(bool(_compat_check(iid, kwargs[i], response)))
+            res.append(bool(_compat_check(iid, dict(kw or {}), response)))
         except Exception:
             res.append(False)
-    return {"instruction_ids": ids, "strict_instructions": res, "loose_instructions": list(res)}
+    return {"instruction_ids": [iid for iid, _ in pairs], "strict_instructions": res, "loose_instructions": list(res)}
 
 
 # ----------------------------------------------------------------------------------------------------------
@@ -272,5 +272,12 @@ def grade_ifeval(doc: dict[str, Any], outputs: Sequence[str], mode: IFEvalMode =
     for out in outputs:
         d = ifeval_details(doc, out, mode)
         failed = [i for i, ok in zip(d["instruction_ids"], d["strict_instructions"], strict=True) if not ok]
-        verdicts.append(Verdict(d["strict_prompt"], None, "failed:" + ",".join(failed) if failed else ""))
+        verdicts.append(
+            Verdict(
+                d["strict_prompt"],
+                None,
+                "failed:" + ",".join(failed) if failed else "",
+                (tuple(d["strict_instructions"]), tuple(d["loose_instructions"])),
+            )
+        )
     return verdicts

@@ -1,27 +1,29 @@
-"""Math verifiers for GSM8K, MATH-algebra and MATH-geometry (reference_spec §5.1, §9.10).
+r"""Math verifiers for GSM8K, MATH-algebra and MATH-geometry (reference_spec §5.1, §9.10).
 
 Two modes:
 
-``mode="compat"`` reproduces the reference grader (§5.1) rule by rule, with no LaTeX awareness:
+``mode="compat"`` reproduces the reference grader (§5.1; the QFD script's gold rule) rule by rule, with its own
+regular expressions and no LaTeX awareness:
 
 * prediction (after CoT stripping) = the first rule that matches:
-  1. ``####`` followed by text to the end of the line;
-  2. the first ``\\boxed{...}`` whose content holds no ``}`` (nested braces are cut at the first ``}``);
-  3. the first case-insensitive "(the) answer is / answer:" followed by an optional ``-`` or ``$`` and a
-     number (digits, commas, optional decimals; a leading ``-`` is kept as the sign);
-  4. the last standalone number (optional ``-``, digits/commas, optional decimals, no adjacent word
-     character);
+  1. ``####\s*(.+?)(?:\n|$)``: the text after ``####`` up to the end of the line;
+  2. ``\boxed\{([^}]+)\}``: the first non-empty ``\boxed{...}`` whose content holds no ``}`` (nested braces are
+     cut at the first ``}``; ``\boxed{}`` is skipped);
+  3. ``(?:the\s+)?answer\s*(?:is|:)\s*([\-\$]?[\d,]+\.?\d*)`` (case-insensitive): one optional ``-`` or ``$``,
+     then digits and commas, an optional point and digits (``answer is $-5`` does not match);
+  4. ``(?<!\w)([\-]?\d[\d,]*\.?\d*)(?!\w)``: the last standalone number (``.5`` reads as ``5``);
   5. otherwise None (unparseable).
 * normalisation: strip, drop ``$ % ,``; a finite float that is integral becomes the int string, other floats
   use ``'g'`` (6 significant digits); a non-number string is kept as is.
-* equivalence: equal strings, or both floats within 1e-6. None never matches.
-* gold: GSM8K = the text after the first ``####`` line; MATH = the same extractor applied to the reference
-  solution (the ``compute_math_quality`` rule; in practice the first ``\\boxed{}``).
+* equivalence: both sides normalised again, then equal strings, or both floats within 1e-6. None never matches.
+* gold: GSM8K = the text after the first ``####`` line; MATH = the content of the **first** ``\boxed{...}`` of the
+  solution by rule 2 (the QFD script's ``extract_boxed_answer``), None when there is none (every output then
+  fails).
 
 ``mode="math"`` (default) uses HuggingFace ``math_verify`` for LaTeX / symbolic / numeric equivalence:
 
-* gold: GSM8K = the number after ``####`` (commas removed); MATH = the **last** ``\\boxed{...}`` of the
-  solution with balanced braces (``\\fbox`` too), parsed by math-verify.
+* gold: GSM8K = the number after ``####`` (commas removed); MATH = the **last** ``\boxed{...}`` of the
+  solution with balanced braces (``\fbox`` too), parsed by math-verify.
 * prediction: if the CoT-stripped output has no ``boxed`` but a ``#### x`` line (GSM8K's own answer format), x
   is parsed; otherwise math-verify ``parse`` of the whole stripped output (boxed answers first, then its
   anchors such as "final answer is", then the last expression). If it finds nothing, the text after a ``####``
@@ -56,24 +58,20 @@ MATH_TASKS = ("gsm8k", "math_algebra", "math_geometry")
 # ----------------------------------------------------------------------------------------------------------
 # compat mode (reference §5.1)
 # ----------------------------------------------------------------------------------------------------------
-_HASH_RE = re.compile(r"####\s*(.+)")
-_BOXED_FLAT_RE = re.compile(r"\\boxed\{([^}]*)\}")
-_ANSWER_IS_RE = re.compile(r"(?:the\s+)?answer\s*(?:is|:)\s*\$?\s*(-?)\s*\$?\s*(\d[\d,]*(?:\.\d+)?)", re.IGNORECASE)
-_LAST_NUMBER_RE = re.compile(r"(?<![\w.])-?\d[\d,]*(?:\.\d+)?(?!\w)")
+_HASH_RE = re.compile(r"####\s*(.+?)(?:\n|$)")
+_GOLD_HASH_RE = re.compile(r"####\s*(.+?)$", re.MULTILINE)
+_BOXED_FLAT_RE = re.compile(r"\\boxed\{([^}]+)\}")
+_ANSWER_IS_RE = re.compile(r"(?:the\s+)?answer\s*(?:is|:)\s*([\-\$]?[\d,]+\.?\d*)", re.IGNORECASE)
+_LAST_NUMBER_RE = re.compile(r"(?<!\w)([\-]?\d[\d,]*\.?\d*)(?!\w)")
 
 
 def compat_extract(text: str) -> str | None:
     """Extract a raw answer string from an already CoT-stripped text by reference rules 1–5 (see module
     doc)."""
-    m = _HASH_RE.search(text)
-    if m:
-        return m.group(1).strip()
-    m = _BOXED_FLAT_RE.search(text)
-    if m:
-        return m.group(1)
-    m = _ANSWER_IS_RE.search(text)
-    if m:
-        return m.group(1) + m.group(2)
+    for rx in (_HASH_RE, _BOXED_FLAT_RE, _ANSWER_IS_RE):
+        m = rx.search(text)
+        if m:
+            return m.group(1).strip()
     nums = _LAST_NUMBER_RE.findall(text)
     if nums:
         return nums[-1]
@@ -88,7 +86,7 @@ def compat_normalize(answer: str | None) -> str | None:
     s = answer.strip().replace("$", "").replace("%", "").replace(",", "")
     try:
         v = float(s)
-    except ValueError:
+    except (ValueError, OverflowError):
         return s
     if not math.isfinite(v):
         return s
@@ -98,10 +96,11 @@ def compat_normalize(answer: str | None) -> str | None:
 
 
 def compat_equal(pred: str | None, gold: str | None) -> bool:
-    """Reference equivalence of two normalised answers: string equality or floats within 1e-6; None never
+    """Reference equivalence: both normalised (again), then string equality or floats within 1e-6; None never
     matches."""
     if pred is None or gold is None:
         return False
+    pred, gold = compat_normalize(pred), compat_normalize(gold)
     if pred == gold:
         return True
     try:
@@ -145,19 +144,20 @@ def gold_answer(task: str, doc: dict[str, Any], mode: MathMode = "math") -> str 
     """The gold answer string of one doc.
 
     GSM8K (both modes): the text after the first ``####`` line of ``doc["answer"]`` (compat: normalised;
-    math: commas removed). MATH compat: reference extractor on ``doc["solution"]``, normalised; MATH math: the
-    last balanced ``\\boxed{}`` content of the solution.
+    math: commas removed). MATH compat: the first ``\\boxed{...}`` without ``}`` inside, normalised (None without
+    one); MATH math: the last balanced ``\\boxed{}`` content of the solution.
     """
     t = _short(task)
     if t == "gsm8k":
-        m = _HASH_RE.search(str(doc.get("answer", "")).strip())
+        m = (_GOLD_HASH_RE if mode == "compat" else _HASH_RE).search(str(doc.get("answer", "")).strip())
         if not m:
             return None
         raw = m.group(1).strip()
         return compat_normalize(raw) if mode == "compat" else raw.replace(",", "").strip()
     solution = str(doc.get("solution", ""))
     if mode == "compat":
-        return compat_normalize(compat_extract(strip_cot(solution)))
+        m = _BOXED_FLAT_RE.search(solution)
+        return compat_normalize(m.group(1).strip()) if m else None
     return last_boxed(solution)
 
 

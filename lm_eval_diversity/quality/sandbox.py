@@ -262,6 +262,12 @@ def _lmeds_harness():
             except _BaseException:
                 pass
         msg = ""
+        if reason == "exit-before-tests":
+            try:
+                code = exc.code
+                msg = "exit status 0" if code is None or (_isinstance(code, _int) and code == 0) else "exit status"
+            except _BaseException:
+                pass
         if reason == "forbidden":
             try:
                 msg = exc.args[0] if _isinstance(exc.args[0], _str) else ""
@@ -449,6 +455,7 @@ def _run_one(
     max_output_bytes: int = 1_000_000,
     max_file_mb: int = 16,
     max_open_files: int = 256,
+    exit_zero_passes: bool = False,
 ) -> ExecResult:
     if isinstance(program, str):
         program = Program(program, "")
@@ -480,13 +487,19 @@ def _run_one(
             start_new_session=True,
             close_fds=True,
         )
-        return _collect(proc, payload.encode(), nonce, start, timeout_s, max_output_bytes)
+        return _collect(proc, payload.encode(), nonce, start, timeout_s, max_output_bytes, exit_zero_passes)
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
 
 
 def _collect(
-    proc: subprocess.Popen, payload: bytes, nonce: str, start: float, timeout_s: float, max_output_bytes: int
+    proc: subprocess.Popen,
+    payload: bytes,
+    nonce: str,
+    start: float,
+    timeout_s: float,
+    max_output_bytes: int,
+    exit_zero_passes: bool = False,
 ) -> ExecResult:
     deadline = start + timeout_s
     killed_for = ""
@@ -559,10 +572,14 @@ def _collect(
         if kind == "PASS" and rc == 0:
             return ExecResult(True, "", rc, o, e, duration_s=duration)
         if kind == "FAIL":
+            if exit_zero_passes and reason == "exit-before-tests" and detail.endswith("exit status 0"):
+                return ExecResult(True, "", rc, o, e, detail="exit status 0", duration_s=duration)
             if reason == "memory" or "MemoryError" in detail:
                 reason = "memory"
             return ExecResult(False, reason or "runtime-error", rc, o, e, detail=detail, duration_s=duration)
         return ExecResult(False, "sandbox-error", rc, o, e, detail=status[:80], duration_s=duration)
+    if rc == 0 and exit_zero_passes:
+        return ExecResult(True, "", rc, o, e, detail="exit status 0", duration_s=duration)
     if rc == 0:
         return ExecResult(False, "exit-before-tests", rc, o, e, detail="exit status 0 without test evidence",
                           duration_s=duration)  # fmt: skip
@@ -582,8 +599,12 @@ def run_programs(
     max_procs: int = 64,
     max_output_bytes: int = 1_000_000,
     workers: int | None = None,
+    exit_zero_passes: bool = False,
 ) -> list[ExecResult]:
     """Run every program in its own sandboxed interpreter, ``workers`` at a time; results keep the input order.
+
+    ``exit_zero_passes``: the reference's rule (a program passes when its process exits with status 0, e.g. after
+    ``sys.exit(0)`` in the solution) instead of requiring evidence that the tests ran to completion.
 
     A plain string is a whole program (no separate tests part).  ``timeout_s`` is wall-clock per program (the CPU
     limit is a little above it); ``memory_mb`` caps the address space; ``max_procs`` caps processes+threads of the
@@ -603,6 +624,7 @@ def run_programs(
                 memory_mb=memory_mb,
                 max_procs=max_procs,
                 max_output_bytes=max_output_bytes,
+                exit_zero_passes=exit_zero_passes,
             )
         except Exception as exc:  # noqa: BLE001 - a sandbox failure grades the program as failed, never crashes
             logger.exception("sandbox failure")

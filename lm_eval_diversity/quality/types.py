@@ -16,3 +16,5 @@ class Verdict:
     correct: bool
     answer: str | None = None
     reason: str = ""
+    # IFEval only: (strict, loose) result of every instruction, in the doc's order
+    instructions: tuple[tuple[bool, ...], tuple[bool, ...]] | None = None

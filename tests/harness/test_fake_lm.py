@@ -150,7 +150,11 @@ def test_no_cot_prefills_an_empty_think_block(harness_env):
 
     tm = task_manager(include_defaults=False, metadata={"repeats": 2, "no_cot": True})
     task = get_task_dict(["diversity_gsm8k"], tm)["diversity_gsm8k"]
-    assert task.config.gen_prefix == "<think>\n\n</think>\n\n"
+    # appended to the rendered prompt, not lm-eval's gen_prefix (which would switch off add_generation_prompt)
+    assert task.config.gen_prefix is None
+    task.build_all_requests(limit=1)
+    assert task.instances[0].args[0].endswith("<think>\n\n</think>\n\n")
+    assert task.config.metadata["generation_protocol"]["no_cot_prefill"] == "<think>\n\n</think>\n\n"
     assert task.config.repeats == 2
 
 

@@ -91,10 +91,12 @@ def test_cot_is_stripped_and_empty_fails() -> None:
     d = doc(["punctuation:no_comma"], [{}])
     assert grade_ifeval(d, ["<think>a, b, c</think>No commas"], "official")[0].correct
     assert grade_ifeval(d, ["<think>a, b, c</think>No commas"], "compat")[0].correct
-    for mode in ("official", "compat"):
-        v = grade_ifeval(d, ["", "<think>only thought</think>"], mode)  # type: ignore[arg-type]
-        assert [x.correct for x in v] == [False, False]
-        assert v[0].reason == "failed:punctuation:no_comma" and v[0].answer is None
+    v = grade_ifeval(d, ["", "<think>only thought</think>"], "official")
+    assert [x.correct for x in v] == [False, False]
+    assert v[0].reason == "failed:punctuation:no_comma" and v[0].answer is None
+    # compat: the reference checks "" like any response, and "" has no comma
+    # (ifeval_constraints.py:255-258 of the reference)
+    assert [x.correct for x in grade_ifeval(d, ["", "<think>only thought</think>"], "compat")] == [True, True]
 
 
 def test_loose_and_details() -> None:
@@ -163,7 +165,8 @@ def test_real_data_both_modes() -> None:
     resp = "Hello world. This is a short answer with a comma, and nothing else."
     for mode in ("official", "compat"):
         res = grade_task("diversity_ifeval", docs, [[resp, ""]] * len(docs), ifeval_mode=mode)
-        assert all(not r[1].correct for r in res)  # empty output
+        if mode == "official":
+            assert all(not r[1].correct for r in res)  # empty output
         n_ok = sum(r[0].correct for r in res)
         assert 0 < n_ok < len(docs)
     # the compat verifier is more lenient than the official one on the same response

@@ -40,8 +40,11 @@ def _load(rel: str) -> list[dict]:
         ("blah 3 4\n#### 42 apples\nmore", "42 apples"),  # rule 1 first
         ("x \\boxed{7} and \\boxed{8}. The answer is 9", "7"),  # rule 2: first boxed
         ("\\boxed{\\frac{1}{2}}", "\\frac{1"),  # nested braces are cut at the first }
-        ("The answer is $-1,200.50 dollars, not 3", "-1,200.50"),  # rule 3
-        ("Answer: 17. Then 18", "17"),
+        ("The answer is -1,200.50 dollars, not 3", "-1,200.50"),  # rule 3
+        # rule 3 takes one of "-" or "$" before the digits: "$-" does not match it
+        # (math_answer_extraction.py:123-127 of the reference), so rule 4 takes the last number
+        ("The answer is $-1,200.50 dollars, not 3", "3"),
+        ("Answer: 17. Then 18", "17."),  # the reference's "\.?\d*" keeps the full stop; normalised to "17"
         ("we get 3 then 4.5 and x2 then -8 end", "-8"),  # rule 4: last standalone number
         ("no numbers at all, v2", None),  # rule 5
     ],
