@@ -53,7 +53,8 @@ def main() -> None:
             best = elapsed if best is None else min(best, elapsed)
         passed = sum(v.correct for group in verdicts for v in group)
         n = len(docs)
-        print(f"{task:10s} passed {passed}/{n}  {best:6.2f} s  {n / best:6.1f} programs/s  {1000 * best / n:6.1f} ms/program")
+        rate, ms = n / best, 1000 * best / n
+        print(f"{task:10s} passed {passed}/{n}  {best:6.2f} s  {rate:6.1f} programs/s  {ms:6.1f} ms/program")
 
 
 if __name__ == "__main__":

@@ -483,6 +483,7 @@ def judge(cfg, job, pid, wfd, rfd):
                 exc = CandidateExit(msg_text)
                 break
             if n == "Unencodable":
+                opaque.append("oversized")
                 exc = ChannelError(msg_text)
                 break
             cls = getattr(builtins, n, None) if type(n) is str else None
@@ -541,6 +542,10 @@ def judge(cfg, job, pid, wfd, rfd):
         first = recv(rfd)
     except ChannelClosed:
         return (False, *_child_end(pid))
+    except ChannelError as exc:
+        return False, "runtime-error", f"channel: {exc}"
+    if type(first) is not dict:
+        return False, "runtime-error", "channel: malformed reply"
     if "fail" in first:
         return False, str(first.get("fail"))[:40], str(first.get("detail", ""))[:200]
     g = {"__name__": "__main__", "__builtins__": builtins}
@@ -555,9 +560,13 @@ def judge(cfg, job, pid, wfd, rfd):
         exec(tests_obj, g)
     except ChannelClosed:
         return (False, *_child_end(pid))
+    except ChannelError as exc:
+        if not opaque:
+            return False, "runtime-error", f"channel: {exc}"
+        return False, "unencodable-result", f"channel: {exc}"
     except BaseException as exc:  # noqa: BLE001
         from_candidate = any(exc is r for r in raised)
-        if isinstance(exc, ChannelError) or (isinstance(exc, AssertionError) and opaque and not from_candidate):
+        if isinstance(exc, AssertionError) and opaque and not from_candidate:
             kinds = ", ".join(sorted(set(opaque))) or "a value"
             detail = f"{_describe(exc)}; results of type {kinds} cannot cross the channel as plain data"
             return False, "unencodable-result", detail[:300]
@@ -622,10 +631,9 @@ def _child_end_status(status):
 
 # ------------------------------------------------------------------------------------------------ main
 def main():
-    import resource
-
     import ctypes  # noqa: F401 - before any privilege drop (the candidate's numpy also needs it; its use is audited)
     import importlib  # noqa: F401
+    import resource
     import signal  # noqa: F401
 
     cfg = json.loads(sys.argv[1])

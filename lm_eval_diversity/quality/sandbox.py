@@ -139,7 +139,8 @@ def _probe(mode: str) -> bool:
 
 def available_modes() -> list[str]:
     """The isolating modes that work here, strongest first (probed once each); ``plain`` is never listed."""
-    cands = ["namespaces", "userns", "drop"] if os.geteuid() == 0 else ["userns"]
+    # As root, a user namespace would map the program to root's own files, so root gets the namespaces or drop mode.
+    cands = ["namespaces", "drop"] if os.geteuid() == 0 else ["userns"]
     return [m for m in cands if (m == "drop" or shutil.which("unshare")) and _probe(m)]
 
 
@@ -294,7 +295,11 @@ def _run_one(
                     os.close(fd)
                 except OSError:
                     pass
-        shutil.rmtree(top, ignore_errors=True)
+        for _ in range(20):  # a killed program's last writes may still land for a moment
+            shutil.rmtree(top, ignore_errors=True)
+            if not os.path.lexists(top):
+                break
+            time.sleep(0.05)
 
 
 def _collect(
