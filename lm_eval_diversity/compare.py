@@ -31,6 +31,7 @@ from lm_eval_diversity.analysis import (
     stratified_bootstrap_mean,
     stratified_paired_diff,
 )
+from lm_eval_diversity.atomic import check_output_path, write_atomic
 from lm_eval_diversity.quality import VERIFIABLE_TASKS
 from lm_eval_diversity.samples import SamplesFormatError, iter_sample_records, task_name_from_filename
 from lm_eval_diversity.settings import DiversitySettings
@@ -60,6 +61,9 @@ _NON_METRIC_SAMPLE_KEYS = {
     "target_hash",
 }
 _RESULTS_RE = re.compile(r"^results_(.+)\.json$")
+
+
+MAX_BOOTSTRAP_ITERS = 100_000  # a bound on run time and memory (docs/ci_gating.md)
 
 
 class CompareError(ValueError):
@@ -599,8 +603,8 @@ def parse_gate(spec: str) -> tuple[str | None, str, float]:
         frac = float(frac_s)
     except ValueError as exc:
         raise CompareError(f"--fail_if_drop {spec!r}: FRACTION must be a number") from exc
-    if not (frac >= 0):
-        raise CompareError(f"--fail_if_drop {spec!r}: FRACTION must be >= 0")
+    if not 0 <= frac <= 1:
+        raise CompareError(f"--fail_if_drop {spec!r}: FRACTION must be a finite number in [0, 1] (a relative drop)")
     task, _, metric = target.rpartition("/")
     if not metric:
         raise CompareError(f"--fail_if_drop {spec!r}: empty metric")
@@ -801,12 +805,19 @@ def run_compare(argv: list[str]) -> int:
     except SystemExit as exc:
         return 0 if exc.code == 0 else 2
     try:
-        if args.bootstrap_iters < 1:
-            raise CompareError("--bootstrap_iters must be >= 1")
+        if not 1 <= args.bootstrap_iters <= MAX_BOOTSTRAP_ITERS:
+            raise CompareError(f"--bootstrap_iters {args.bootstrap_iters}: must be in [1, {MAX_BOOTSTRAP_ITERS}]")
         if not 0 < args.alpha < 1:
             raise CompareError("--alpha must be in (0, 1)")
-        runs, baseline, lineages, tasks, missing, notes = prepare(args)
         metrics = [m.strip() for m in args.metrics.split(",") if m.strip()]
+        if not metrics:
+            raise CompareError(f"--metrics {args.metrics!r}: no metric given")
+        runs, baseline, lineages, tasks, missing, notes = prepare(args)
+        inputs = [r.path for r in runs] + [args.lineage or ""]
+        inputs += [p for r in runs for td in r.tasks.values() for p in (td.source, td.samples_source) if p]
+        out = check_output_path(args.output, inputs, "--output") if args.output else None
+        if args.plot:
+            check_output_path(args.plot, inputs, "--plot")
         report = build_report(
             runs,
             baseline,
@@ -818,6 +829,11 @@ def run_compare(argv: list[str]) -> int:
             missing=missing,
             notes=notes,
         )
+        if args.metrics != ",".join(DEFAULT_METRICS):
+            absent = [m for m in metrics if not any(c["metric"] == m for c in report["cells"])]
+            if absent:
+                found_in = ", ".join(tasks)
+                raise CompareError(f"--metrics: {', '.join(absent)} not found in any compared task ({found_in})")
         failed = (
             evaluate_gates(report, args.fail_if_drop, runs, baseline, args.bootstrap_iters, args.seed)
             if baseline
@@ -833,13 +849,16 @@ def run_compare(argv: list[str]) -> int:
             plot_png = rep.plot_lineages(report, series, metrics, args.plot, per_task=explicit_tasks)
             report["plot"] = args.plot
         text = rep.render(report, args.format, plot_png=plot_png)
+        if out is not None:
+            write_atomic(out, text)
+    except KeyboardInterrupt:
+        print("lm-eval-diversity compare: interrupted; no output written", file=sys.stderr)
+        return 130
     except (ValueError, KeyError, OSError) as exc:  # CompareError is a ValueError
-        print(f"lm-eval-diversity compare: error: {exc}", file=sys.stderr)
+        msg = f"{exc.filename}: {exc.strerror or exc}" if isinstance(exc, OSError) and exc.filename else str(exc)
+        print(f"lm-eval-diversity compare: error: {msg}", file=sys.stderr)
         return 2
-    if args.output:
-        out = Path(args.output)
-        out.parent.mkdir(parents=True, exist_ok=True)
-        out.write_text(text, encoding="utf-8")
+    if out is not None:
         print(rep.summary_lines(report), file=sys.stderr)
     else:
         print(text)
