@@ -167,6 +167,14 @@ def load_results_file(path: Path) -> tuple[str, dict[str, TaskData], list[str]]:
         raise CompareError(f"{path}: cannot read results JSON ({exc})") from exc
     if not isinstance(data, dict) or "results" not in data:
         raise CompareError(f"{path}: not an lm-eval results JSON (no 'results' key)")
+    if not isinstance(data["results"], dict):
+        raise CompareError(f"{path}: key 'results' must be an object of tasks, got {type(data['results']).__name__}")
+    for key in ("configs", "task_hashes", "n-samples"):
+        if data.get(key) is not None and not isinstance(data[key], dict):
+            raise CompareError(f"{path}: key {key!r} must be an object, got {type(data[key]).__name__}")
+    for name, entry in data["results"].items():
+        if not isinstance(entry, dict):
+            raise CompareError(f"{path}: results[{name!r}] must be an object, got {type(entry).__name__}")
     notes: list[str] = []
     groups = _group_names(data)
     configs = data.get("configs") or {}
@@ -215,8 +223,15 @@ def _find_samples(folder: Path, task: str, stamp: str | None) -> Path | None:
 def load_score_json(path: Path, data: dict) -> tuple[str, dict[str, TaskData]]:
     """Tasks of a ``lm-eval-diversity score`` JSON (per-input means as the metric values, per-prompt rows kept)."""
     settings = data.get("settings") or {}
+    if not isinstance(settings, dict) or not isinstance(data.get("tasks"), dict):
+        raise CompareError(f"{path}: 'settings' and 'tasks' must be objects")
     tasks: dict[str, TaskData] = {}
-    for name, entry in (data.get("tasks") or {}).items():
+    for name, entry in data["tasks"].items():
+        where = f"{path}: tasks[{name!r}]"
+        if not isinstance(entry, dict) or not isinstance(entry.get("metrics") or {}, dict):
+            raise CompareError(f"{where}: must be an object with a 'metrics' object")
+        if not all(isinstance(v, dict) for v in (entry.get("metrics") or {}).values()):
+            raise CompareError(f"{where}.metrics: every metric must map levels to values")
         values: dict[str, float] = {}
         for metric, levels in (entry.get("metrics") or {}).items():
             values[metric] = as_float(levels.get("per_input_mean"))
@@ -227,7 +242,11 @@ def load_score_json(path: Path, data: dict) -> tuple[str, dict[str, TaskData]]:
         per_prompt = None
         if isinstance(rows_list, list):
             per_prompt = {}
-            for row in rows_list:
+            for i, row in enumerate(rows_list):
+                if not isinstance(row, dict) or "doc_id" not in row:
+                    raise CompareError(f"{where}.per_prompt[{i}]: must be an object with a 'doc_id'")
+                if row["doc_id"] in per_prompt:
+                    raise CompareError(f"{where}.per_prompt[{i}]: duplicate doc_id {row['doc_id']!r}")
                 per_prompt[row["doc_id"]] = {k: (v if k == "doc_id" else as_float(v)) for k, v in row.items()}
             keys = {k for row in per_prompt.values() for k in row if k != "doc_id"}
             for k in sorted(keys - set(values)):

@@ -8,8 +8,9 @@ Differences from the reference, all deliberate (§9.12):
 * standalone HumanEval solutions get the prompt's import lines prepended (the reference drops them);
 * MBPP's ``test_setup_code`` is run after the solution, before the asserts (the reference ignores it; the one
   non-empty setup in the test split builds trees from the solution's ``Node`` class);
-* the solution and the tests are compiled separately, so a solution cannot swallow the tests (an unclosed string,
-  for example), and a pass needs positive evidence that the tests ran to completion (see :mod:`.sandbox`).
+* the solution runs in a sandboxed candidate process and the tests in a separate judge process that calls the
+  solution's functions over a plain-data channel, so a solution cannot swallow, skip or forge the tests
+  (see :mod:`.sandbox`).
 """
 
 from __future__ import annotations
@@ -106,6 +107,21 @@ def build_program_parts(task: str, doc: dict, output: str) -> Program:
     raise ValueError(f"unknown code task {task!r}; expected one of {CODE_TASKS}")
 
 
+_REQUIRED = {"humaneval": {"prompt": str, "test": str, "entry_point": str}, "mbpp": {"test_list": list}}
+
+
+def _check_doc(task: str, index: int, doc: object) -> None:
+    """Refuse a doc that lacks what its program needs, naming the doc and the key (before anything runs)."""
+    name = f"{task} doc {index}" + (f" ({doc['task_id']})" if isinstance(doc, dict) and "task_id" in doc else "")
+    if not isinstance(doc, dict):
+        raise ValueError(f"{name}: expected an object, got {type(doc).__name__}")
+    for key, typ in _REQUIRED[task].items():
+        if not isinstance(doc.get(key), typ) or (typ is str and not doc[key].strip() and key != "prompt"):
+            raise ValueError(f"{name}: key {key!r} must be a non-empty {typ.__name__}, got {doc.get(key)!r:.60}")
+    if task == "mbpp" and not all(isinstance(t, str) for t in doc["test_list"]):
+        raise ValueError(f"{name}: key 'test_list' must hold strings")
+
+
 def build_program(task: str, doc: dict, output: str) -> str:
     """The whole program as one text (solution, a blank line, tests), for inspection and logging."""
     parts = build_program_parts(task, doc, output)
@@ -138,6 +154,8 @@ def grade_code_task(
         )
     if len(docs) != len(outputs):
         raise ValueError(f"{len(docs)} docs but {len(outputs)} output groups")
+    for i, doc in enumerate(docs):
+        _check_doc(task, i, doc)
     verdicts: list[list[Verdict | None]] = [[None] * len(group) for group in outputs]
     programs: list[Program] = []
     where: list[tuple[int, int]] = []
