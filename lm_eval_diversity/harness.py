@@ -8,12 +8,14 @@ with stderr) or :func:`corpus_value` (across-input / overall levels, the same va
 
 from __future__ import annotations
 
+import json
 import logging
 import math
 import os
 import sys
 from collections.abc import Iterable
 from functools import lru_cache
+from pathlib import Path
 
 from lm_eval.api.filter import Filter
 from lm_eval.api.registry import register_filter
@@ -21,6 +23,7 @@ from lm_eval.api.task import ConfigurableTask
 
 from lm_eval_diversity import TASK_DIR
 from lm_eval_diversity.quality import VERIFIABLE_TASKS
+from lm_eval_diversity.quality.code import CODE_TASKS
 from lm_eval_diversity.scoring import QFD_METRICS, QUALITY_METRICS, MetricModels, PromptGroup, score_task
 from lm_eval_diversity.settings import ENV_PREFIX, DiversitySettings
 from lm_eval_diversity.tasks import DATA_DIR_ENV, max_docs
@@ -75,6 +78,25 @@ def _resolve(name: str, setting: str) -> str:
     from lm_eval_diversity.models import resolve_model_path
 
     return resolve_model_path(name, setting)
+
+
+def check_before_generation(task: str, settings: DiversitySettings) -> None:
+    """Everything that could fail once the responses exist, checked before generation starts: model locations,
+    the metric device, the NLI model's kind and labels, the baseline run, and code-execution isolation."""
+    from lm_eval_diversity.models import check_device, check_nli_config
+
+    check_models_available(settings)
+    if {"sbert", "vendi", "nli"} & set(settings.metrics):
+        check_device(settings.device, ENV_PREFIX + "DEVICE (--metric_device)")
+    if "nli" in settings.metrics:
+        check_nli_config(_resolve(settings.nli_model, ENV_PREFIX + "NLI_MODEL"), ENV_PREFIX + "NLI_MODEL")
+    short = task.removeprefix("diversity_")
+    if settings.baseline and short in VERIFIABLE_TASKS:
+        _baseline_run(settings.baseline)
+    if short in CODE_TASKS:
+        from lm_eval_diversity.quality.sandbox import isolation_mode
+
+        isolation_mode()  # raises SandboxUnavailableError, saying what to install or enable
 
 
 def models_for(settings: DiversitySettings) -> MetricModels:
@@ -162,7 +184,7 @@ class DiversityTask(ConfigurableTask):
         ):
             log.warning(warning)
         if not self._predict_only:
-            check_models_available(harness_settings())  # fail before generation, not after it
+            check_before_generation(self.config.task, harness_settings())  # fail before generation, not after it
         if kwargs.get("cache_requests") and not kwargs.get("rewrite_requests_cache"):
             log.warning(
                 "%s: --cache_requests reuses requests built earlier, whose cache key ignores repeats and "
@@ -214,9 +236,18 @@ class DiversityMetricsFilter(Filter):
         settings = harness_settings()
         groups = [PromptGroup(doc_id=i, outputs=outputs, doc=doc) for i, (outputs, doc) in enumerate(zip(resps, docs))]
         # lm-eval itself refuses unsafe_code tasks (humaneval, mbpp) without --confirm_run_unsafe_code
-        scores = score_task(
-            self.task, groups, settings, models_for(settings), graded_tasks=VERIFIABLE_TASKS, allow_code_execution=True
-        )
+        try:
+            scores = score_task(
+                self.task, groups, settings, models_for(settings), graded_tasks=VERIFIABLE_TASKS,
+                allow_code_execution=True,
+            )  # fmt: skip
+        except Exception as exc:
+            saved = save_unscored(self.task, resps, docs)
+            raise ScoringAfterGenerationError(
+                f"{self.task}: scoring failed after generation ({type(exc).__name__}: {exc}). The {len(resps)} "
+                f"docs' responses were saved to {saved}; fix the setting, then score them with "
+                f"`lm-eval-diversity score {saved} --output_path scores.json`"
+            ) from exc
         corpus = {
             f"{m}_{lvl}": levels[lvl]
             for m, levels in scores.metrics.items()
@@ -227,6 +258,32 @@ class DiversityMetricsFilter(Filter):
         if settings.baseline and self.task.removeprefix("diversity_") in VERIFIABLE_TASKS:
             corpus.update(baseline_split(self.task, scores.per_prompt, settings.baseline))
         return [{**{k: v for k, v in row.items() if k != "doc_id"}, **corpus} for row in scores.per_prompt]
+
+
+class ScoringAfterGenerationError(RuntimeError):
+    """Scoring failed after the responses were generated; they were saved first (the message says where)."""
+
+
+def save_unscored(task: str, resps: list[list[str]], docs: list[dict]) -> Path:
+    """Write the raw responses as an lm-eval samples file (``doc_id``, ``doc``, ``resps``) that ``score`` reads.
+
+    It goes to ``<--output_path>/unscored/`` (the working directory when the run has no output path).
+    """
+    from datetime import datetime
+
+    from lm_eval_diversity.atomic import write_atomic
+
+    folder = Path(os.environ.get(ENV_PREFIX + "OUTPUT_PATH") or ".") / "unscored"
+    if folder.parent.suffix == ".json":  # lm-eval accepts a results file name as --output_path
+        folder = folder.parent.parent / "unscored"
+    stamp = datetime.now().isoformat().replace(":", "-")
+    path = folder / f"samples_{task}_{stamp}.jsonl"
+    lines = [
+        json.dumps({"doc_id": i, "doc": doc, "resps": [list(outs)]}, ensure_ascii=True, default=str)
+        for i, (outs, doc) in enumerate(zip(resps, docs))
+    ]
+    write_atomic(path, "\n".join(lines) + "\n")
+    return path
 
 
 @lru_cache(maxsize=2)
@@ -380,12 +437,25 @@ def split_own_flags(argv: list[str]) -> tuple[list[str], dict[str, str]]:
     return rest, env
 
 
+def _flag_value(argv: list[str], flag: str) -> str | None:
+    for i, arg in enumerate(argv):
+        if arg == flag and i + 1 < len(argv):
+            return argv[i + 1]
+        if arg.startswith(flag + "="):
+            return arg.split("=", 1)[1]
+    return None
+
+
 def run_lm_eval_cli(argv: list[str]) -> int:
     """Run lm-eval's own CLI (same subcommands and flags) with the diversity tasks and registrations loaded."""
     import lm_eval.tasks
     from lm_eval.__main__ import cli_evaluate
 
+    from lm_eval_diversity.models import ModelUnavailableError
+    from lm_eval_diversity.quality.sandbox import SandboxUnavailableError
+
     argv, env = split_own_flags(argv)
+    env[ENV_PREFIX + "OUTPUT_PATH"] = _flag_value(argv, "--output_path") or ""
     base = lm_eval.tasks.TaskManager
 
     class DiversityTaskManager(base):
@@ -403,7 +473,11 @@ def run_lm_eval_cli(argv: list[str]) -> int:
         cli_evaluate()
     except SystemExit as exc:
         return int(exc.code or 0) if not isinstance(exc.code, str) else 1
-    except ValueError as exc:  # bad settings, unknown tasks, greedy sampling...: say what, no traceback
+    except KeyboardInterrupt:
+        print("lm-eval-diversity: interrupted", file=sys.stderr)
+        return 130
+    except (ValueError, ModelUnavailableError, SandboxUnavailableError, ScoringAfterGenerationError) as exc:
+        # bad settings, unknown tasks, greedy sampling, a model or sandbox that cannot work...: say what, no traceback
         print(f"lm-eval-diversity: error: {exc}", file=sys.stderr)
         return 2
     finally:
