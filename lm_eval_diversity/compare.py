@@ -622,8 +622,8 @@ def parse_gate(spec: str) -> tuple[str | None, str, float]:
         frac = float(frac_s)
     except ValueError as exc:
         raise CompareError(f"--fail_if_drop {spec!r}: FRACTION must be a number") from exc
-    if not 0 <= frac <= 1:
-        raise CompareError(f"--fail_if_drop {spec!r}: FRACTION must be a finite number in [0, 1] (a relative drop)")
+    if not 0 <= frac < math.inf:
+        raise CompareError(f"--fail_if_drop {spec!r}: FRACTION must be a finite number >= 0 (a relative drop)")
     task, _, metric = target.rpartition("/")
     if not metric:
         raise CompareError(f"--fail_if_drop {spec!r}: empty metric")

@@ -249,3 +249,10 @@ def test_humaneval_doc_without_required_keys_is_named(doc: object, where: str) -
     with pytest.raises(ValueError, match=r"humaneval doc 0") as info:
         grade_code_task("humaneval", [doc], [["    return 1\n"]], allow_execution=True)
     assert where in str(info.value)
+
+
+def test_ifeval_doc_without_instructions_is_refused_not_passed() -> None:
+    from lm_eval_diversity.quality.ifeval import grade_ifeval
+
+    with pytest.raises(ValueError, match=r"key=1001: 'instruction_id_list' is missing or empty"):
+        grade_ifeval({"key": 1001, "prompt": "Write.", "instruction_id_list": [], "kwargs": []}, ["anything"])
