@@ -291,15 +291,22 @@ def secret_file() -> Path:
 
 def _run_suite(names: list[str], mode: str, port: int) -> dict[str, ExecResult]:
     programs = [Program(HOSTILE[n][0].replace("PORT", str(port)), HOSTILE[n][1]) for n in names]
-    before = set(glob.glob(os.path.join(tempfile.gettempdir(), "lmeds_sbx_*")))
-    start = time.monotonic()
-    results = run_programs(programs, timeout_s=2.0, memory_mb=512, max_output_bytes=MAX_OUT, mode=mode)
-    elapsed = time.monotonic() - start
-    after = set(glob.glob(os.path.join(tempfile.gettempdir(), "lmeds_sbx_*")))
+    private = tempfile.mkdtemp(prefix="lmeds_hostile_")  # scratch directories go here, apart from other runs'
+    os.chmod(private, 0o711)
+    saved, tempfile.tempdir = tempfile.tempdir, private
+    try:
+        start = time.monotonic()
+        results = run_programs(programs, timeout_s=2.0, memory_mb=512, max_output_bytes=MAX_OUT, mode=mode)
+        elapsed = time.monotonic() - start
+    finally:
+        tempfile.tempdir = saved
+    left = glob.glob(os.path.join(private, "lmeds_sbx_*"))
+    if not left:
+        os.rmdir(private)
     print(f"\nhostile suite: {len(programs)} programs in {elapsed:.1f} s, isolation mode {mode!r}")
     for n, r in zip(names, results, strict=True):
         print(f"  {n:32s} passed={r.passed!s:5s} reason={r.reason:18s} {r.detail[:70]}")
-    assert after <= before, "scratch directories were left behind"
+    assert not left, f"scratch directories were left behind: {left}"
     return dict(zip(names, results, strict=True))
 
 
