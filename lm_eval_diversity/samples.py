@@ -90,6 +90,14 @@ def _responses(resps, where: str) -> list[str]:
         resps = resps[0]
     if not isinstance(resps, list) or not all(isinstance(r, str) for r in resps):
         raise SamplesFormatError(f"{where}: 'resps' must be [[str, ...]] (K responses of one request)")
+    for i, r in enumerate(resps):
+        try:
+            r.encode("utf-8")
+        except UnicodeEncodeError as exc:
+            raise SamplesFormatError(
+                f"{where}: response {i} holds a lone surrogate {r[exc.start]!r} at character {exc.start}; "
+                "it is not valid Unicode text"
+            ) from None
     return resps
 
 

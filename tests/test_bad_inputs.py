@@ -21,6 +21,7 @@ from lm_eval_diversity.compare import run_compare
 from lm_eval_diversity.quality.code import grade_code_task
 
 BAD_UTF8 = b'\n{"doc_id": 0, "resps": [["\xff\xfe"]]}\n'  # line 2 is not UTF-8
+LONE_SURROGATE = b'{"doc_id": 0, "resps": [["a \\ud800 b", "c"]]}\n'
 PREVIOUS = '{"previous": "output"}\n'
 FAST = ["--metrics", "ead", "--corpus_metrics", "ead", "--device", "cpu"]
 
@@ -106,6 +107,12 @@ CASES: dict[str, Callable[[Env], tuple[list[str], int, str, Path | None]]] = {
         e.score(paths=[str(_bytes(e.tmp / "bad" / f"samples_t_{TIMESTAMP}.jsonl", b'{"doc_id": 0, \n'))]),
         2,
         f"samples_t_{TIMESTAMP}.jsonl:1: malformed JSON",
+        e.out,
+    ),
+    "lone_surrogate_in_response": lambda e: (
+        e.score(paths=[str(_bytes(e.tmp / "bad" / f"samples_t_{TIMESTAMP}.jsonl", LONE_SURROGATE))]),
+        2,
+        f"samples_t_{TIMESTAMP}.jsonl:1: response 0 holds a lone surrogate",
         e.out,
     ),
     "missing_input": lambda e: (e.score(paths=[str(e.tmp / "nope")]), 2, "nope: no such file", e.out),
