@@ -22,6 +22,7 @@ import types
 
 MAX_MESSAGE = 64 * 2**20
 MAX_DEPTH = 200
+MAX_NAME_BYTES = 2**20  # a solution's global larger than this (encoded) is passed to the tests as a handle
 OPAQUE = "opaque"
 
 
@@ -76,7 +77,7 @@ def encode(x, handle=None, depth=0):
         raise Unencodable(f"nesting deeper than {MAX_DEPTH}")
     t = type(x)
     if x is None or t is bool or t is int or t is str or t is float:
-        if t is int and abs(x).bit_length() > 4000:
+        if t is int and abs(x).bit_length() > 14000:  # below Python's 4300-digit str limit
             raise Unencodable("integer too large")
         return x
     d = depth + 1
@@ -337,6 +338,8 @@ def candidate(cfg, rfd, wfd):
         if type(name) is str and not name.startswith("__"):
             try:
                 names[name] = _encode(value, handle)
+                if type(names[name]) in (list, dict) and len(json.dumps(names[name])) > MAX_NAME_BYTES:
+                    raise Unencodable("large")  # a big table stays in the candidate, behind a handle
             except BaseException:  # noqa: BLE001
                 names[name] = {"h": [handle(value), "?"]}
     _send(wfd, {"names": names})
@@ -366,8 +369,10 @@ def candidate(cfg, rfd, wfd):
             reply = {"err": mro, "msg": _describe(exc)}
         try:
             _send(wfd, reply)
-        except Unencodable as exc:
-            _send(wfd, {"err": ["Unencodable"], "msg": str(exc)})
+        except BaseException as exc:  # noqa: BLE001 - too large to send, or no memory left to encode it
+            reply = None
+            kind = "Unencodable" if isinstance(exc, Unencodable) else "MemoryError"
+            _send(wfd, {"err": [kind], "msg": _describe(exc)})
 
 
 def install_guard(scratch):
