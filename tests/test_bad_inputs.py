@@ -263,3 +263,16 @@ def test_ifeval_doc_without_instructions_is_refused_not_passed() -> None:
 
     with pytest.raises(ValueError, match=r"key=1001: 'instruction_id_list' is missing or empty"):
         grade_ifeval({"key": 1001, "prompt": "Write.", "instruction_id_list": [], "kwargs": []}, ["anything"])
+
+
+def test_no_responses_give_undefined_corpus_diversity_not_zero() -> None:
+    import math
+
+    from lm_eval_diversity.scoring import PromptGroup, score_groups
+    from lm_eval_diversity.settings import DiversitySettings
+
+    scores = score_groups(
+        [PromptGroup(doc_id=0, outputs=[]), PromptGroup(doc_id=1, outputs=[])],
+        DiversitySettings(metrics=("ead",), corpus_metrics=("ead",)),
+    )
+    assert all(math.isnan(v) for v in scores.metrics["ead"].values())
