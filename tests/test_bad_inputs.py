@@ -276,3 +276,14 @@ def test_no_responses_give_undefined_corpus_diversity_not_zero() -> None:
         DiversitySettings(metrics=("ead",), corpus_metrics=("ead",)),
     )
     assert all(math.isnan(v) for v in scores.metrics["ead"].values())
+
+
+@pytest.mark.parametrize("mode", ["math", "compat"])
+def test_maths_doc_without_gold_is_refused_in_every_path(mode: str) -> None:
+    from lm_eval_diversity.quality.math import grade_math, grade_math_docs
+
+    docs = [{"question": "1+1?", "answer": "2\n#### 2"}, {"question": "2+2?", "answer": "four"}]
+    with pytest.raises(ValueError, match=r"gsm8k doc 1: key 'answer' has no gold answer"):
+        grade_math_docs("gsm8k", docs, [["#### 2"], ["#### 4"]], mode=mode)
+    with pytest.raises(ValueError, match=r"key 'answer' has no gold answer"):
+        grade_math("gsm8k", docs[1], ["#### 4"], mode=mode)
