@@ -142,7 +142,8 @@ def grade_code_task(
     All programs of the task go to the sandbox in one parallel batch.  ``allow_execution`` must be True (it mirrors
     lm-eval's ``--confirm_run_unsafe_code``); otherwise nothing runs and :class:`CodeExecutionNotAllowedError` is
     raised.  Verdicts have ``answer=None`` and, on failure, ``reason`` from the sandbox (``timeout``,
-    ``assertion``, ``syntax``, ``exit-before-tests``, ``memory``, ``output-limit``, ...) or ``no-code``.
+    ``assertion``, ``syntax``, ``exit-before-tests``, ``unencodable-result``, ``memory``, ``output-limit``, ...) or
+    ``no-code``.  A doc missing what its program needs (``entry_point``, ``test``, ``test_list``) is refused first.
     """
     if task not in CODE_TASKS:
         raise ValueError(f"unknown code task {task!r}; expected one of {CODE_TASKS}")
