@@ -242,7 +242,14 @@ class DiversityMetricsFilter(Filter):
                 allow_code_execution=True,
             )  # fmt: skip
         except Exception as exc:
-            saved = save_unscored(self.task, resps, docs)
+            try:
+                saved = save_unscored(self.task, resps, docs)
+            except OSError as save_exc:
+                raise ScoringAfterGenerationError(
+                    f"{self.task}: scoring failed after generation ({type(exc).__name__}: {exc}), and saving the "
+                    f"responses failed too ({save_exc.filename}: {save_exc.strerror}); rerun with --log_samples "
+                    "and --predict_only, then score the samples file with `lm-eval-diversity score`"
+                ) from exc
             raise ScoringAfterGenerationError(
                 f"{self.task}: scoring failed after generation ({type(exc).__name__}: {exc}). The {len(resps)} "
                 f"docs' responses were saved to {saved}; fix the setting, then score them with "

@@ -287,3 +287,18 @@ def test_maths_doc_without_gold_is_refused_in_every_path(mode: str) -> None:
         grade_math_docs("gsm8k", docs, [["#### 2"], ["#### 4"]], mode=mode)
     with pytest.raises(ValueError, match=r"key 'answer' has no gold answer"):
         grade_math("gsm8k", docs[1], ["#### 4"], mode=mode)
+
+
+@pytest.mark.skipif(os.geteuid() == 0, reason="root writes into read-only directories")
+def test_output_in_a_read_only_directory_names_the_output(env: Env, capsys: pytest.CaptureFixture) -> None:
+    ro = env.tmp / "ro"
+    ro.mkdir()
+    (ro / "scores.json").write_text(PREVIOUS)
+    ro.chmod(0o555)
+    try:
+        rc = cli.main(env.score(out=ro / "scores.json"))
+    finally:
+        ro.chmod(0o755)
+    err = capsys.readouterr().err
+    assert rc == 2 and f"{ro / 'scores.json'}: Permission denied" in err and "Traceback" not in err
+    assert (ro / "scores.json").read_text() == PREVIOUS
