@@ -33,7 +33,7 @@ from lm_eval_diversity.analysis import (
 )
 from lm_eval_diversity.atomic import check_output_path, write_atomic
 from lm_eval_diversity.quality import VERIFIABLE_TASKS
-from lm_eval_diversity.samples import SamplesFormatError, iter_sample_records, task_name_from_filename
+from lm_eval_diversity.samples import SamplesFormatError, is_regular, iter_sample_records, task_name_from_filename
 from lm_eval_diversity.settings import DiversitySettings
 
 TASK_PREFIX = "diversity_"
@@ -216,8 +216,15 @@ def _find_samples(folder: Path, task: str, stamp: str | None) -> Path | None:
         exact = folder / f"samples_{task}_{stamp}.jsonl"
         if exact.is_file():
             return exact
-    hits = [p for p in folder.glob(f"samples_{task}_*.jsonl") if task_name_from_filename(p) == task]
+    hits = [p for p in folder.glob(f"samples_{task}_*.jsonl") if is_regular(p) and _task_of(p) == task]
     return max(hits, key=lambda p: _datetime_from_name(p.name)) if hits else None
+
+
+def _task_of(path: Path) -> str | None:
+    try:
+        return task_name_from_filename(path)
+    except SamplesFormatError:
+        return None
 
 
 def load_score_json(path: Path, data: dict) -> tuple[str, dict[str, TaskData]]:
@@ -277,9 +284,11 @@ def load_runs(path_str: str) -> list[Run]:
             return [Run(label=model, path=str(path), model_name=model, tasks=tasks)]
         model, tasks, notes = load_results_file(path)
         return [Run(label=model, path=str(path), model_name=model, tasks=tasks, notes=notes)]
+    if path.exists() and not path.is_dir():
+        raise CompareError(f"{path}: not a regular file or directory")
     if not path.is_dir():
         raise CompareError(f"{path}: no such file or directory")
-    files = [p for p in path.rglob("results_*.json") if _RESULTS_RE.match(p.name)]
+    files = [p for p in path.rglob("results_*.json") if _RESULTS_RE.match(p.name) and is_regular(p)]
     if not files:
         raise CompareError(f"{path}: no results_*.json under this directory (is it an lm-eval --output_path?)")
     by_folder: dict[Path, list[Path]] = {}

@@ -59,7 +59,7 @@ def find_samples_files(paths: Iterable[str | Path]) -> list[Path]:
         if p.is_dir():
             hits = []
             for hit in sorted(p.rglob(SAMPLES_GLOB)):
-                if _is_regular(hit):
+                if is_regular(hit):
                     hits.append(hit)
                 else:
                     logger.warning("%s: not a regular file; skipped", hit)
@@ -77,7 +77,8 @@ def find_samples_files(paths: Iterable[str | Path]) -> list[Path]:
     return found
 
 
-def _is_regular(p: Path) -> bool:
+def is_regular(p: Path) -> bool:
+    """A regular file (not a FIFO, device, socket or directory); False when it cannot be stat'ed."""
     try:
         return stat.S_ISREG(p.stat().st_mode)
     except OSError:
@@ -104,7 +105,7 @@ def _responses(resps, where: str) -> list[str]:
 def iter_sample_records(path: str | Path) -> Iterator[tuple[str, dict]]:
     """Yield ``("file:line", record)`` for every non-blank line; malformed lines raise, naming file and line."""
     path = Path(path)
-    if not _is_regular(path):
+    if not is_regular(path):
         raise SamplesFormatError(f"{path}: not a regular file")
     with path.open("rb") as fh:
         lineno = 0

@@ -302,3 +302,12 @@ def test_output_in_a_read_only_directory_names_the_output(env: Env, capsys: pyte
     err = capsys.readouterr().err
     assert rc == 2 and f"{ro / 'scores.json'}: Permission denied" in err and "Traceback" not in err
     assert (ro / "scores.json").read_text() == PREVIOUS
+
+
+def test_compare_skips_a_fifo_named_like_results(env: Env, capsys: pytest.CaptureFixture) -> None:
+    run = env.tmp / "fiforun"
+    run.mkdir()
+    os.mkfifo(run / f"results_{TIMESTAMP}.json")
+    assert run_compare([str(run), "--output", str(env.out)]) == 2  # no readable results: an error, not a hang
+    assert "no results_*.json" in capsys.readouterr().err
+    assert env.out.read_text() == PREVIOUS
