@@ -107,6 +107,8 @@ class DiversitySettings:
             raw = env.get(ENV_PREFIX + name)
             if raw is not None:
                 changes[key] = parse_metric_list(raw, setting=ENV_PREFIX + name)
+                if key == "metrics" and not changes[key]:
+                    raise ValueError(f"{ENV_PREFIX + name}={raw!r}: no metric given; choose from {DIVERSITY_METRICS}")
         return dataclasses.replace(base, **changes) if changes else base
 
 

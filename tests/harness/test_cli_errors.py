@@ -20,3 +20,10 @@ def test_bad_metric_setting_names_the_variable_and_does_not_leak(capsys, monkeyp
     err = capsys.readouterr().err
     assert "LM_EVAL_DIVERSITY_METRICS" in err and "bogus" in err
     assert "LM_EVAL_DIVERSITY_METRICS" not in os.environ
+
+
+def test_empty_metric_list_is_an_error(capsys, monkeypatch):
+    monkeypatch.delenv("LM_EVAL_DIVERSITY_METRICS", raising=False)
+    rc = cli_main(["--model", "dummy", "--tasks", "diversity_gsm8k", "--diversity_metrics", ""])
+    assert rc == 2
+    assert "LM_EVAL_DIVERSITY_METRICS=''" in capsys.readouterr().err
