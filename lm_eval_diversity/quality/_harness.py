@@ -334,8 +334,9 @@ def candidate(cfg, rfd, wfd):
     if job["exit_status"]:
         _exit(0)
     names = {}
+    wanted = set(job.get("names") or ())
     for name, value in list(g.items()):
-        if type(name) is str and not name.startswith("__"):
+        if type(name) is str and name in wanted:
             try:
                 names[name] = _encode(value, handle)
                 if type(names[name]) in (list, dict) and len(json.dumps(names[name])) > MAX_NAME_BYTES:
@@ -529,7 +530,10 @@ def judge(cfg, job, pid, wfd, rfd):
         def __repr__(self):
             return f"<sandboxed {self._lmeds_type} object>"
 
-    allowed_modules = set(getattr(sys, "stdlib_module_names", ())) | {"numpy"}
+    # modules the tests may take from the solution's namespace, imported here by name (never ones with side effects)
+    allowed_modules = (set(getattr(sys, "stdlib_module_names", ())) | {"numpy"}) - {
+        "antigravity", "this", "webbrowser", "turtle", "turtledemo", "tkinter", "idlelib", "pydoc", "ensurepip",
+    }  # fmt: skip
 
     def remote(hid, type_name):
         if type_name == "module":
@@ -542,7 +546,8 @@ def judge(cfg, job, pid, wfd, rfd):
         tests_obj = compile(job["tests"], "<tests>", "exec")
     except BaseException:  # noqa: BLE001
         return False, "tests-syntax", ""
-    send(wfd, {"code": job["code"], "tests": "", "exit_status": False})
+    wanted = sorted(_code_names(tests_obj))  # only the names the tests can refer to cross the channel
+    send(wfd, {"code": job["code"], "tests": "", "exit_status": False, "names": wanted})
     try:
         first = recv(rfd)
     except ChannelClosed:
@@ -582,6 +587,15 @@ def judge(cfg, job, pid, wfd, rfd):
     if dead:
         return (False, *_child_end(pid))
     return True, "", ""
+
+
+def _code_names(code):
+    """Every global/attribute name a code object (and the functions and classes inside it) can look up."""
+    out = set(code.co_names)
+    for const in code.co_consts:
+        if isinstance(const, types.CodeType):
+            out |= _code_names(const)
+    return out
 
 
 def _child_end(pid):
