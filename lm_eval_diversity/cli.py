@@ -12,8 +12,8 @@ import logging
 import math
 import re
 import sys
-from pathlib import Path
 
+from lm_eval_diversity.atomic import check_output_path, write_atomic
 from lm_eval_diversity.settings import (
     COMMAND_DEFAULTS,
     DiversitySettings,
@@ -115,6 +115,9 @@ def run_score(argv: list[str]) -> dict:
     args = build_score_parser().parse_args(_undeprecate(argv, "lm-eval-diversity score"))
     settings = settings_from_args(args)
     files = read_samples(args.paths)
+    out = None
+    if args.output_path:
+        out = check_output_path(args.output_path, [sf.path for sf in files.values()], "--output_path")
     models = load_models(settings)
     result: dict = {"settings": settings.to_dict(), "tasks": {}}
     for task, sf in files.items():
@@ -125,12 +128,17 @@ def run_score(argv: list[str]) -> dict:
         entry = task_scores_to_json(scores)
         entry["source"] = str(sf.path)
         result["tasks"][task] = entry
-    if args.output_path:
-        out = Path(args.output_path)
-        out.parent.mkdir(parents=True, exist_ok=True)
-        out.write_text(json.dumps(result, indent=2, allow_nan=False) + "\n", encoding="utf-8")
+    if out is not None:
+        write_atomic(out, json.dumps(result, indent=2, allow_nan=False) + "\n")
     print(format_table(result))
     return result
+
+
+def _one_line(exc: BaseException) -> str:
+    """The error's message, with the file name for OS errors."""
+    if isinstance(exc, OSError) and exc.filename is not None:
+        return f"{exc.filename}: {exc.strerror or exc}"
+    return str(exc)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -147,8 +155,11 @@ def main(argv: list[str] | None = None) -> int:
         logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
         try:
             run_score(argv[1:])
-        except (ValueError, FileNotFoundError, RuntimeError) as exc:
-            print(f"lm-eval-diversity {argv[0]}: error: {exc}", file=sys.stderr)
+        except KeyboardInterrupt:
+            print(f"lm-eval-diversity {argv[0]}: interrupted; no output written", file=sys.stderr)
+            return 130
+        except (ValueError, OSError, RuntimeError) as exc:
+            print(f"lm-eval-diversity {argv[0]}: error: {_one_line(exc)}", file=sys.stderr)
             return 2
         return 0
     from lm_eval_diversity.harness import run_lm_eval_cli

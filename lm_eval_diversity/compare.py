@@ -31,8 +31,9 @@ from lm_eval_diversity.analysis import (
     stratified_bootstrap_mean,
     stratified_paired_diff,
 )
+from lm_eval_diversity.atomic import check_output_path, write_atomic
 from lm_eval_diversity.quality import VERIFIABLE_TASKS
-from lm_eval_diversity.samples import SamplesFormatError, iter_sample_records, task_name_from_filename
+from lm_eval_diversity.samples import SamplesFormatError, is_regular, iter_sample_records, task_name_from_filename
 from lm_eval_diversity.settings import DiversitySettings
 
 TASK_PREFIX = "diversity_"
@@ -60,6 +61,9 @@ _NON_METRIC_SAMPLE_KEYS = {
     "target_hash",
 }
 _RESULTS_RE = re.compile(r"^results_(.+)\.json$")
+
+
+MAX_BOOTSTRAP_ITERS = 100_000  # a bound on run time and memory (docs/ci_gating.md)
 
 
 class CompareError(ValueError):
@@ -164,6 +168,14 @@ def load_results_file(path: Path) -> tuple[str, dict[str, TaskData], list[str]]:
         raise CompareError(f"{path}: cannot read results JSON ({exc})") from exc
     if not isinstance(data, dict) or "results" not in data:
         raise CompareError(f"{path}: not an lm-eval results JSON (no 'results' key)")
+    if not isinstance(data["results"], dict):
+        raise CompareError(f"{path}: key 'results' must be an object of tasks, got {type(data['results']).__name__}")
+    for key in ("configs", "task_hashes", "n-samples"):
+        if data.get(key) is not None and not isinstance(data[key], dict):
+            raise CompareError(f"{path}: key {key!r} must be an object, got {type(data[key]).__name__}")
+    for name, entry in data["results"].items():
+        if not isinstance(entry, dict):
+            raise CompareError(f"{path}: results[{name!r}] must be an object, got {type(entry).__name__}")
     notes: list[str] = []
     groups = _group_names(data)
     configs = data.get("configs") or {}
@@ -225,15 +237,29 @@ def _find_samples(folder: Path, task: str, stamp: str | None) -> Path | None:
         exact = folder / f"samples_{task}_{stamp}.jsonl"
         if exact.is_file():
             return exact
-    hits = [p for p in folder.glob(f"samples_{task}_*.jsonl") if task_name_from_filename(p) == task]
+    hits = [p for p in folder.glob(f"samples_{task}_*.jsonl") if is_regular(p) and _task_of(p) == task]
     return max(hits, key=lambda p: _datetime_from_name(p.name)) if hits else None
+
+
+def _task_of(path: Path) -> str | None:
+    try:
+        return task_name_from_filename(path)
+    except SamplesFormatError:
+        return None
 
 
 def load_score_json(path: Path, data: dict) -> tuple[str, dict[str, TaskData]]:
     """Tasks of a ``lm-eval-diversity score`` JSON (per-input means as the metric values, per-prompt rows kept)."""
     settings = data.get("settings") or {}
+    if not isinstance(settings, dict) or not isinstance(data.get("tasks"), dict):
+        raise CompareError(f"{path}: 'settings' and 'tasks' must be objects")
     tasks: dict[str, TaskData] = {}
-    for name, entry in (data.get("tasks") or {}).items():
+    for name, entry in data["tasks"].items():
+        where = f"{path}: tasks[{name!r}]"
+        if not isinstance(entry, dict) or not isinstance(entry.get("metrics") or {}, dict):
+            raise CompareError(f"{where}: must be an object with a 'metrics' object")
+        if not all(isinstance(v, dict) for v in (entry.get("metrics") or {}).values()):
+            raise CompareError(f"{where}.metrics: every metric must map levels to values")
         values: dict[str, float] = {}
         for metric, levels in (entry.get("metrics") or {}).items():
             values[metric] = as_float(levels.get("per_input_mean"))
@@ -244,7 +270,11 @@ def load_score_json(path: Path, data: dict) -> tuple[str, dict[str, TaskData]]:
         per_prompt = None
         if isinstance(rows_list, list):
             per_prompt = {}
-            for row in rows_list:
+            for i, row in enumerate(rows_list):
+                if not isinstance(row, dict) or "doc_id" not in row:
+                    raise CompareError(f"{where}.per_prompt[{i}]: must be an object with a 'doc_id'")
+                if row["doc_id"] in per_prompt:
+                    raise CompareError(f"{where}.per_prompt[{i}]: duplicate doc_id {row['doc_id']!r}")
                 per_prompt[row["doc_id"]] = {k: (v if k == "doc_id" else as_float(v)) for k, v in row.items()}
             keys = {k for row in per_prompt.values() for k in row if k != "doc_id"}
             for k in sorted(keys - set(values)):
@@ -275,9 +305,11 @@ def load_runs(path_str: str) -> list[Run]:
             return [Run(label=model, path=str(path), model_name=model, tasks=tasks)]
         model, tasks, notes = load_results_file(path)
         return [Run(label=model, path=str(path), model_name=model, tasks=tasks, notes=notes)]
+    if path.exists() and not path.is_dir():
+        raise CompareError(f"{path}: not a regular file or directory")
     if not path.is_dir():
         raise CompareError(f"{path}: no such file or directory")
-    files = [p for p in path.rglob("results_*.json") if _RESULTS_RE.match(p.name)]
+    files = [p for p in path.rglob("results_*.json") if _RESULTS_RE.match(p.name) and is_regular(p)]
     if not files:
         raise CompareError(f"{path}: no results_*.json under this directory (is it an lm-eval --output_path?)")
     by_folder: dict[Path, list[Path]] = {}
@@ -623,8 +655,8 @@ def parse_gate(spec: str) -> tuple[str | None, str, float]:
         frac = float(frac_s)
     except ValueError as exc:
         raise CompareError(f"--fail_if_drop {spec!r}: FRACTION must be a number") from exc
-    if not (frac >= 0):
-        raise CompareError(f"--fail_if_drop {spec!r}: FRACTION must be >= 0")
+    if not 0 <= frac < math.inf:
+        raise CompareError(f"--fail_if_drop {spec!r}: FRACTION must be a finite number >= 0 (a relative drop)")
     task, _, metric = target.rpartition("/")
     if not metric:
         raise CompareError(f"--fail_if_drop {spec!r}: empty metric")
@@ -839,12 +871,19 @@ def run_compare(argv: list[str]) -> int:
     except SystemExit as exc:
         return 0 if exc.code == 0 else 2
     try:
-        if args.bootstrap_iters < 1:
-            raise CompareError("--bootstrap_iters must be >= 1")
+        if not 1 <= args.bootstrap_iters <= MAX_BOOTSTRAP_ITERS:
+            raise CompareError(f"--bootstrap_iters {args.bootstrap_iters}: must be in [1, {MAX_BOOTSTRAP_ITERS}]")
         if not 0 < args.alpha < 1:
             raise CompareError("--alpha must be in (0, 1)")
-        runs, baseline, lineages, tasks, missing, notes = prepare(args)
         metrics = [m.strip() for m in args.metrics.split(",") if m.strip()]
+        if not metrics:
+            raise CompareError(f"--metrics {args.metrics!r}: no metric given")
+        runs, baseline, lineages, tasks, missing, notes = prepare(args)
+        inputs = [r.path for r in runs] + [args.lineage or ""]
+        inputs += [p for r in runs for td in r.tasks.values() for p in (td.source, td.samples_source) if p]
+        out = check_output_path(args.output, inputs, "--output") if args.output else None
+        if args.plot:
+            check_output_path(args.plot, inputs, "--plot")
         report = build_report(
             runs,
             baseline,
@@ -865,6 +904,11 @@ def run_compare(argv: list[str]) -> int:
                     for c in report["checks"]
                 )
             )
+        if args.metrics != ",".join(DEFAULT_METRICS):
+            absent = [m for m in metrics if not any(c["metric"] == m for c in report["cells"])]
+            if absent:
+                found_in = ", ".join(tasks)
+                raise CompareError(f"--metrics: {', '.join(absent)} not found in any compared task ({found_in})")
         failed = (
             evaluate_gates(report, args.fail_if_drop, runs, baseline, args.bootstrap_iters, args.seed)
             if baseline
@@ -880,13 +924,16 @@ def run_compare(argv: list[str]) -> int:
             plot_png = rep.plot_lineages(report, series, metrics, args.plot, per_task=explicit_tasks)
             report["plot"] = args.plot
         text = rep.render(report, args.format, plot_png=plot_png)
+        if out is not None:
+            write_atomic(out, text)
+    except KeyboardInterrupt:
+        print("lm-eval-diversity compare: interrupted; no output written", file=sys.stderr)
+        return 130
     except (ValueError, KeyError, OSError) as exc:  # CompareError is a ValueError
-        print(f"lm-eval-diversity compare: error: {exc}", file=sys.stderr)
+        msg = f"{exc.filename}: {exc.strerror or exc}" if isinstance(exc, OSError) and exc.filename else str(exc)
+        print(f"lm-eval-diversity compare: error: {msg}", file=sys.stderr)
         return 2
-    if args.output:
-        out = Path(args.output)
-        out.parent.mkdir(parents=True, exist_ok=True)
-        out.write_text(text, encoding="utf-8")
+    if out is not None:
         print(rep.summary_lines(report), file=sys.stderr)
     else:
         print(text)

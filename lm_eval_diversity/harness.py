@@ -8,6 +8,7 @@ with stderr) or :func:`corpus_value` (across-input / overall levels, the same va
 
 from __future__ import annotations
 
+import json
 import logging
 import math
 import os
@@ -15,6 +16,7 @@ import re
 import sys
 from collections.abc import Iterable
 from functools import lru_cache
+from pathlib import Path
 
 from lm_eval.api.filter import Filter
 from lm_eval.api.registry import register_filter
@@ -23,6 +25,7 @@ from lm_eval.api.task import ConfigurableTask
 from lm_eval_diversity import TASK_DIR, TASKS_DISCOVERED
 from lm_eval_diversity.preprocess import prompt_opens_think
 from lm_eval_diversity.quality import VERIFIABLE_TASKS
+from lm_eval_diversity.quality.code import CODE_TASKS
 from lm_eval_diversity.scoring import MetricModels, PromptGroup, score_task
 from lm_eval_diversity.settings import (
     COMMAND_DEFAULTS,
@@ -139,6 +142,28 @@ def _resolve(name: str, setting: str) -> str:
     from lm_eval_diversity.models import resolve_model_path
 
     return resolve_model_path(name, setting)
+
+
+def check_before_generation(task: str, settings: DiversitySettings, sources: dict[str, str] | None = None) -> None:
+    """Everything that could fail once the responses exist, checked before generation starts: model locations,
+    the metric device, the NLI model's kind and labels, the baseline run, and code-execution isolation.
+    Errors name the setting as the user gave it (``sources``, from :func:`resolve_settings`)."""
+    from lm_eval_diversity.models import check_device, check_nli_config
+
+    sources = sources or {}
+    check_models_available(settings, sources)
+    if {"sbert", "vendi", "nli"} & set(settings.metrics):
+        check_device(settings.device, sources.get("device", "--metric_device / --metadata metric_device"))
+    if "nli" in settings.metrics:
+        nli_source = sources.get("nli_model", "--nli_model / --metadata nli_model")
+        check_nli_config(_resolve(settings.nli_model, nli_source), nli_source)
+    short = task.removeprefix("diversity_")
+    if settings.baseline and short in VERIFIABLE_TASKS:
+        _baseline_run(settings.baseline)
+    if short in CODE_TASKS:
+        from lm_eval_diversity.quality.sandbox import isolation_mode
+
+        isolation_mode()  # raises SandboxUnavailableError, saying what to install or enable
 
 
 def models_for(settings: DiversitySettings) -> MetricModels:
@@ -305,7 +330,7 @@ class DiversityTask(ConfigurableTask):
         for warning in check_generation_kwargs(self.config.task, gen, self.config.repeats):
             log.warning(warning)
         if not self._predict_only:
-            check_models_available(self._settings, self._sources)  # fail before generation, not after it
+            check_before_generation(self.config.task, self._settings, self._sources)  # fail before, not after it
         if kwargs.get("cache_requests") and not kwargs.get("rewrite_requests_cache"):
             log.warning(
                 "%s: --cache_requests reuses requests built earlier, whose cache key ignores repeats and "
@@ -454,10 +479,25 @@ class DiversityMetricsFilter(Filter):
             for i, (outputs, doc) in enumerate(zip(resps, docs))
         ]
         # lm-eval itself refuses unsafe_code tasks (humaneval, mbpp) without --confirm_run_unsafe_code
-        scores = score_task(
-            self.task, groups, settings, models_for(settings), graded_tasks=VERIFIABLE_TASKS,
-            allow_code_execution=True, progress=True,
-        )  # fmt: skip
+        try:
+            scores = score_task(
+                self.task, groups, settings, models_for(settings), graded_tasks=VERIFIABLE_TASKS,
+                allow_code_execution=True, progress=True,
+            )  # fmt: skip
+        except Exception as exc:
+            try:
+                saved = save_unscored(self.task, resps, docs)
+            except OSError as save_exc:
+                raise ScoringAfterGenerationError(
+                    f"{self.task}: scoring failed after generation ({type(exc).__name__}: {exc}), and saving the "
+                    f"responses failed too ({save_exc.filename}: {save_exc.strerror}); rerun with --log_samples "
+                    "and --predict_only, then score the samples file with `lm-eval-diversity score`"
+                ) from exc
+            raise ScoringAfterGenerationError(
+                f"{self.task}: scoring failed after generation ({type(exc).__name__}: {exc}). The {len(resps)} "
+                f"docs' responses were saved to {saved}; fix the setting, then score them with "
+                f"`lm-eval-diversity score {saved} --output_path scores.json`"
+            ) from exc
         corpus = {
             f"{m}_{lvl}": levels[lvl]
             for m, levels in scores.metrics.items()
@@ -496,6 +536,32 @@ def response_records(outputs: list[str], verdicts=None) -> list[str]:
             record.update(answer=verdicts[j].answer, correct=verdicts[j].correct)
         records.append(json.dumps(record, ensure_ascii=False))
     return records
+
+
+class ScoringAfterGenerationError(RuntimeError):
+    """Scoring failed after the responses were generated; they were saved first (the message says where)."""
+
+
+def save_unscored(task: str, resps: list[list[str]], docs: list[dict]) -> Path:
+    """Write the raw responses as an lm-eval samples file (``doc_id``, ``doc``, ``resps``) that ``score`` reads.
+
+    It goes to ``<--output_path>/unscored/`` (the working directory when the run has no output path).
+    """
+    from datetime import datetime
+
+    from lm_eval_diversity.atomic import write_atomic
+
+    folder = Path(os.environ.get(ENV_PREFIX + "OUTPUT_PATH") or ".") / "unscored"
+    if folder.parent.suffix == ".json":  # lm-eval accepts a results file name as --output_path
+        folder = folder.parent.parent / "unscored"
+    stamp = datetime.now().isoformat().replace(":", "-")
+    path = folder / f"samples_{task}_{stamp}.jsonl"
+    lines = [
+        json.dumps({"doc_id": i, "doc": doc, "resps": [list(outs)]}, ensure_ascii=True, default=str)
+        for i, (outs, doc) in enumerate(zip(resps, docs))
+    ]
+    write_atomic(path, "\n".join(lines) + "\n")
+    return path
 
 
 @lru_cache(maxsize=2)
@@ -664,6 +730,17 @@ def split_own_flags(argv: list[str]) -> tuple[list[str], dict[str, str]]:
     return rest, meta
 
 
+def _flag_value(argv: list[str], flag: str) -> str | None:
+    for i, arg in enumerate(argv):
+        if arg == flag and i + 1 < len(argv):
+            return argv[i + 1]
+        if arg.startswith(flag + "="):
+            return arg.split("=", 1)[1]
+    return None
+
+
+
+
 def merge_metadata(user: dict, from_flags: dict[str, str]) -> dict:
     """Check the user's ``--metadata`` (as lm-eval parsed it; every key must be known) and add our flags' values.
 
@@ -713,11 +790,17 @@ def run_lm_eval_cli(argv: list[str], own_commands: dict[str, str] | None = None)
     import lm_eval.tasks
     from lm_eval.utils import setup_logging
 
+    from lm_eval_diversity.models import ModelUnavailableError
+    from lm_eval_diversity.quality.sandbox import SandboxUnavailableError
+
     try:
         argv, from_flags = split_own_flags(argv)
     except ValueError as exc:
         print(f"lm-eval-diversity: error: {exc}", file=sys.stderr)
         return 2
+    # where a scoring failure after generation saves the responses (save_unscored)
+    saved_output_env = os.environ.get(ENV_PREFIX + "OUTPUT_PATH")
+    os.environ[ENV_PREFIX + "OUTPUT_PATH"] = _flag_value(argv, "--output_path") or ""
     base = lm_eval.tasks.TaskManager
 
     class DiversityTaskManager(base):
@@ -742,10 +825,18 @@ def run_lm_eval_cli(argv: list[str], own_commands: dict[str, str] | None = None)
         cli.execute(args)
     except SystemExit as exc:
         return int(exc.code or 0) if not isinstance(exc.code, str) else 1
-    except ValueError as exc:  # bad settings, unknown tasks, greedy sampling...: say what, no traceback
+    except KeyboardInterrupt:
+        print("lm-eval-diversity: interrupted", file=sys.stderr)
+        return 130
+    except (ValueError, ModelUnavailableError, SandboxUnavailableError, ScoringAfterGenerationError) as exc:
+        # bad settings, unknown tasks, greedy sampling, a model or sandbox that cannot work...: say what, no traceback
         print(f"lm-eval-diversity: error: {exc}", file=sys.stderr)
         return 2
     finally:
         sys.argv = old_argv
         lm_eval.tasks.TaskManager = base
+        if saved_output_env is None:
+            os.environ.pop(ENV_PREFIX + "OUTPUT_PATH", None)
+        else:
+            os.environ[ENV_PREFIX + "OUTPUT_PATH"] = saved_output_env
     return 0

@@ -36,6 +36,50 @@ def resolve_device(device: str | None) -> str:
     return device
 
 
+def check_device(device: str | None, setting: str) -> None:
+    """Refuse a device string torch does not parse, or a CUDA device on a machine without one (before any work)."""
+    if device in (None, "", "auto"):
+        return
+    import torch
+
+    try:
+        dev = torch.device(device)
+    except (RuntimeError, ValueError) as exc:
+        raise ModelUnavailableError(f"{setting}={device!r}: not a torch device ({exc})") from None
+    if dev.type == "cuda":
+        n = torch.cuda.device_count() if torch.cuda.is_available() else 0
+        if n == 0 or (dev.index is not None and dev.index >= n):
+            raise ModelUnavailableError(f"{setting}={device!r}: this machine has {n} CUDA device(s); use cpu")
+
+
+def nli_label_indices(id2label: dict, where: str) -> tuple[int, int]:
+    """(entailment index, contradiction index) from ``config.id2label``: a label containing ``ENTAIL`` /
+    ``CONTRADICT`` (as in the reference); exactly one of each, else ``ModelUnavailableError`` naming ``where``."""
+    labels = {int(i): str(lab).upper() for i, lab in (id2label or {}).items()}
+    entail = [i for i, lab in labels.items() if "ENTAIL" in lab]
+    contra = [i for i, lab in labels.items() if "CONTRADICT" in lab]
+    if len(entail) != 1 or len(contra) != 1:
+        raise ModelUnavailableError(
+            f"{where}: cannot find exactly one entailment and one contradiction label in "
+            f"config.id2label={id2label}; use an NLI (MNLI-style) classifier"
+        )
+    return entail[0], contra[0]
+
+
+def check_nli_config(path: str, where: str) -> None:
+    """Read only the NLI model's config: a sequence classifier with entailment and contradiction labels."""
+    from transformers import AutoConfig
+
+    try:
+        config = AutoConfig.from_pretrained(path)
+    except (OSError, ValueError) as exc:
+        raise ModelUnavailableError(f"{where}: cannot read the model config at {path} ({exc})") from None
+    archs = getattr(config, "architectures", None) or []
+    if archs and not any(a.endswith("ForSequenceClassification") for a in archs):
+        raise ModelUnavailableError(f"{where}: {path} is a {', '.join(archs)}, not a sequence classifier (NLI)")
+    nli_label_indices(getattr(config, "id2label", {}), where)
+
+
 def _hub_reachable(timeout_s: float = 3.0) -> bool:
     from huggingface_hub import constants
 
@@ -133,15 +177,7 @@ class NLIModel:
         self.device = device
         self.max_length = max_length
         self.name = name
-        labels = {int(i): str(lab).upper() for i, lab in model.config.id2label.items()}
-        entail = [i for i, lab in labels.items() if "ENTAIL" in lab]
-        contra = [i for i, lab in labels.items() if "CONTRADICT" in lab]
-        if len(entail) != 1 or len(contra) != 1:
-            raise ModelUnavailableError(
-                f"--nli_model={name!r}: cannot find exactly one entailment and one contradiction label in "
-                f"config.id2label={model.config.id2label}; use an NLI (MNLI-style) classifier"
-            )
-        self.entail_index, self.contradict_index = entail[0], contra[0]
+        self.entail_index, self.contradict_index = nli_label_indices(model.config.id2label, f"--nli_model={name!r}")
 
     def tokenize(self, pairs: Sequence[tuple[str, str]]) -> list[list[int]]:
         """Token ids of (premise, hypothesis) pairs, truncated longest-first to ``max_length``."""

@@ -14,6 +14,8 @@ import json
 import math
 from typing import Any
 
+from lm_eval_diversity.atomic import write_atomic
+
 Table = tuple[str, list[str], list[list[str]], list[str]]  # title, header, rows, notes
 
 CSV_FIELDS = (
@@ -446,6 +448,5 @@ def _save_png(fig, out_path: str) -> bytes:
     fig.savefig(buf, format="png", dpi=110)
     plt.close(fig)
     data = buf.getvalue()
-    with open(out_path, "wb") as fh:
-        fh.write(data)
+    write_atomic(out_path, data)
     return data

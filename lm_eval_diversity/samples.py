@@ -9,6 +9,9 @@ error naming the file and line.
 from __future__ import annotations
 
 import json
+import logging
+import re
+import stat
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -17,6 +20,9 @@ from lm_eval_diversity.preprocess import prompt_opens_think
 from lm_eval_diversity.scoring import PromptGroup
 
 SAMPLES_GLOB = "samples_*.jsonl"
+MAX_LINE_BYTES = 256 * 2**20  # one samples line (one doc's K responses) larger than this is refused
+_TIMESTAMP_RE = re.compile(r"_\d{4}-\d{2}-\d{2}T\d{2}-\d{2}-\d{2}(?:\.\d+)?$")
+logger = logging.getLogger(__name__)
 
 
 class SamplesFormatError(ValueError):
@@ -39,8 +45,11 @@ def task_name_from_filename(path: Path) -> str:
     """``samples_<task>_<timestamp>.jsonl`` -> ``<task>`` (lm-eval's own naming rule)."""
     from lm_eval.utils import get_file_task_name
 
-    if not (path.name.startswith("samples_") and path.suffix == ".jsonl"):
-        raise SamplesFormatError(f"{path}: not an lm-eval samples file (expected samples_<task>_<timestamp>.jsonl)")
+    if not (path.name.startswith("samples_") and path.suffix == ".jsonl" and _TIMESTAMP_RE.search(path.stem)):
+        raise SamplesFormatError(
+            f"{path}: not an lm-eval samples file name (expected samples_<task>_<timestamp>.jsonl, e.g. "
+            "samples_diversity_gsm8k_2026-01-31T12-00-00.000000.jsonl); the task is read from the name"
+        )
     return get_file_task_name(path.stem)
 
 
@@ -50,7 +59,12 @@ def find_samples_files(paths: Iterable[str | Path]) -> list[Path]:
     for raw in paths:
         p = Path(raw)
         if p.is_dir():
-            hits = sorted(p.rglob(SAMPLES_GLOB))
+            hits = []
+            for hit in sorted(p.rglob(SAMPLES_GLOB)):
+                if is_regular(hit):
+                    hits.append(hit)
+                else:
+                    logger.warning("%s: not a regular file; skipped", hit)
             if not hits:
                 raise FileNotFoundError(
                     f"{p}: no {SAMPLES_GLOB} files under this directory (run lm_eval with --log_samples)"
@@ -58,9 +72,19 @@ def find_samples_files(paths: Iterable[str | Path]) -> list[Path]:
             found.extend(hits)
         elif p.is_file():
             found.append(p)
+        elif p.exists():
+            raise SamplesFormatError(f"{p}: not a regular file (a FIFO, device or socket cannot be read safely)")
         else:
             raise FileNotFoundError(f"{p}: no such file or directory")
     return found
+
+
+def is_regular(p: Path) -> bool:
+    """A regular file (not a FIFO, device, socket or directory); False when it cannot be stat'ed."""
+    try:
+        return stat.S_ISREG(p.stat().st_mode)
+    except OSError:
+        return False
 
 
 def _responses(resps, where: str) -> list[str]:
@@ -69,6 +93,14 @@ def _responses(resps, where: str) -> list[str]:
         resps = resps[0]
     if not isinstance(resps, list) or not all(isinstance(r, str) for r in resps):
         raise SamplesFormatError(f"{where}: 'resps' must be [[str, ...]] (K responses of one request)")
+    for i, r in enumerate(resps):
+        try:
+            r.encode("utf-8")
+        except UnicodeEncodeError as exc:
+            raise SamplesFormatError(
+                f"{where}: response {i} holds a lone surrogate {r[exc.start]!r} at character {exc.start}; "
+                "it is not valid Unicode text"
+            ) from None
     return resps
 
 
@@ -83,11 +115,21 @@ def _prompt_opened_think(record: dict) -> bool:
 def iter_sample_records(path: str | Path) -> Iterator[tuple[str, dict]]:
     """Yield ``("file:line", record)`` for every non-blank line; malformed lines raise, naming file and line."""
     path = Path(path)
-    with path.open(encoding="utf-8") as fh:
-        for lineno, line in enumerate(fh, start=1):
+    if not is_regular(path):
+        raise SamplesFormatError(f"{path}: not a regular file")
+    with path.open("rb") as fh:
+        lineno = 0
+        while raw := fh.readline(MAX_LINE_BYTES + 1):
+            lineno += 1
+            where = f"{path}:{lineno}"
+            if len(raw) > MAX_LINE_BYTES and not raw.endswith(b"\n"):
+                raise SamplesFormatError(f"{where}: line longer than {MAX_LINE_BYTES} bytes (the line-size cap)")
+            try:
+                line = raw.decode("utf-8")
+            except UnicodeDecodeError as exc:
+                raise SamplesFormatError(f"{where}: invalid UTF-8 at byte {exc.start} of the line") from None
             if not line.strip():
                 continue
-            where = f"{path}:{lineno}"
             try:
                 record = json.loads(line)
             except json.JSONDecodeError as exc:

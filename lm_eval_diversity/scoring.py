@@ -223,6 +223,10 @@ def score_groups(
         if "nli" in corpus_metrics:
             corpus["nli"]["across_input"], corpus["nli"]["overall"] = scores[n], scores[n + 1]
 
+    for lvl, pos in corpus_sets.items():
+        if not pos:  # no text at all in the corpus sample (K = 0): undefined, never 0
+            for m in metrics:
+                corpus[m][lvl] = NAN
     summary: dict[str, dict[str, float]] = {}
     for m in metrics:
         mean, std = _mean_std(values[m])

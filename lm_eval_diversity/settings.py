@@ -62,6 +62,8 @@ class DiversitySettings:
     baseline: str | None = None  # base-model run (lm-eval output dir or score JSON) for the QC/residual split
 
     def __post_init__(self) -> None:
+        if not self.metrics:
+            raise ValueError(f"metrics: no metric given; choose from {list(DIVERSITY_METRICS)}")
         unknown = sorted(set(self.metrics) - set(DIVERSITY_METRICS))
         if unknown:
             raise ValueError(f"unknown metric(s) {unknown} in metrics; choose from {list(DIVERSITY_METRICS)}")
@@ -72,6 +74,13 @@ class DiversitySettings:
             raise ValueError(f"vocab_size must be >= 2, got {self.vocab_size}")
         if self.batch_size < 1:
             raise ValueError(f"batch_size must be >= 1, got {self.batch_size}")
+        if not (isinstance(self.code_timeout_s, (int, float)) and 0 < self.code_timeout_s < float("inf")):
+            raise ValueError(
+                "code_timeout_s must be a positive, finite number of seconds, "
+                f"got {self.code_timeout_s}"
+            )
+        if isinstance(self.seed, bool) or not isinstance(self.seed, int) or not 0 <= self.seed < 2**32:
+            raise ValueError(f"seed must be an integer in [0, 2**32 - 1], got {self.seed!r}")
         if self.math_mode not in ("math", "compat"):
             raise ValueError(f"math_mode must be 'math' or 'compat', got {self.math_mode!r}")
         if self.ifeval_mode not in ("official", "compat"):

@@ -8,8 +8,9 @@ Differences from the reference, all deliberate (§9.12):
 * standalone HumanEval solutions get the prompt's import lines prepended (the reference drops them);
 * MBPP's ``test_setup_code`` is run after the solution, before the asserts (the reference ignores it; the one
   non-empty setup in the test split builds trees from the solution's ``Node`` class);
-* the solution and the tests are compiled separately, so a solution cannot swallow the tests (an unclosed string,
-  for example), and a pass needs positive evidence that the tests ran to completion (see :mod:`.sandbox`).
+* the solution runs in a sandboxed candidate process and the tests in a separate judge process that calls the
+  solution's functions over a plain-data channel, so a solution cannot swallow, skip or forge the tests
+  (see :mod:`.sandbox`).
 
 ``mode="compat"`` (:func:`build_compat_program`) builds the reference's program instead, rule by rule: the output
 is CoT-stripped *and whitespace-stripped*; the code block is chosen as above (``code_execution.py``'s rule, which
@@ -17,8 +18,8 @@ is CoT-stripped *and whitespace-stripped*; the code block is chosen as above (``
 with fenced blocks); the first top-level ``def NAME(`` is
 renamed to the entry point (definition and every ``NAME(`` call); a HumanEval completion that then lacks
 ``def entry_point`` is appended to the prompt (stripped, so an indented body loses its first indent); the program
-is one text (solution, tests, ``check``) and it passes when its process exits with status 0. It still runs in the
-sandbox.
+is one text (solution, tests, ``check``) and it passes when its process exits with status 0 (the sandbox's
+``verdict="exit-status"``). It still runs in the sandbox.
 """
 
 from __future__ import annotations
@@ -150,6 +151,21 @@ def build_compat_program(task: str, doc: dict, output: str) -> str:
     raise ValueError(f"unknown code task {task!r}; expected one of {CODE_TASKS}")
 
 
+_REQUIRED = {"humaneval": {"prompt": str, "test": str, "entry_point": str}, "mbpp": {"test_list": list}}
+
+
+def _check_doc(task: str, index: int, doc: object) -> None:
+    """Refuse a doc that lacks what its program needs, naming the doc and the key (before anything runs)."""
+    name = f"{task} doc {index}" + (f" ({doc['task_id']})" if isinstance(doc, dict) and "task_id" in doc else "")
+    if not isinstance(doc, dict):
+        raise ValueError(f"{name}: expected an object, got {type(doc).__name__}")
+    for key, typ in _REQUIRED[task].items():
+        if not isinstance(doc.get(key), typ) or (typ is str and not doc[key].strip() and key != "prompt"):
+            raise ValueError(f"{name}: key {key!r} must be a non-empty {typ.__name__}, got {doc.get(key)!r:.60}")
+    if task == "mbpp" and not all(isinstance(t, str) for t in doc["test_list"]):
+        raise ValueError(f"{name}: key 'test_list' must hold strings")
+
+
 def build_program(task: str, doc: dict, output: str) -> str:
     """The whole program as one text (solution, a blank line, tests), for inspection and logging."""
     parts = build_program_parts(task, doc, output)
@@ -174,7 +190,8 @@ def grade_code_task(
     All programs of the task go to the sandbox in one parallel batch.  ``allow_execution`` must be True (it mirrors
     lm-eval's ``--confirm_run_unsafe_code``); otherwise nothing runs and :class:`CodeExecutionNotAllowedError` is
     raised.  Verdicts have ``answer=None`` and, on failure, ``reason`` from the sandbox (``timeout``,
-    ``assertion``, ``syntax``, ``exit-before-tests``, ``memory``, ``output-limit``, ...) or ``no-code``.
+    ``assertion``, ``syntax``, ``exit-before-tests``, ``unencodable-result``, ``memory``, ``output-limit``, ...) or
+    ``no-code``.  A doc missing what its program needs (``entry_point``, ``test``, ``test_list``) is refused first.
     """
     if task not in CODE_TASKS:
         raise ValueError(f"unknown code task {task!r}; expected one of {CODE_TASKS}")
@@ -188,6 +205,8 @@ def grade_code_task(
         raise ValueError(f"unknown code mode {mode!r}; expected one of {CODE_MODES}")
     if len(docs) != len(outputs):
         raise ValueError(f"{len(docs)} docs but {len(outputs)} output groups")
+    for i, doc in enumerate(docs):
+        _check_doc(task, i, doc)
     compat = mode == "compat"
     verdicts: list[list[Verdict | None]] = [[None] * len(group) for group in outputs]
     programs: list[Program | str] = []
@@ -202,7 +221,9 @@ def grade_code_task(
             else:
                 programs.append(build_program_parts(task, doc, out))
             where.append((i, j))
-    results = run_programs(programs, timeout_s=timeout_s, workers=workers, exit_zero_passes=compat)
+    results = run_programs(
+        programs, timeout_s=timeout_s, workers=workers, verdict="exit-status" if compat else "trusted-tests"
+    )
     for (i, j), res in zip(where, results, strict=True):
         verdicts[i][j] = Verdict(res.passed, None, res.reason)
     return [[v for v in group if v is not None] for group in verdicts]

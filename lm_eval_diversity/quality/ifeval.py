@@ -267,7 +267,9 @@ def ifeval_details(doc: dict[str, Any], output: str, mode: IFEvalMode = "officia
 
 def grade_ifeval(doc: dict[str, Any], outputs: Sequence[str], mode: IFEvalMode = "official") -> list[Verdict]:
     """One Verdict per raw output: correct = strict prompt-level pass; reason lists the failed instruction
-    ids."""
+    ids.  A doc without instructions is refused (it would pass every output)."""
+    if mode in ("official", "compat") and not doc.get("instruction_id_list"):
+        raise ValueError(f"ifeval doc key={doc.get('key')!r}: 'instruction_id_list' is missing or empty")
     verdicts = []
     for out in outputs:
         d = ifeval_details(doc, out, mode)

@@ -340,7 +340,7 @@ def grade_math(
     """
     t = _short(task)
     if mode == "compat":
-        gold = gold_answer(t, doc, "compat")
+        gold = _required_gold(t, doc, "compat", None)
         verdicts = []
         for out in outputs:
             pred = compat_normalize(compat_extract(strip_cot(out or "")))
@@ -352,8 +352,19 @@ def grade_math(
         return verdicts
     if mode != "math":
         raise ValueError(f"unknown math mode {mode!r} (expected 'math' or 'compat')")
-    gold = gold_answer(t, doc, "math")
+    gold = _required_gold(t, doc, "math", None)
     return grade_math_many(t, [(gold, o) for o in outputs], timeout_s=timeout_s, isolate=isolate, workers=workers)
+
+
+def _required_gold(task: str, doc: dict[str, Any], mode: MathMode, index: int | None) -> str:
+    """The doc's gold answer; a doc without one is refused, naming it (it could only ever score 0)."""
+    gold = gold_answer(task, doc, mode)
+    if gold is None:
+        key = "answer" if task == "gsm8k" else "solution"
+        where = f"{task} doc {index}" if index is not None else f"{task} doc"
+        want = "a '#### <answer>' line" if task == "gsm8k" else "a \\boxed{...} answer"
+        raise ValueError(f"{where}: key {key!r} has no gold answer ({want} expected)")
+    return gold
 
 
 def grade_math_many(
@@ -392,10 +403,12 @@ def grade_math_docs(
 ) -> list[list[Verdict]]:
     """Grade a whole task: ``outputs[i]`` are the raw outputs of ``docs[i]``; parallel over all outputs."""
     t = _short(task)
+    if mode not in ("math", "compat"):
+        raise ValueError(f"unknown math mode {mode!r} (expected 'math' or 'compat')")
+    for i, d in enumerate(docs):
+        _required_gold(t, d, mode, i)  # every doc checked before any grading
     if mode == "compat":
         return [grade_math(t, d, o, "compat") for d, o in zip(docs, outputs, strict=True)]
-    if mode != "math":
-        raise ValueError(f"unknown math mode {mode!r} (expected 'math' or 'compat')")
     flat: list[tuple[str | None, str]] = []
     sizes = []
     for d, outs in zip(docs, outputs, strict=True):

@@ -62,3 +62,11 @@ def test_every_flag_of_our_commands_has_help():
         for action in parser._actions:
             assert action.help, (parser.prog, action.option_strings or action.dest)
     assert all(text for _, text in run_flags().values())
+
+
+def test_empty_metric_list_is_an_error(capsys, monkeypatch):
+    monkeypatch.delenv("LM_EVAL_DIVERSITY_METRICS", raising=False)
+    rc = cli_main(["--model", "dummy", "--tasks", "diversity_gsm8k", "--diversity_metrics", ""])
+    assert rc == 2
+    err = capsys.readouterr().err
+    assert "--diversity_metrics" in err and "no metric given" in err

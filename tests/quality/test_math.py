@@ -149,10 +149,11 @@ def test_hard_kill_of_a_stuck_worker(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 def test_dispatch_bad_input() -> None:
-    res = grade_task("diversity_gsm8k", [GSM_DOC, {"answer": "no gold line"}], [["", "#### abc"], ["#### 3"]])
-    assert [[v.correct for v in r] for r in res] == [[False, False], [False]]
+    res = grade_task("diversity_gsm8k", [GSM_DOC], [["", "#### abc"]])
+    assert [[v.correct for v in r] for r in res] == [[False, False]]
     assert res[0][0].reason == "unparseable"
-    assert res[1][0].reason == "no_gold"
+    with pytest.raises(ValueError, match="gsm8k doc 1: key 'answer' has no gold answer"):  # refused, never scored 0
+        grade_task("diversity_gsm8k", [GSM_DOC, {"answer": "no gold line"}], [["#### 1"], ["#### 3"]])
     res = grade_task("math_geometry", [MATH_DOC], [["#### 0.5", "}}}{{{\\frac"]], math_mode="compat")
     assert [v.correct for v in res[0]] == [False, False]
 

@@ -14,16 +14,29 @@ import socket
 import sys
 import tempfile
 import time
+from pathlib import Path
 
 import pytest
 
-from lm_eval_diversity.quality.sandbox import ExecResult, Program, isolation_mode, run_programs
+from lm_eval_diversity.quality import sandbox
+from lm_eval_diversity.quality.sandbox import (
+    MODE_ENV,
+    UNSAFE_ENV,
+    ExecResult,
+    Program,
+    SandboxUnavailableError,
+    available_modes,
+    run_programs,
+)
 
 TOKEN = secrets.token_hex(8)
-ESCAPE_FILES = [f"/tmp/escape_{TOKEN}_{i}" for i in range(3)]
+ESCAPE_FILES = [f"/tmp/escape_{TOKEN}_{i}" for i in range(9)]
+ESCAPE_SHM = f"/dev/shm/escape_{TOKEN}"
+SECRET_FILE = Path.home() / ".cache" / f"lmeds_secret_{TOKEN}"
+SECRET = secrets.token_hex(16)
 MAX_OUT = 100_000
 
-# name -> (code, tests, accepted failure reasons)
+# name -> (code, tests, accepted failure reasons; "" = a pass is harmless because the OS isolation contains the write)
 HOSTILE: dict[str, tuple[str, str, set[str]]] = {
     "fork_bomb": ("import os\nwhile True:\n    os.fork()", "assert True", {"forbidden"}),
     "subprocess_bomb": (
@@ -139,7 +152,121 @@ HOSTILE: dict[str, tuple[str, str, set[str]]] = {
         {"recursion", "memory", "crash", "timeout"},
     ),
     "unclosed_string_swallows_tests": ("def f(x):\n    return 0\nx = '''", "assert f(1) == 2", {"syntax"}),
+    # ---- forging the verdict: the tests run in the judge process; the candidate has nothing to forge
+    "always_equal_object": (
+        "class E:\n    def __eq__(self, other):\n        return True\n    __ne__ = lambda s, o: False\n"
+        "def f(x):\n    return E()",
+        "assert f(1) == 2",
+        {"unencodable-result"},
+    ),
+    "always_equal_int_subclass": (
+        "class E(int):\n    def __eq__(self, other):\n        return True\n    __hash__ = int.__hash__\n"
+        "def f(x):\n    return E(0)",
+        "assert f(1) == 2",
+        {"assertion"},
+    ),
+    "frame_walk_caller_locals": (
+        "import sys\ndef f(x):\n    fr, seen = sys._getframe(1), []\n    while fr is not None:\n"
+        "        for k, v in list(fr.f_locals.items()):\n            seen.append(k)\n"
+        "            if callable(v) and k in ('_send', 'send', '_report', 'report'):\n"
+        "                try:\n                    v(3, {'passed': True, 'reason': '', 'detail': ''})\n"
+        "                except BaseException:\n                    pass\n        fr = fr.f_back\n    return 0",
+        "assert f(1) == 2",
+        {"assertion", "runtime-error"},
+    ),
+    "traceback_frame_walk": (
+        "def f(x):\n    try:\n        1 / 0\n    except ZeroDivisionError as e:\n"
+        "        fr = e.__traceback__.tb_frame\n"
+        "    while fr is not None:\n        g = fr.f_globals\n        fr = fr.f_back\n    return 0",
+        "assert f(1) == 2",
+        {"assertion"},
+    ),
+    "proc_self_mem_nonce_scan": (
+        "import re\ndef f(x):\n    found = []\n    maps = open('/proc/self/maps').read().splitlines()\n"
+        "    with open('/proc/self/mem', 'rb', 0) as mem:\n        for line in maps:\n"
+        "            if 'rw' not in line.split()[1]:\n                continue\n"
+        "            lo, hi = (int(a, 16) for a in line.split()[0].split('-'))\n            try:\n"
+        "                mem.seek(lo)\n                chunk = mem.read(min(hi - lo, 1 << 22))\n"
+        "            except OSError:\n                continue\n"
+        "            found += re.findall(rb'[0-9a-f]{48}', chunk)\n    for n in set(found):\n"
+        "        print('\\n' + n.decode() + ':PASS::')\n    return 0",
+        "assert f(1) == 2",
+        {"assertion", "forbidden", "runtime-error"},
+    ),
+    "judge_memory_and_fds": (
+        "import os\ndef f(x):\n    ppid = os.getppid()\n    for path in (f'/proc/{ppid}/mem', f'/proc/{ppid}/fd/3'):\n"
+        "        try:\n            with open(path, 'r+b', 0) as fh:\n                fh.write(b'x')\n"
+        "        except OSError:\n            pass\n    return 0",
+        "assert f(1) == 2",
+        {"assertion", "forbidden"},
+    ),
+    "write_every_fd": (
+        "import os\nfor fd in range(3, 64):\n    try:\n"
+        "        os.write(fd, b'{\"passed\": true, \"reason\": \"\", \"detail\": \"\"}')\n"
+        "    except OSError:\n        pass\ndef f(x):\n    return 0",
+        "assert f(1) == 2",
+        {"assertion", "runtime-error"},
+    ),
+    "swallowing_tests_after_exit": (
+        "import os\ndef f(x):\n    os._exit(0)",
+        "try:\n    f(1)\nexcept BaseException:\n    pass\nassert True",
+        {"exit-before-tests"},
+    ),
+    # ---- escapes that bypass the in-process guard: the OS isolation must hold on its own
+    "write_via_dir_fd": (
+        f"import os\nd = os.open('/tmp', os.O_RDONLY)\n"
+        f"fd = os.open({os.path.basename(ESCAPE_FILES[3])!r}, os.O_CREAT | os.O_WRONLY, dir_fd=d)\n"
+        "os.write(fd, b'escaped')",
+        "assert True",
+        {"forbidden", "runtime-error", ""},
+    ),
+    "write_via_fchdir": (
+        f"import os\nd = os.open('/tmp', os.O_RDONLY)\nos.fchdir(d)\n"
+        f"open({os.path.basename(ESCAPE_FILES[4])!r}, 'w').write('escaped')",
+        "assert True",
+        {"forbidden", "runtime-error", ""},
+    ),
+    "write_via_symlink_in_scratch": (
+        f"import os\nos.symlink({ESCAPE_FILES[5]!r}, 'link')\nopen('link', 'w').write('escaped')",
+        "assert True",
+        {"forbidden"},
+    ),
+    "sqlite_writes_outside": (
+        f"import sqlite3\nc = sqlite3.connect({ESCAPE_FILES[6]!r})\nc.execute('create table t(x)')\nc.commit()",
+        "assert True",
+        {"forbidden", "runtime-error", ""},
+    ),
+    "shm_open": (
+        f"import _posixshmem, os\nfd = _posixshmem.shm_open({'/' + os.path.basename(ESCAPE_SHM)!r}, "
+        "os.O_CREAT | os.O_RDWR, 0o644)\nos.write(fd, b'escaped')",
+        "assert True",
+        {"forbidden", "runtime-error", ""},
+    ),
+    "ctypes_memmove_then_write": (
+        "import ctypes\nbuf = ctypes.create_string_buffer(16)\nctypes.memmove(buf, b'x' * 16, 16)\n"
+        f"open({ESCAPE_FILES[7]!r}, 'w').write('escaped')",
+        "assert True",
+        {"forbidden"},
+    ),
+    "hook_tampering": (
+        "import sys\nfr = sys._getframe()\nwhile fr is not None:\n    for v in list(fr.f_locals.values()):\n"
+        "        if callable(v) and getattr(v, '__name__', '') in ('hook', 'deny', 'inside'):\n"
+        "            try:\n                v.__code__ = (lambda *a: True).__code__\n"
+        "            except BaseException:\n                pass\n    fr = fr.f_back\n"
+        f"open({ESCAPE_FILES[8]!r}, 'w').write('escaped')",
+        "assert True",
+        {"forbidden"},
+    ),
+    "read_user_cache": (
+        f"print('SECRET', open({str(SECRET_FILE)!r}).read())",
+        "assert True",
+        {"forbidden", "runtime-error"},
+    ),
 }
+
+
+MODES_HERE = available_modes()
+FORGING = [n for n in HOSTILE if HOSTILE[n][1] != "assert True"]  # names whose tests would fail if they ran
 
 
 @pytest.fixture(scope="module")
@@ -153,31 +280,79 @@ def listener() -> socket.socket:
 
 
 @pytest.fixture(scope="module")
-def hostile_results(listener: socket.socket) -> dict[str, ExecResult]:
-    port = listener.getsockname()[1]
-    names = list(HOSTILE)
+def secret_file() -> Path:
+    """A world-readable token in the user's cache, as Hugging Face keeps one."""
+    SECRET_FILE.parent.mkdir(parents=True, exist_ok=True)
+    SECRET_FILE.write_text(SECRET)
+    SECRET_FILE.chmod(0o644)
+    yield SECRET_FILE
+    SECRET_FILE.unlink()
+
+
+def _run_suite(names: list[str], mode: str, port: int) -> dict[str, ExecResult]:
     programs = [Program(HOSTILE[n][0].replace("PORT", str(port)), HOSTILE[n][1]) for n in names]
-    before = set(glob.glob(os.path.join(tempfile.gettempdir(), "lmeds_sbx_*")))
-    start = time.monotonic()
-    results = run_programs(programs, timeout_s=2.0, memory_mb=512, max_output_bytes=MAX_OUT, workers=None)
-    elapsed = time.monotonic() - start
-    after = set(glob.glob(os.path.join(tempfile.gettempdir(), "lmeds_sbx_*")))
-    print(f"\nhostile suite: {len(programs)} programs in {elapsed:.1f} s, isolation mode {isolation_mode()!r}")
+    private = tempfile.mkdtemp(prefix="lmeds_hostile_")  # scratch directories go here, apart from other runs'
+    os.chmod(private, 0o711)
+    saved, tempfile.tempdir = tempfile.tempdir, private
+    try:
+        start = time.monotonic()
+        results = run_programs(programs, timeout_s=2.0, memory_mb=512, max_output_bytes=MAX_OUT, mode=mode)
+        elapsed = time.monotonic() - start
+    finally:
+        tempfile.tempdir = saved
+    left = glob.glob(os.path.join(private, "lmeds_sbx_*"))
+    if not left:
+        os.rmdir(private)
+    print(f"\nhostile suite: {len(programs)} programs in {elapsed:.1f} s, isolation mode {mode!r}")
     for n, r in zip(names, results, strict=True):
         print(f"  {n:32s} passed={r.passed!s:5s} reason={r.reason:18s} {r.detail[:70]}")
-    assert after <= before, "scratch directories were left behind"
+    assert not left, f"scratch directories were left behind: {left}"
     return dict(zip(names, results, strict=True))
+
+
+@pytest.fixture(scope="module", params=MODES_HERE)
+def hostile_results(request, listener: socket.socket, secret_file: Path) -> dict[str, ExecResult]:
+    return _run_suite(list(HOSTILE), request.param, listener.getsockname()[1])
+
+
+def test_some_isolation_works_or_execution_is_refused(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Either the suite above runs in at least one isolating mode, or executing code is refused with instructions."""
+    if MODES_HERE:
+        assert set(MODES_HERE) <= {"namespaces", "userns", "drop"}
+        return
+    monkeypatch.delenv(UNSAFE_ENV, raising=False)
+    monkeypatch.delenv(MODE_ENV, raising=False)
+    monkeypatch.setattr(sandbox, "_MODE", None)
+    with pytest.raises(SandboxUnavailableError, match="user namespaces"):
+        run_programs([Program("x = 1")])
+
+
+def test_plain_mode_needs_the_loud_opt_out(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv(UNSAFE_ENV, raising=False)
+    with pytest.raises(SandboxUnavailableError, match=UNSAFE_ENV):
+        run_programs([Program("x = 1")], mode="plain")
+
+
+@pytest.mark.skipif(os.geteuid() == 0, reason="plain mode as root can ptrace anything; it is run unprivileged in CI")
+def test_no_forged_pass_without_isolation(monkeypatch: pytest.MonkeyPatch, listener: socket.socket) -> None:
+    """Without any isolation (the explicit opt-out), the verdict still cannot be forged: the judge is another,
+    non-dumpable process.  (Escapes are possible in this mode by design, so only the forging programs run.)"""
+    monkeypatch.setenv(UNSAFE_ENV, "1")
+    results = _run_suite(FORGING, "plain", listener.getsockname()[1])
+    forged = [n for n, r in results.items() if r.passed]
+    assert not forged
 
 
 @pytest.mark.parametrize("name", list(HOSTILE))
 def test_hostile_program_fails_with_expected_reason(name: str, hostile_results: dict[str, ExecResult]) -> None:
     res = hostile_results[name]
-    assert not res.passed, f"{name} passed: {res}"
+    if "" not in HOSTILE[name][2]:  # "": a pass is harmless (what it wrote stayed inside; see the escape checks)
+        assert not res.passed, f"{name} passed: {res}"
     assert res.reason in HOSTILE[name][2], f"{name}: {res.reason} {res.detail} {res.stderr[-300:]}"
 
 
 def test_nothing_escaped_to_the_host(hostile_results: dict[str, ExecResult], listener: socket.socket) -> None:
-    for path in ESCAPE_FILES:
+    for path in [*ESCAPE_FILES, ESCAPE_SHM]:
         assert not os.path.exists(path), f"{path} was written by a sandboxed program"
     try:
         conn, _ = listener.accept()
@@ -193,6 +368,8 @@ def test_no_secrets_read(hostile_results: dict[str, ExecResult]) -> None:
     # At most the directories leading to the interpreter are visible under /root (mounted in by the sandbox).
     allowed = {p.split("/")[2] for p in (os.path.realpath(sys.executable),) if p.startswith("/root/")}
     assert set(entries) <= allowed, entries
+    for res in hostile_results.values():
+        assert SECRET not in res.stdout + res.stderr + res.detail, "the user's cache was readable"
 
 
 def test_output_is_capped(hostile_results: dict[str, ExecResult]) -> None:
