@@ -72,6 +72,11 @@ def build_score_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("paths", nargs="+", help="samples_<task>_<timestamp>.jsonl files or directories (recursive)")
     p.add_argument("--output_path", default=None, help="write the results JSON to this file")
+    p.add_argument(
+        "--estimate",
+        action="store_true",
+        help="print the metric work (unique texts, NLI pairs per level) and a calibrated time, then stop",
+    )
     _add_metric_settings(p)
     return p
 
@@ -104,6 +109,11 @@ def run_score(argv: list[str]) -> dict:
     settings = settings_from_args(args)
     files = read_samples(args.paths)
     models = load_models(settings)
+    if args.estimate:
+        from lm_eval_diversity.estimate import estimate_samples
+
+        print(estimate_samples({task: sf.groups for task, sf in files.items()}, settings, models))
+        return {"settings": settings.to_dict(), "estimate": True}
     result: dict = {"settings": settings.to_dict(), "tasks": {}}
     for task, sf in files.items():
         logging.getLogger(__name__).info("scoring %s (%d prompts) from %s", task, len(sf.groups), sf.path)

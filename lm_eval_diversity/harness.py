@@ -170,6 +170,19 @@ class DiversityTask(ConfigurableTask):
                 self.config.task,
             )
         super().build_all_requests(**kwargs)
+        if not self._predict_only:
+            log_work_estimate(self)
+
+
+def log_work_estimate(task: ConfigurableTask) -> None:
+    """Before generation: log the metric work this task will cost and the calibrated time it will take."""
+    from lm_eval_diversity.estimate import harness_estimate
+
+    prompts = {inst.doc_id: str(inst.arguments[0]) for inst in task.instances}
+    line = harness_estimate(
+        task.config.task, list(prompts.values()), task.config.repeats, harness_settings(), models_for
+    )
+    log.info("%s", line)
 
 
 def _positive_int(value, setting: str) -> int:
