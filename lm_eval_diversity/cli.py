@@ -149,9 +149,26 @@ def main(argv: list[str] | None = None) -> int:
             print(f"lm-eval-diversity {argv[0]}: error: {exc}", file=sys.stderr)
             return 2
         return 0
+    if "-h" in argv or "--help" in argv:
+        return _lm_eval_help(argv)
     from lm_eval_diversity.harness import run_lm_eval_cli
 
     return run_lm_eval_cli(argv)
+
+
+def _lm_eval_help(argv: list[str]) -> int:
+    """lm-eval's own help for its subcommands; printing it loads no task, so our task glue is not imported."""
+    from lm_eval.__main__ import cli_evaluate
+
+    old_argv = sys.argv
+    sys.argv = ["lm-eval-diversity", *argv]
+    try:
+        cli_evaluate()
+    except SystemExit as exc:
+        return int(exc.code or 0) if not isinstance(exc.code, str) else 1
+    finally:
+        sys.argv = old_argv
+    return 0
 
 
 if __name__ == "__main__":
