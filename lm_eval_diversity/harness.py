@@ -182,7 +182,8 @@ def log_work_estimate(task: ConfigurableTask) -> None:
     line = harness_estimate(
         task.config.task, list(prompts.values()), task.config.repeats, harness_settings(), models_for
     )
-    log.info("%s", line)
+    # lm-eval's CLI shows INFO records of its own ``lm_eval`` logger tree only: log there, next to its progress lines
+    logging.getLogger("lm_eval.diversity").info("%s", line)
 
 
 def _positive_int(value, setting: str) -> int:
