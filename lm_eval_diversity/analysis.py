@@ -8,9 +8,10 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import numpy as np
+if TYPE_CHECKING:  # numpy is imported where it is used: ``compare --help`` and the CLI start without it
+    import numpy as np
 
 SHARE_EPS = 1e-12
 SPLIT_VARIANTS = ("additive", "base_qc")
@@ -165,12 +166,16 @@ def split_from_prompts(
 
 
 def _defined(values: Iterable[Any]) -> np.ndarray:
+    import numpy as np
+
     arr = np.asarray([as_float(v) for v in values], dtype=float)
     return arr[~np.isnan(arr)]
 
 
 def bootstrap_means(values: Iterable[Any], iters: int = 2000, seed: int | np.random.Generator = 0) -> np.ndarray:
     """``iters`` bootstrap replicates of the mean of the defined values (resampling prompts with replacement)."""
+    import numpy as np
+
     x = _defined(values)
     rng = seed if isinstance(seed, np.random.Generator) else np.random.default_rng(seed)
     if x.size == 0:
@@ -180,6 +185,8 @@ def bootstrap_means(values: Iterable[Any], iters: int = 2000, seed: int | np.ran
 
 
 def _percentiles(reps: np.ndarray, alpha: float) -> tuple[float, float]:
+    import numpy as np
+
     reps = reps[~np.isnan(reps)]
     if reps.size == 0:
         return math.nan, math.nan
@@ -189,18 +196,21 @@ def _percentiles(reps: np.ndarray, alpha: float) -> tuple[float, float]:
 
 def bootstrap_ci(
     values: Iterable[Any],
-    stat: Callable[..., Any] = np.mean,
+    stat: Callable[..., Any] | None = None,
     iters: int = 2000,
     alpha: float = 0.05,
     seed: int = 0,
 ) -> dict[str, float]:
-    """Percentile bootstrap CI of ``stat`` over prompts.
+    """Percentile bootstrap CI of ``stat`` (default: the mean) over prompts.
 
     NaN/None values (undefined prompts) are dropped first; the remaining n values are resampled with replacement
     ``iters`` times (one vectorised ``(iters, n)`` index draw) and ``stat(sample, axis=1)`` is taken per replicate.
     The interval is the ``[alpha/2, 1 - alpha/2]`` quantiles of the replicates. Returns ``estimate`` (stat of the
     data), ``low``, ``high`` and ``n``; all NaN when no value is defined.
     """
+    import numpy as np
+
+    stat = np.mean if stat is None else stat
     x = _defined(values)
     if x.size == 0:
         return {"estimate": math.nan, "low": math.nan, "high": math.nan, "n": 0}
@@ -213,6 +223,8 @@ def bootstrap_ci(
 
 def paired_differences(a_by_doc: Mapping[Any, Any], b_by_doc: Mapping[Any, Any]) -> dict[str, Any]:
     """``a - b`` per doc id defined in both; plus the ids found in only one of them."""
+    import numpy as np
+
     common = [d for d in a_by_doc if d in b_by_doc]
     diffs = []
     for d in common:
@@ -252,6 +264,8 @@ def stratified_bootstrap_mean(
     estimate = (1/T) Σ_t mean(x_t); each replicate resamples every task's prompts independently. Strata with no
     defined value are left out (as they are from the point estimate).
     """
+    import numpy as np
+
     arrays = [a for a in (_defined(s) for s in strata) if a.size]
     if not arrays:
         return {"estimate": math.nan, "low": math.nan, "high": math.nan, "n": 0}

@@ -84,6 +84,11 @@ def build_score_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("paths", nargs="+", help="samples_<task>_<timestamp>.jsonl files or directories (recursive)")
     p.add_argument("--output_path", default=None, help="write the results JSON to this file")
+    p.add_argument(
+        "--estimate",
+        action="store_true",
+        help="print the metric work (unique texts, NLI pairs per level) and a calibrated time, then stop",
+    )
     _add_metric_settings(p)
     return p
 
@@ -119,6 +124,11 @@ def run_score(argv: list[str]) -> dict:
     if args.output_path:
         out = check_output_path(args.output_path, [sf.path for sf in files.values()], "--output_path")
     models = load_models(settings)
+    if args.estimate:
+        from lm_eval_diversity.estimate import estimate_samples
+
+        print(estimate_samples({task: sf.groups for task, sf in files.items()}, settings, models))
+        return {"settings": settings.to_dict(), "estimate": True}
     result: dict = {"settings": settings.to_dict(), "tasks": {}}
     for task, sf in files.items():
         logging.getLogger(__name__).info("scoring %s (%d prompts) from %s", task, len(sf.groups), sf.path)
@@ -162,9 +172,26 @@ def main(argv: list[str] | None = None) -> int:
             print(f"lm-eval-diversity {argv[0]}: error: {_one_line(exc)}", file=sys.stderr)
             return 2
         return 0
+    if "-h" in argv or "--help" in argv:
+        return _lm_eval_help(argv)
     from lm_eval_diversity.harness import run_lm_eval_cli
 
     return run_lm_eval_cli(argv, OWN_COMMANDS)
+
+
+def _lm_eval_help(argv: list[str]) -> int:
+    """lm-eval's own help for its subcommands; printing it loads no task, so our task glue is not imported."""
+    from lm_eval.__main__ import cli_evaluate
+
+    old_argv = sys.argv
+    sys.argv = ["lm-eval-diversity", *argv]
+    try:
+        cli_evaluate()
+    except SystemExit as exc:
+        return int(exc.code or 0) if not isinstance(exc.code, str) else 1
+    finally:
+        sys.argv = old_argv
+    return 0
 
 
 if __name__ == "__main__":

@@ -355,6 +355,8 @@ class DiversityTask(ConfigurableTask):
             self.config.task, "applied" if chat else "not applied", gen["until"], settings.stop_sequences,
             sum(opened), len(opened),
         )  # fmt: skip
+        if not self._predict_only:
+            log_work_estimate(self)
 
     def _wire_think_opened(self, opened: list[bool]) -> None:
         """Tell the diversity filter, per request in the order it will see them, which prompts opened a thought."""
@@ -374,6 +376,18 @@ def _check_preset(task: str, name: str, gen: dict) -> None:
                 f"{task}: --sampling {name} sets {key}={value} but generation_kwargs has {key}={gen[key]!r} "
                 f"(from --gen_kwargs?); drop one of the two"
             )
+
+
+def log_work_estimate(task: DiversityTask) -> None:
+    """Before generation: log the metric work this task will cost and the calibrated time it will take."""
+    from lm_eval_diversity.estimate import harness_estimate
+
+    prompts = {inst.doc_id: str(inst.arguments[0]) for inst in task.instances}
+    line = harness_estimate(
+        task.config.task, list(prompts.values()), task.config.repeats, task._settings, models_for
+    )
+    # lm-eval's CLI shows INFO records of its own ``lm_eval`` logger tree only: log there, next to its progress lines
+    logging.getLogger("lm_eval.diversity").info("%s", line)
 
 
 _FILE_BUILDERS = ("json", "csv", "parquet", "text", "arrow")

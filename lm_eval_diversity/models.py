@@ -150,11 +150,57 @@ def unique_texts(texts: Sequence[str]) -> UniqueTexts:
     return UniqueTexts(list(index), index)
 
 
+# Texts (or sentence pairs) tokenised in one call: bounds the padded id matrices of one call to
+# TOKENIZE_CHUNK x max_length entries.
+TOKENIZE_CHUNK = 8192
+
+
+def token_batches(features: dict, batch_size: int, padding_side: str = "right"):
+    """Batches of pre-tokenised rows ordered by token count (longest first), each cut to its own longest row.
+
+    ``features`` is one padded tokeniser output (2-D tensors of equal shape plus anything else, passed through);
+    the true lengths come from ``attention_mask``. Yields (row indices, features of those rows). Padding is on
+    ``padding_side``, so cutting the other end away removes only padding: each row sees exactly the ids and mask
+    it would get if its batch had been tokenised on its own.
+    """
+    import torch
+
+    mask = features["attention_mask"]
+    lengths = mask.sum(dim=1)
+    order = torch.argsort(-lengths, stable=True)
+    width = mask.shape[1]
+    for start in range(0, len(order), batch_size):
+        rows = order[start : start + batch_size]
+        longest = int(lengths[rows[0]])
+        cols = slice(width - longest, width) if padding_side == "left" else slice(0, longest)
+        yield (
+            rows,
+            {
+                k: v[rows][:, cols] if isinstance(v, torch.Tensor) and v.shape == mask.shape else v
+                for k, v in features.items()
+            },
+        )
+
+
+def _length_chunks(n_items: int, char_lengths: Sequence[int], chunk: int) -> list[np.ndarray]:
+    """Item indices in chunks of at most ``chunk``, grouped by character length (the exact order comes later)."""
+    if n_items <= chunk:
+        return [np.arange(n_items)]
+    order = np.argsort(-np.asarray(char_lengths), kind="stable")
+    return [order[s : s + chunk] for s in range(0, n_items, chunk)]
+
+
 def embed_texts(model, texts: Sequence[str], batch_size: int = 64, progress: bool = False) -> np.ndarray:
-    """L2-normalised float32 embeddings of ``texts`` in one batched pass (rows in input order)."""
+    """L2-normalised float32 embeddings of ``texts`` in one batched pass (rows in input order).
+
+    A sentence-transformers model gets :func:`embed_token_ordered` (the same vectors as ``model.encode``, less
+    padding); any other object with an ``encode`` method of that signature is called directly.
+    """
     if not texts:
         dim = model.get_sentence_embedding_dimension() or 0
         return np.zeros((0, dim), dtype=np.float32)
+    if _is_sentence_transformer(model):
+        return embed_token_ordered(model, texts, batch_size=batch_size, progress=progress)
     return model.encode(
         list(texts),
         batch_size=batch_size,
@@ -162,6 +208,56 @@ def embed_texts(model, texts: Sequence[str], batch_size: int = 64, progress: boo
         normalize_embeddings=True,
         show_progress_bar=progress,
     )
+
+
+def _is_sentence_transformer(model) -> bool:
+    """A plain sentence-transformers model: no default prompt and no truncated output (``encode`` adds those)."""
+    import sys
+
+    st = sys.modules.get("sentence_transformers")
+    return (
+        st is not None
+        and isinstance(model, st.SentenceTransformer)
+        and callable(getattr(model, "preprocess", None))
+        and getattr(model, "default_prompt_name", None) is None
+        and getattr(model, "truncate_dim", None) is None
+    )
+
+
+def embed_token_ordered(model, texts: Sequence[str], batch_size: int = 64, progress: bool = False) -> np.ndarray:
+    """``model.encode(texts, normalize_embeddings=True)``, batched by token count instead of character count.
+
+    The texts are tokenised once by the model's own ``preprocess`` (its truncation and special tokens), ordered
+    by token count, cut into batches that carry only their own padding, run through the model's modules and
+    scattered back to input order. Each text sees the same ids and mask as in ``encode``, so the vectors agree
+    up to float rounding (batch shapes differ; about 1e-6 per component for fp32 models).
+    """
+    import torch
+
+    texts = list(texts)
+    out: np.ndarray | None = None
+    padding_side = getattr(getattr(model, "tokenizer", None), "padding_side", "right")
+    chunks = _length_chunks(len(texts), [len(t) for t in texts], TOKENIZE_CHUNK)
+    bar = None
+    if progress:
+        from tqdm.auto import tqdm
+
+        bar = tqdm(total=len(texts), desc="Embedding", unit="text")
+    model.eval()
+    with torch.inference_mode():
+        for chunk in chunks:
+            features = model.preprocess([texts[i] for i in chunk])
+            for rows, batch in token_batches(features, batch_size, padding_side):
+                batch = {k: v.to(model.device) if isinstance(v, torch.Tensor) else v for k, v in batch.items()}
+                emb = torch.nn.functional.normalize(model(batch)["sentence_embedding"].float(), p=2, dim=1)
+                if out is None:
+                    out = np.zeros((len(texts), emb.shape[1]), dtype=np.float32)
+                out[chunk[rows.numpy()]] = emb.cpu().numpy()
+                if bar is not None:
+                    bar.update(len(rows))
+    if bar is not None:
+        bar.close()
+    return out
 
 
 class NLIModel:
@@ -179,47 +275,49 @@ class NLIModel:
         self.name = name
         self.entail_index, self.contradict_index = nli_label_indices(model.config.id2label, f"--nli_model={name!r}")
 
-    def tokenize(self, pairs: Sequence[tuple[str, str]]) -> list[list[int]]:
-        """Token ids of (premise, hypothesis) pairs, truncated longest-first to ``max_length``."""
-        enc = self.tokenizer(
+    def tokenize(self, pairs: Sequence[tuple[str, str]]) -> dict:
+        """Padded tensors of (premise, hypothesis) pairs, truncated longest-first to ``max_length``."""
+        return self.tokenizer(
             [p for p, _ in pairs],
             [h for _, h in pairs],
             truncation=True,
             max_length=self.max_length,
-            padding=False,
+            padding=True,
+            return_tensors="pt",
         )
-        return enc
 
     def entail_minus_contradict(
         self, pairs: Sequence[tuple[str, str]], batch_size: int = 64, progress: bool = False
     ) -> np.ndarray:
-        """``P(entail) - P(contradict)`` for each (premise, hypothesis) pair, batched over length-sorted pairs.
+        """``P(entail) - P(contradict)`` for each (premise, hypothesis) pair, batched by token count.
 
-        Callers pass unique pairs; sorting by token length keeps padding (wasted compute) small.
+        Callers pass unique pairs. Pairs are tokenised in large chunks (one fast-tokeniser call each, straight to
+        tensors), then cut into batches of similar token count (:func:`token_batches`), so padding stays small
+        and no per-pair Python lists are built.
         """
         import torch
 
         out = np.zeros(len(pairs), dtype=np.float64)
         if not pairs:
             return out
-        enc = self.tokenize(pairs)
-        lengths = np.array([len(ids) for ids in enc["input_ids"]])
-        order = np.argsort(-lengths, kind="stable")
-        keys = [k for k in enc.keys()]
-        batches = range(0, len(order), batch_size)
+        chunks = _length_chunks(len(pairs), [len(p) + len(h) for p, h in pairs], TOKENIZE_CHUNK)
+        padding_side = getattr(self.tokenizer, "padding_side", "right")
+        bar = None
         if progress:
             from tqdm.auto import tqdm
 
-            batches = tqdm(batches, desc="NLI", unit="batch")
+            bar = tqdm(total=len(pairs), desc="NLI", unit="pair")
         with torch.inference_mode():
-            for start in batches:
-                rows = order[start : start + batch_size]
-                features = self.tokenizer.pad(
-                    {k: [enc[k][i] for i in rows] for k in keys}, padding=True, return_tensors="pt"
-                )
-                features = {k: v.to(self.device) for k, v in features.items()}
-                probs = torch.softmax(self.model(**features).logits.float(), dim=-1).cpu().numpy()
-                out[rows] = probs[:, self.entail_index] - probs[:, self.contradict_index]
+            for chunk in chunks:
+                features = self.tokenize([pairs[i] for i in chunk])
+                for rows, batch in token_batches(features, batch_size, padding_side):
+                    batch = {k: v.to(self.device) for k, v in batch.items()}
+                    probs = torch.softmax(self.model(**batch).logits.float(), dim=-1).cpu().numpy()
+                    out[chunk[rows.numpy()]] = probs[:, self.entail_index] - probs[:, self.contradict_index]
+                    if bar is not None:
+                        bar.update(len(rows))
+        if bar is not None:
+            bar.close()
         return out
 
 

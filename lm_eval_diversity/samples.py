@@ -15,9 +15,12 @@ import stat
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:  # scoring (and numpy) load only when samples are read, not for ``compare --help``
+    from lm_eval_diversity.scoring import PromptGroup
 
 from lm_eval_diversity.preprocess import prompt_opens_think
-from lm_eval_diversity.scoring import PromptGroup
 
 SAMPLES_GLOB = "samples_*.jsonl"
 MAX_LINE_BYTES = 256 * 2**20  # one samples line (one doc's K responses) larger than this is refused
@@ -144,6 +147,8 @@ def iter_sample_records(path: str | Path) -> Iterator[tuple[str, dict]]:
 
 def read_samples_file(path: str | Path) -> SamplesFile:
     """Read one samples file into prompt groups, in file order (lm-eval's doc order)."""
+    from lm_eval_diversity.scoring import PromptGroup
+
     path = Path(path)
     task = task_name_from_filename(path)
     groups: dict[int, PromptGroup] = {}

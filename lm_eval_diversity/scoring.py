@@ -99,6 +99,31 @@ def corpus_positions(n_prompts: int, n_outputs: int, seed: int, size: int) -> tu
     )
 
 
+def corpus_sets_of(stripped: Sequence[Sequence[str]], settings: DiversitySettings) -> dict[str, list[int]]:
+    """Flat output positions of the across-input set (first outputs) and the overall set of a task."""
+    n_outputs = sum(len(t) for t in stripped)
+    first_pos, overall_pos = corpus_positions(
+        sum(bool(t) for t in stripped), n_outputs, settings.seed, settings.corpus_sample_size
+    )
+    offsets = np.cumsum([0] + [len(t) for t in stripped])
+    has_first = [i for i, t in enumerate(stripped) if t]
+    return {"across_input": [int(offsets[has_first[p]]) for p in first_pos], "overall": overall_pos}
+
+
+def nli_sets_of(
+    groups: Sequence[PromptGroup], stripped: Sequence[list[str]], settings: DiversitySettings, corpus: bool
+) -> list[tuple[list[str], object]]:
+    """The output sets NLI scores, each with its sentence-sampling key: one per prompt (empty when it has fewer
+    than 2 outputs), then, with ``corpus``, the across-input and overall sets."""
+    sets: list[tuple[list[str], object]] = [
+        (list(texts) if len(texts) >= 2 else [], g.rng_key) for texts, g in zip(stripped, groups)
+    ]
+    if corpus:
+        flat = [t for texts in stripped for t in texts]
+        sets += [([flat[p] for p in pos], lvl) for lvl, pos in corpus_sets_of(stripped, settings).items()]
+    return sets
+
+
 def _mean_std(values: Sequence[float]) -> tuple[float, float]:
     finite = [v for v in values if not math.isnan(v)]
     if not finite:
@@ -174,13 +199,9 @@ def score_groups(
         log.warning("K=%d output(s) per prompt: diversity is undefined; per-input metrics are reported as NaN", k)
 
     flat = [t for texts in stripped for t in texts]
-    first_pos, overall_pos = corpus_positions(
-        sum(bool(t) for t in stripped), len(flat), settings.seed, settings.corpus_sample_size
-    )
     offsets = np.cumsum([0] + [len(t) for t in stripped])
-    has_first = [i for i, t in enumerate(stripped) if t]
-    first_flat = [int(offsets[has_first[p]]) for p in first_pos]
-    corpus_sets = {"across_input": first_flat, "overall": overall_pos}
+    corpus_sets = corpus_sets_of(stripped, settings)
+    first_flat, overall_pos = corpus_sets["across_input"], corpus_sets["overall"]
 
     values: dict[str, list[float]] = {m: [NAN] * n for m in metrics}
     corpus: dict[str, dict[str, float]] = {m: {"across_input": NAN, "overall": NAN} for m in metrics}
@@ -213,11 +234,7 @@ def score_groups(
             _quality_filtered(per_prompt, emb_rows, embeddings, correct)
 
     if "nli" in metrics:
-        nli_sets: list[tuple[list[str], object]] = [
-            (texts if ok else [], g.rng_key) for texts, ok, g in zip(stripped, defined, groups)
-        ]
-        if "nli" in corpus_metrics:
-            nli_sets += [([flat[p] for p in corpus_sets[lvl]], lvl) for lvl in corpus_sets]
+        nli_sets = nli_sets_of(groups, stripped, settings, corpus="nli" in corpus_metrics)
         scores = _nli_scores(nli_sets, models.nli, settings, progress)
         values["nli"] = [s if ok else NAN for s, ok in zip(scores[:n], defined)]
         if "nli" in corpus_metrics:
@@ -269,16 +286,27 @@ def _quality_filtered(
         row["vendi_correct"] = float(vs_corr[i]) if computable else NAN
 
 
-def _nli_scores(sets: list[tuple[list[str], object]], nli_model, settings: DiversitySettings, progress: bool):
-    """D_NLI for many sets of outputs with one batched pass over the unique directional sentence pairs."""
-    aligned = [
+def aligned_pairs_of(sets: Sequence[tuple[list[str], object]], settings: DiversitySettings) -> list[list]:
+    """Aligned sentence pairs of each NLI set, drawn with the set's own RNG."""
+    return [
         aligned_sentence_pairs(texts, prompt_rng(settings.seed, key), settings.nli_max_sentences) for texts, key in sets
     ]
+
+
+def directional_pairs(aligned: Sequence[Sequence[tuple[str, str]]]) -> dict[tuple[str, str], int]:
+    """Every unique (premise, hypothesis) pair the sets need, both directions, numbered in first-use order."""
     index: dict[tuple[str, str], int] = {}
     for pairs in aligned:
         for a, b in pairs:
             index.setdefault((a, b), len(index))
             index.setdefault((b, a), len(index))
+    return index
+
+
+def _nli_scores(sets: list[tuple[list[str], object]], nli_model, settings: DiversitySettings, progress: bool):
+    """D_NLI for many sets of outputs with one batched pass over the unique directional sentence pairs."""
+    aligned = aligned_pairs_of(sets, settings)
+    index = directional_pairs(aligned)
     w = nli_model.entail_minus_contradict(list(index), batch_size=settings.batch_size, progress=progress)
     return [float(nli_diversity(pairs, lambda a, b: w[index[(a, b)]])) for pairs in aligned]
 
