@@ -1,4 +1,4 @@
-"""``lm-eval-diversity``: lm-eval's own CLI with our tasks loaded, plus ``score``, ``compare`` and ``demo``.
+"""``lm-eval-diversity``: lm-eval's own CLI with our tasks loaded, plus ``score``, ``compare``, ``sweep`` and ``demo``.
 
 ``lm-eval-diversity score PATH...`` scores lm-eval samples files after the fact. Any other invocation is handed to
 lm-eval's CLI unchanged (``run``, ``ls``, ``validate`` and the legacy flag form) with our task directory added.
@@ -15,7 +15,7 @@ from pathlib import Path
 
 from lm_eval_diversity.settings import DiversitySettings, parse_metric_list
 
-OWN_COMMANDS = ("score", "compare", "demo")
+OWN_COMMANDS = ("score", "compare", "demo", "sweep")
 
 
 def _add_metric_settings(p: argparse.ArgumentParser) -> None:
@@ -29,6 +29,12 @@ def _add_metric_settings(p: argparse.ArgumentParser) -> None:
     p.add_argument("--sbert_model", default=d.sbert_model, help="sentence-transformers model name or local path")
     p.add_argument("--nli_model", default=d.nli_model, help="NLI sequence-classification model name or local path")
     p.add_argument("--device", default=None, help="cpu, cuda, cuda:0 ... (default: cuda when available)")
+    p.add_argument(
+        "--dtype",
+        choices=("float32", "bfloat16", "float16"),
+        default=d.dtype,
+        help="precision of the SBERT/NLI models (bf16/fp16 on GPU; see docs/performance.md)",
+    )
     p.add_argument("--batch_size", type=int, default=d.batch_size, help="texts / sentence pairs per forward pass")
     p.add_argument("--vocab_size", type=int, default=d.vocab_size, help="EAD vocabulary size V (default GPT-2's)")
     p.add_argument("--seed", type=int, default=d.seed, help="seed of the corpus subsets and NLI sentence sampling")
@@ -56,6 +62,7 @@ def settings_from_args(args: argparse.Namespace) -> DiversitySettings:
         sbert_model=args.sbert_model,
         nli_model=args.nli_model,
         device=args.device,
+        dtype=args.dtype,
         batch_size=args.batch_size,
         vocab_size=args.vocab_size,
         seed=args.seed,
@@ -127,6 +134,10 @@ def main(argv: list[str] | None = None) -> int:
         from lm_eval_diversity.compare import run_compare
 
         return run_compare(argv[1:])
+    if argv and argv[0] == "sweep":
+        from lm_eval_diversity.sweep import run_sweep_cli
+
+        return run_sweep_cli(argv[1:])
     if argv and argv[0] == "demo":
         from lm_eval_diversity.demo import run_demo
 

@@ -18,6 +18,7 @@ DEFAULT_SEED = 1234
 CORPUS_SAMPLE_SIZE = 500  # across-input / overall subset size (reference_spec §3)
 
 ENV_PREFIX = "LM_EVAL_DIVERSITY_"
+METRIC_DTYPES = ("float32", "bfloat16", "float16")  # weights/activations of the SBERT and NLI models
 
 
 @dataclass(frozen=True)
@@ -34,6 +35,7 @@ class DiversitySettings:
     sbert_model: str = DEFAULT_SBERT_MODEL
     nli_model: str = DEFAULT_NLI_MODEL
     device: str | None = None  # None: cuda when available, else cpu
+    dtype: str = "float32"  # SBERT/NLI model precision; bf16/fp16 change the numbers slightly (docs/performance.md)
     batch_size: int = 64
     vocab_size: int = DEFAULT_VOCAB_SIZE
     seed: int = DEFAULT_SEED
@@ -56,6 +58,8 @@ class DiversitySettings:
             raise ValueError(f"vocab_size must be >= 2, got {self.vocab_size}")
         if self.batch_size < 1:
             raise ValueError(f"batch_size must be >= 1, got {self.batch_size}")
+        if self.dtype not in METRIC_DTYPES:
+            raise ValueError(f"dtype must be one of {list(METRIC_DTYPES)}, got {self.dtype!r}")
         if self.math_mode not in ("math", "compat"):
             raise ValueError(f"math_mode must be 'math' or 'compat', got {self.math_mode!r}")
         if self.ifeval_mode not in ("official", "compat"):
@@ -82,6 +86,7 @@ class DiversitySettings:
             ("SBERT_MODEL", "sbert_model", str),
             ("NLI_MODEL", "nli_model", str),
             ("DEVICE", "device", str),
+            ("DTYPE", "dtype", str),
             ("BATCH_SIZE", "batch_size", int),
             ("VOCAB_SIZE", "vocab_size", int),
             ("SEED", "seed", int),
