@@ -128,8 +128,19 @@ def embed_texts(model, texts: Sequence[str], batch_size: int = 64, progress: boo
         normalize_embeddings=True,
         show_progress_bar=progress,
     )
-    # a bf16/fp16 model gives half-precision rows; the metric maths runs in float32/float64
-    return np.asarray(emb, dtype=np.float32)
+    emb = np.asarray(emb, dtype=np.float32)
+    if _half_precision(model):
+        # normalised in bf16/fp16, the rows' norms are off by up to ~0.5 %; the metrics assume unit vectors
+        emb /= np.maximum(np.linalg.norm(emb, axis=1, keepdims=True), 1e-12)
+    return emb
+
+
+def _half_precision(model) -> bool:
+    import torch
+
+    params = getattr(model, "parameters", None)
+    first = next(iter(params()), None) if callable(params) else None
+    return first is not None and first.dtype in (torch.bfloat16, torch.float16)
 
 
 class NLIModel:
