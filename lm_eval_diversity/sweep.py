@@ -66,6 +66,10 @@ class PlanError(ValueError):
     """A sweep plan that cannot run; the message names the file and the setting."""
 
 
+class SweepError(RuntimeError):
+    """The sweep cannot run (e.g. Ray unreachable); nothing was scheduled."""
+
+
 # ---------------------------------------------------------------- the plan
 
 
@@ -730,7 +734,14 @@ def run_sweep(
         init_kwargs["address"] = address
     elif num_cpus:
         init_kwargs["num_cpus"] = num_cpus
-    ray.init(**init_kwargs)
+    try:
+        ray.init(**init_kwargs)
+    except Exception as exc:  # noqa: BLE001 - connection/auth failures of any kind: say where, no traceback
+        where = f"the Ray cluster at {address}" if address else "a local Ray instance"
+        raise SweepError(
+            f"cannot start or reach {where}: {_error_text(exc)} (a cluster with token authentication needs "
+            "RAY_AUTH_MODE=token and its token, see docs/scale.md)"
+        ) from None
     gpus = float(ray.cluster_resources().get("GPU", 0))
     score_gpus = (1.0 if gpus else 0.0) if plan.scoring_gpus == "auto" else float(plan.scoring_gpus)
     gen_task = ray.remote(run_generation_shard).options(
@@ -852,7 +863,7 @@ def run_sweep_cli(argv: list[str]) -> int:
             except ImportError:
                 raise PlanError('the sweep needs Ray: pip install "lm-eval-diversity[ray]"') from None
         summary = run_sweep(plan, address=args.address, num_cpus=args.num_cpus, status_every=args.status_every)
-    except (PlanError, ValueError, FileNotFoundError) as exc:
+    except (PlanError, SweepError, ValueError, FileNotFoundError) as exc:
         print(f"lm-eval-diversity sweep: error: {exc}", file=sys.stderr)
         return 2
     if summary.interrupted:
