@@ -214,8 +214,9 @@ def load_plan(path: str | Path) -> SweepPlan:
                 f"{cw}: data_parallel_size={dp}: the sweep spreads prompt shards over GPUs with distinct seeds "
                 "instead; raise prompt_shards and leave data_parallel_size at 1"
             )
-        if "seed" in merged:
-            raise PlanError(f"{cw}: model arg 'seed' is set by the sweep per shard; remove it (plan 'seed' instead)")
+        for key, instead in (("seed", "the plan's 'seed'"), ("tensor_parallel_size", "the plan's key")):
+            if key in merged:
+                raise PlanError(f"{cw}: model arg {key!r} is set by the sweep per shard; use {instead} instead")
         checkpoints.append(Checkpoint(str(label), model, ",".join(f"{k}={v}" for k, v in merged.items())))
 
     tasks = data["tasks"]

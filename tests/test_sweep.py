@@ -49,6 +49,8 @@ def test_plan_reads_checkpoints_in_order_with_common_args(tmp_path):
         ("lineages: {Think: [base, think_sft]}\n", "lineages.Think: unknown checkpoint(s) ['think_sft']"),
         ("gen_kwargs: {n: 4}\n", "gen_kwargs.n is not allowed"),
         ("model_args: 'data_parallel_size=2'\n", "data_parallel_size=2"),
+        ("model_args: 'seed=3'\n", "model arg 'seed' is set by the sweep"),
+        ("model_args: 'tensor_parallel_size=2'\n", "model arg 'tensor_parallel_size' is set by the sweep"),
         ("metric_settings: {dtype: float8}\n", "dtype must be one of"),
         ("metric_settings: {sbert: x}\n", "metric_settings: unknown key(s) ['sbert']"),
         ("repeats: 1\n", "repeats must be >= 2"),
