@@ -505,7 +505,7 @@ def merge_shards(root: Path, spec: dict) -> list:
     from lm_eval_diversity.scoring import PromptGroup
 
     groups: dict[int, PromptGroup] = {}
-    for shard in spec["shards"]:
+    for shard in sorted(spec["shards"], key=lambda s: s["id"]):  # ids end in p<prompt>-r<repeat>, zero-padded
         folder = shard_dir(root, shard["id"])
         if not shard["files"]:
             raise RuntimeError(f"{shard['id']}: generation shard has no manifest; rerun the sweep")

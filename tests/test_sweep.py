@@ -134,8 +134,8 @@ def test_merge_concatenates_repeat_shards_per_doc_in_shard_order(tmp_path):
     for spec in specs:
         path = _fake_shard(tmp_path, spec, outputs[(spec["prompt_shard"], spec["repeat_shard"])])
         shards.append({"id": spec["id"], "files": {path.name: sweep.file_sha256(path)}})
-    # scoring spec lists the shards in (prompt, repeat) order: pass them shuffled to check the merge sorts by doc id
-    groups = sweep.merge_shards(tmp_path, {"shards": [shards[2], shards[3], shards[0], shards[1]]})
+    # passed in reverse: the merge orders repeat shards itself
+    groups = sweep.merge_shards(tmp_path, {"shards": shards[::-1]})
     assert [g.doc_id for g in groups] == [0, 1, 2]
     assert [g.outputs for g in groups] == [["a0", "a1", "a2", "a3"], ["b0", "b1", "b2", "b3"], ["c0", "c1", "c2", "c3"]]
 
