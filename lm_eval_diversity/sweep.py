@@ -733,8 +733,10 @@ def run_sweep(
     init_kwargs: dict = {"ignore_reinit_error": True, "include_dashboard": False, "log_to_driver": False}
     if address:
         init_kwargs["address"] = address
-    elif num_cpus:
-        init_kwargs["num_cpus"] = num_cpus
+    else:  # a new local instance, even when a cluster started on this machine is around
+        init_kwargs["address"] = "local"
+        if num_cpus:
+            init_kwargs["num_cpus"] = num_cpus
     try:
         ray.init(**init_kwargs)
     except Exception as exc:  # noqa: BLE001 - connection/auth failures of any kind: say where, no traceback
