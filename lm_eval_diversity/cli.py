@@ -1,4 +1,4 @@
-"""``lm-eval-diversity``: lm-eval's own CLI with our tasks loaded, plus ``score``, ``compare`` and ``demo``.
+"""``lm-eval-diversity``: lm-eval's own CLI with our tasks loaded, plus ``score``, ``compare``, ``sweep`` and ``demo``.
 
 ``lm-eval-diversity score PATH...`` scores lm-eval samples files after the fact. Any other invocation is handed to
 lm-eval's CLI unchanged (``run``, ``ls``, ``validate`` and the legacy flag form) with our task directory added.
@@ -28,6 +28,7 @@ OWN_COMMANDS = {
     "score": "score lm-eval samples files (--log_samples output) after the run",
     "compare": "compare runs: leaderboard, change vs a baseline, QC/residual split, CI gate, lineage plot",
     "demo": "offline demo: a small model through lm-eval, scored, with an HTML report",
+    "sweep": "run a checkpoint x task sweep on Ray (sharded, resumable), then the compare report",
 }
 
 
@@ -157,6 +158,10 @@ def main(argv: list[str] | None = None) -> int:
         from lm_eval_diversity.compare import run_compare
 
         return run_compare(argv[1:])
+    if argv and argv[0] == "sweep":
+        from lm_eval_diversity.sweep import run_sweep_cli
+
+        return run_sweep_cli(argv[1:])
     if argv and argv[0] == "demo":
         from lm_eval_diversity.demo import run_demo
 

@@ -40,7 +40,7 @@ from lm_eval_diversity.settings import (
     resolve_settings,
     settings_fields,
 )
-from lm_eval_diversity.tasks import max_docs
+from lm_eval_diversity.tasks import DATA_DIR_ENV, max_docs
 
 log = logging.getLogger(__name__)
 
@@ -116,13 +116,20 @@ def _task_setting(metadata: dict, key: str, environ=None):
 
 
 @lru_cache(maxsize=4)
-def _models(sbert_model: str, nli_model: str, device: str | None, metrics: tuple[str, ...], nli_max_length: int):
+def _models(
+    sbert_model: str, nli_model: str, device: str | None, metrics: tuple[str, ...], nli_max_length: int, dtype: str
+):
     """Load metric models once per process (shared by every task of a run)."""
     from lm_eval_diversity.scoring import load_models
 
     return load_models(
         DiversitySettings(
-            metrics=metrics, sbert_model=sbert_model, nli_model=nli_model, device=device, nli_max_length=nli_max_length
+            metrics=metrics,
+            sbert_model=sbert_model,
+            nli_model=nli_model,
+            device=device,
+            nli_max_length=nli_max_length,
+            dtype=dtype,
         )
     )
 
@@ -167,7 +174,14 @@ def check_before_generation(task: str, settings: DiversitySettings, sources: dic
 
 
 def models_for(settings: DiversitySettings) -> MetricModels:
-    return _models(settings.sbert_model, settings.nli_model, settings.device, settings.metrics, settings.nli_max_length)
+    return _models(
+        settings.sbert_model,
+        settings.nli_model,
+        settings.device,
+        settings.metrics,
+        settings.nli_max_length,
+        settings.dtype,
+    )
 
 
 class SamplingConfigError(ValueError):
@@ -659,21 +673,25 @@ _MEAN_AGGREGATED = frozenset(
 )  # fmt: skip
 
 
+TWO_PASS_NOTE = "see two-pass flow: --predict_only, then lm-eval-diversity score (docs/scale.md)"
+
+
 def corpus_value(items: list[float | None]) -> float | None:
     """Aggregation of a task-level value that every doc carries identically (across-input / overall levels).
 
-    None (JSON null) when it was not computed. If docs disagree (the filter ran per rank in a multi-process run),
-    the value is not a task-level number: None with a warning pointing at post-hoc scoring.
+    None (JSON null) when it was not computed. In a multi-process run (``WORLD_SIZE`` > 1, or docs that disagree
+    because the filter ran per rank on part of the task) no process saw the whole task, so no task-level number
+    exists: None (strict JSON has no room for a note in a number's place), with a warning that points at the flow
+    that computes it (:data:`TWO_PASS_NOTE`).
     """
     values = [float(v) for v in items if v is not None and not math.isnan(float(v))]
     if not values:
         return None
     first = values[0]
-    if len(values) != len(items) or any(v != first for v in values):
-        log.warning(
-            "corpus-level value differs between docs (multi-process run?); reporting null. "
-            "Score the logged samples with `lm-eval-diversity score` instead."
-        )
+    multi_rank = int(os.environ.get("WORLD_SIZE", "1") or 1) > 1
+    if multi_rank or len(values) != len(items) or any(v != first for v in values):
+        log.warning("corpus-level value computed per rank (multi-process run?): not a task-level number; %s",
+                    TWO_PASS_NOTE)  # fmt: skip
         return None
     return first
 
@@ -799,6 +817,35 @@ def build_cli(own_commands: dict[str, str] | None = None):
     return cli
 
 
+class DataParallelError(ValueError):
+    """vLLM data parallelism would repeat samples across replicas."""
+
+
+def check_data_parallel(argv: list[str]) -> None:
+    """Refuse vLLM ``data_parallel_size`` > 1: every replica starts from the same engine seed and lm-eval deals the
+    K clones of a prompt across replicas, so replicas can draw identical samples (only K/dp distinct)."""
+    model, model_args = None, ""
+    for i, arg in enumerate(argv):
+        name, eq, value = arg.partition("=")
+        if name in ("--model", "--model_args") and not eq and i + 1 < len(argv):
+            value = argv[i + 1]
+        if name == "--model":
+            model = value
+        elif name == "--model_args":
+            model_args = value
+    if model != "vllm":
+        return
+    for part in model_args.split(","):
+        key, _, value = part.partition("=")
+        if key.strip() == "data_parallel_size" and value.strip() not in ("", "1"):
+            raise DataParallelError(
+                f"--model_args data_parallel_size={value.strip()}: vLLM replicas share one engine seed, so the K "
+                "samples of a prompt can repeat across replicas. Use tensor_parallel_size for one model over "
+                "several GPUs, or `lm-eval-diversity sweep` to shard prompts over GPUs with a distinct seed each "
+                "(docs/scale.md)"
+            )
+
+
 def run_lm_eval_cli(argv: list[str], own_commands: dict[str, str] | None = None) -> int:
     """Run lm-eval's own CLI (same subcommands and flags) with the diversity tasks and registrations loaded."""
     import lm_eval.tasks
@@ -810,6 +857,11 @@ def run_lm_eval_cli(argv: list[str], own_commands: dict[str, str] | None = None)
     try:
         argv, from_flags = split_own_flags(argv)
     except ValueError as exc:
+        print(f"lm-eval-diversity: error: {exc}", file=sys.stderr)
+        return 2
+    try:
+        check_data_parallel(argv)
+    except DataParallelError as exc:
         print(f"lm-eval-diversity: error: {exc}", file=sys.stderr)
         return 2
     # where a scoring failure after generation saves the responses (save_unscored)
@@ -854,3 +906,82 @@ def run_lm_eval_cli(argv: list[str], own_commands: dict[str, str] | None = None)
         else:
             os.environ[ENV_PREFIX + "OUTPUT_PATH"] = saved_output_env
     return 0
+
+
+# ---------------------------------------------------------------- generation shards (the sweep)
+
+
+def task_doc_count(task: str, data_dir: str | None = None) -> int:
+    """Number of documents of one of our tasks after its own selection (the reference's N)."""
+    from lm_eval.tasks import get_task_dict
+
+    with _environ({DATA_DIR_ENV: data_dir} if data_dir else {}):
+        task_obj = get_task_dict([task], task_manager(include_defaults=False))[task]
+        return len(task_obj.eval_docs)
+
+
+def generate_samples(
+    model: str,
+    model_args: str,
+    task: str,
+    doc_ids: list[int],
+    *,
+    repeats: int,
+    seed: int,
+    gen_kwargs: dict | None = None,
+    batch_size: str | int = 1,
+    device: str | None = None,
+    apply_chat_template: bool = False,
+    data_dir: str | None = None,
+) -> list[dict]:
+    """K samples for the docs ``doc_ids`` of ``task`` through ``simple_evaluate`` (``samples`` selection,
+    ``predict_only``), every seed slot set to ``seed``; returns the logged sample records (JSON-safe).
+
+    lm-eval logs each record under its index in the task (the selection is passed sorted, so the mapping holds).
+    """
+    import json
+
+    import lm_eval
+    from lm_eval.utils import handle_non_serializable
+
+    with _environ({DATA_DIR_ENV: data_dir} if data_dir else {}):
+        res = lm_eval.simple_evaluate(
+            model=model,
+            model_args=model_args,
+            tasks=[task],
+            task_manager=task_manager(include_defaults=False, metadata={"repeats": repeats}),
+            samples={task: sorted(doc_ids)},
+            predict_only=True,
+            log_samples=True,
+            bootstrap_iters=0,
+            gen_kwargs=dict(gen_kwargs) if gen_kwargs else None,
+            batch_size=batch_size,
+            device=device,
+            apply_chat_template=apply_chat_template,
+            random_seed=seed,
+            numpy_random_seed=seed,
+            torch_random_seed=seed,
+            fewshot_random_seed=seed,
+        )
+    records = res["samples"][task]
+    return json.loads(json.dumps(records, default=handle_non_serializable, ensure_ascii=False))
+
+
+class _environ:
+    """Set environment variables for a block and restore them after."""
+
+    def __init__(self, values: dict[str, str]):
+        self.values = values
+        self.saved: dict[str, str | None] = {}
+
+    def __enter__(self):
+        self.saved = {k: os.environ.get(k) for k in self.values}
+        os.environ.update(self.values)
+        return self
+
+    def __exit__(self, *exc) -> None:
+        for k, v in self.saved.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v

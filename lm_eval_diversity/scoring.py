@@ -77,9 +77,11 @@ def load_models(settings: DiversitySettings) -> MetricModels:
 
     sbert = nli = None
     if set(settings.metrics) & set(EMBEDDING_METRICS):
-        sbert = load_sentence_model(settings.sbert_model, settings.device)
+        sbert = load_sentence_model(settings.sbert_model, settings.device, dtype=settings.dtype)
     if "nli" in settings.metrics:
-        nli = load_nli_model(settings.nli_model, settings.device, max_length=settings.nli_max_length)
+        nli = load_nli_model(
+            settings.nli_model, settings.device, max_length=settings.nli_max_length, dtype=settings.dtype
+        )
     return MetricModels(sbert=sbert, nli=nli)
 
 

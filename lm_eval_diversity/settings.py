@@ -21,6 +21,7 @@ DEFAULT_SEED = 1234
 CORPUS_SAMPLE_SIZE = 500  # across-input / overall subset size (reference_spec §3)
 
 ENV_PREFIX = "LM_EVAL_DIVERSITY_"
+METRIC_DTYPES = ("float32", "bfloat16", "float16")  # weights/activations of the SBERT and NLI models
 
 STOP_SEQUENCE_MODES = ("auto", "task", "none")
 CODE_MODES = ("official", "compat")
@@ -45,6 +46,7 @@ class DiversitySettings:
     sbert_model: str = DEFAULT_SBERT_MODEL
     nli_model: str = DEFAULT_NLI_MODEL
     device: str | None = None  # None: cuda when available, else cpu
+    dtype: str = "float32"  # SBERT/NLI model precision; bf16/fp16 change the numbers slightly (docs/performance.md)
     batch_size: int = 64
     vocab_size: int = DEFAULT_VOCAB_SIZE
     seed: int = DEFAULT_SEED
@@ -81,6 +83,8 @@ class DiversitySettings:
             )
         if isinstance(self.seed, bool) or not isinstance(self.seed, int) or not 0 <= self.seed < 2**32:
             raise ValueError(f"seed must be an integer in [0, 2**32 - 1], got {self.seed!r}")
+        if self.dtype not in METRIC_DTYPES:
+            raise ValueError(f"dtype must be one of {list(METRIC_DTYPES)}, got {self.dtype!r}")
         if self.math_mode not in ("math", "compat"):
             raise ValueError(f"math_mode must be 'math' or 'compat', got {self.math_mode!r}")
         if self.ifeval_mode not in ("official", "compat"):
@@ -143,6 +147,7 @@ FIELD_HELP = {
     "sbert_model": "sentence-transformers model (name or local path) for sbert and vendi",
     "nli_model": "NLI sequence-classification model (name or local path)",
     "device": "device of the metric models: cpu, cuda, cuda:0 ... (default: cuda when available)",
+    "dtype": "precision of the SBERT/NLI models: float32, bfloat16 or float16 (bf16/fp16 on GPU; docs/performance.md)",
     "batch_size": "texts (sbert) or sentence pairs (nli) per forward pass of a metric model",
     "vocab_size": "EAD vocabulary size V (default GPT-2's)",
     "seed": "seed of the corpus subsets and of NLI sentence sampling",
