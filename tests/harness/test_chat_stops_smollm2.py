@@ -49,7 +49,7 @@ def _generate(lm, tasks, stop_sequences: str, max_gen_toks: int, monkeypatch) ->
 
 
 def test_chat_template_generates_without_task_stops(smollm2, monkeypatch):
-    res = _generate(smollm2, TASKS, "auto", 40, monkeypatch)
+    res = _generate(smollm2, TASKS, "auto", 24, monkeypatch)
     crossed = 0
     for task in TASKS:
         (sample,) = res["samples"][task]
@@ -66,7 +66,7 @@ def test_chat_template_generates_without_task_stops(smollm2, monkeypatch):
 
 
 def test_stop_sequences_task_keeps_the_base_model_rule(smollm2, monkeypatch):
-    res = _generate(smollm2, ("diversity_humaneval", "diversity_xsum"), "task", 16, monkeypatch)
+    res = _generate(smollm2, ("diversity_humaneval", "diversity_xsum"), "task", 8, monkeypatch)
     for task in ("diversity_humaneval", "diversity_xsum"):
         (sample,) = res["samples"][task]
         until = sample["arguments"][0][1]["until"]
