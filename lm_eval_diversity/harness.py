@@ -288,6 +288,7 @@ class DiversityTask(ConfigurableTask):
         metadata["data_dir"] = data_dir or None  # also handed to the dataset loader (custom_dataset)
         config["metadata"] = metadata
         repeats_k = int(config.get("repeats", 1))
+        config["metric_list"] = _with_pass_at_k(config.get("metric_list") or [], repeats_k)
         if not show_all:
             config["metric_list"] = shown_metrics(
                 config.get("metric_list") or [], self._settings, repeats_k, config["task"]
@@ -402,6 +403,15 @@ def log_work_estimate(task: DiversityTask) -> None:
     )
     # lm-eval's CLI shows INFO records of its own ``lm_eval`` logger tree only: log there, next to its progress lines
     logging.getLogger("lm_eval.diversity").info("%s", line)
+
+
+def _with_pass_at_k(metric_list: list[dict], repeats: int) -> list[dict]:
+    """Add ``pass@K`` for the run's own K next to the protocol's pass@{1,5,10,16} (tasks that report pass@k)."""
+    passes = [m for m in metric_list if m["metric"].startswith("pass@")]
+    if not passes or repeats < 1 or any(m["metric"] == f"pass@{repeats}" for m in passes):
+        return metric_list
+    at = metric_list.index(passes[-1]) + 1
+    return [*metric_list[:at], {**passes[-1], "metric": f"pass@{repeats}"}, *metric_list[at:]]
 
 
 _FILE_BUILDERS = ("json", "csv", "parquet", "text", "arrow")

@@ -337,6 +337,11 @@ def task_scores_to_json(scores: TaskScores) -> dict:
 QUALITY_KS = (1, 5, 10, 16)
 CODE_TASKS = ("humaneval", "mbpp")
 QUALITY_METRICS = ("acc", *(f"pass@{k}" for k in QUALITY_KS), "maj@K", "k_correct", "extraction_rate")
+def quality_ks(k: int) -> tuple[int, ...]:
+    """The k of pass@k reported for K samples: the protocol's (1, 5, 10, 16) and K itself."""
+    return tuple(sorted({*QUALITY_KS, k})) if k >= 1 else QUALITY_KS
+
+
 QFD_METRICS = ("sbert_all", "sbert_correct", "vendi_correct", "computable")
 # IFEval beside the prompt-level strict accuracy (``acc``), named as lm-eval's ifeval task names them; output #0
 IFEVAL_METRICS = ("prompt_level_loose_acc", "inst_level_strict_acc", "inst_level_loose_acc")
@@ -407,9 +412,10 @@ def score_task(
     scores = score_groups(groups, settings, models, correct=correct, progress=progress)
     scores.verdicts = verdicts
     for row, vs in zip(scores.per_prompt, verdicts):
-        q = prompt_quality(vs, QUALITY_KS)
+        ks = quality_ks(len(vs))
+        q = prompt_quality(vs, ks)
         row["acc"] = q["acc"]
-        for k in QUALITY_KS:
+        for k in ks:
             row[f"pass@{k}"] = q.get(f"pass@{k}", NAN)
         row["maj@K"] = q[f"maj@{len(vs)}"] if vs else NAN
         row["k_correct"] = q["k_correct"]

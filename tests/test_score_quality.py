@@ -46,6 +46,8 @@ def test_gsm8k_quality_by_hand(tmp_path, minilm, math_mode):
     assert task["metrics"]["pass@5"]["per_input_mean"] is None, "pass@5 is undefined with K = 4"
     a, b = task["per_prompt"]
     assert b["sbert_correct"] is None and b["vendi_correct"] is None
+    # pass@K for the run's own K = 4: 1 - C(4 - c, 4) / C(4, 4) = 1 when c > 0
+    assert (a["pass@4"], b["pass@4"]) == (1.0, 0.0)
     e = minilm.encode(DOC_A[:2], normalize_embeddings=True).astype(np.float64)
     cos = float(e[0] @ e[1])
     assert a["sbert_correct"] == pytest.approx(1 - cos, abs=1e-6)

@@ -98,10 +98,10 @@ def test_plain_lm_eval_finds_and_runs_the_tasks_after_a_wheel_install(fresh_venv
     results = json.loads(results_file.read_text(), parse_constant=_refuse)  # strict JSON: no NaN / Infinity
     r = results["results"]["diversity_gsm8k"]
     metrics = {k.split(",")[0] for k in r if "," in k and "_stderr" not in k}
-    # K=2, EAD only: no sbert/vendi/nli rows, pass@k only for k <= 2, no split without a baseline
+    # K=2, EAD only: no sbert/vendi/nli rows, pass@k for k <= 2 (1 and K), no split without a baseline
     assert metrics == {
         "ead", "ead_across_input", "ead_overall", "dup_rate", "empty_rate", "unclosed_think_rate",
-        "acc", "pass@1", "maj@K", "k_correct",
+        "acc", "pass@1", "pass@2", "maj@K", "k_correct",
     }  # fmt: skip
     assert all(isinstance(r[f"{m},div"], float) for m in metrics)
     assert results["configs"]["diversity_gsm8k"]["repeats"] == 2

@@ -122,12 +122,14 @@ def ead_sbert_run(harness_env) -> dict:
 def test_default_table_has_only_defined_metrics_and_all_metrics_restores_them(ead_sbert_run, harness_env):
     res = ead_sbert_run
     shown = _metrics(res)
-    # K=3: pass@1 only; sbert corpus levels; no vendi/nli, no split without a baseline
+    # K=3: pass@1 and pass@3 (the run's own K); sbert corpus levels; no vendi/nli, no split without a baseline
     assert shown == {
         "ead", "sbert", "ead_across_input", "ead_overall", "sbert_across_input", "sbert_overall",
-        "dup_rate", "empty_rate", "unclosed_think_rate", "acc", "pass@1", "maj@K", "k_correct",
+        "dup_rate", "empty_rate", "unclosed_think_rate", "acc", "pass@1", "pass@3", "maj@K", "k_correct",
         "sbert_all", "sbert_correct", "computable",
     }  # fmt: skip
+    # GoldLM answers every sample correctly: pass@3 = 1 - C(0, 3)/C(3, 3) = 1
+    assert res["results"]["diversity_gsm8k"]["pass@3,div"] == 1.0
     full = _metrics(_run({"diversity_metrics": "ead,sbert", "all_metrics": True}))
     assert {"nli", "vendi_overall", "pass@16", "qc_sbert", "vendi_correct"} <= full
     assert res["configs"]["diversity_gsm8k"]["metadata"]["metrics_shown"] == "defined"
