@@ -147,7 +147,8 @@ def _duration(seconds: float | None) -> str:
         return f"~{seconds:.0f} s"
     if seconds < 5400:
         return f"~{seconds / 60:.0f} min"
-    return f"~{seconds / 3600:.1f} h"
+    hours = seconds / 3600
+    return f"~{hours:.1f} h" if hours < 100 else f"~{hours:,.0f} h"
 
 
 def _secs(count: int, per_s: float | None) -> float | None:
@@ -179,12 +180,12 @@ def format_work(works: Sequence[Work], settings: DiversitySettings, rates: Rates
     total_s = 0.0
     if embed:
         s = _secs(total_texts, rates.texts_per_s)
-        rate = f"{rates.texts_per_s:.0f} texts/s" if rates.texts_per_s else "not calibrated"
+        rate = f"{rates.texts_per_s:.3g} texts/s" if rates.texts_per_s else "not calibrated"
         phases.append(f"embedding {bound}{total_texts:,} texts: {_duration(s)} ({rate})")
         total_s += s or 0.0
     if nli:
         s = _secs(per_input, rates.pairs_per_s)
-        rate = f"{rates.pairs_per_s:.0f} pairs/s" if rates.pairs_per_s else "not calibrated"
+        rate = f"{rates.pairs_per_s:.3g} pairs/s" if rates.pairs_per_s else "not calibrated"
         phases.append(f"NLI per-input {bound}{per_input:,} pairs: {_duration(s)} ({rate})")
         total_s += s or 0.0
         ratio = f"{corpus / per_input:.1f}x" if per_input else "n/a"
