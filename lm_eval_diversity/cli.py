@@ -177,21 +177,25 @@ def main(argv: list[str] | None = None) -> int:
             print(f"lm-eval-diversity {argv[0]}: error: {_one_line(exc)}", file=sys.stderr)
             return 2
         return 0
-    if "-h" in argv or "--help" in argv:
-        return _lm_eval_help(argv)
+    if not argv or "-h" in argv or "--help" in argv:
+        return _help(argv)
     from lm_eval_diversity.harness import run_lm_eval_cli
 
     return run_lm_eval_cli(argv, OWN_COMMANDS)
 
 
-def _lm_eval_help(argv: list[str]) -> int:
-    """lm-eval's own help for its subcommands; printing it loads no task, so our task glue is not imported."""
-    from lm_eval.__main__ import cli_evaluate
+def _help(argv: list[str]) -> int:
+    """Help of lm-eval's subcommands and ours, with our flags under ``run`` (built without the task glue)."""
+    from lm_eval_diversity.command import build_cli
 
+    cli = build_cli(OWN_COMMANDS)
     old_argv = sys.argv
     sys.argv = ["lm-eval-diversity", *argv]
     try:
-        cli_evaluate()
+        if not argv:
+            cli._parser.print_help()
+            return 0
+        cli.parse_args()  # prints the help and exits
     except SystemExit as exc:
         return int(exc.code or 0) if not isinstance(exc.code, str) else 1
     finally:

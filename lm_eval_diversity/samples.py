@@ -145,12 +145,15 @@ def iter_sample_records(path: str | Path) -> Iterator[tuple[str, dict]]:
             yield where, record
 
 
-def read_samples_file(path: str | Path) -> SamplesFile:
-    """Read one samples file into prompt groups, in file order (lm-eval's doc order)."""
+def read_samples_file(path: str | Path, task: str | None = None) -> SamplesFile:
+    """Read one samples file into prompt groups, in file order (lm-eval's doc order).
+
+    The task is read from lm-eval's file name (``samples_<task>_<timestamp>.jsonl``) unless the caller knows it.
+    """
     from lm_eval_diversity.scoring import PromptGroup
 
     path = Path(path)
-    task = task_name_from_filename(path)
+    task = task or task_name_from_filename(path)
     groups: dict[int, PromptGroup] = {}
     n_lines = dup = 0
     for where, record in iter_sample_records(path):

@@ -493,12 +493,6 @@ def _metric_models(settings: DiversitySettings):
     return load_models(settings)
 
 
-def settings_from_dict(data: dict) -> DiversitySettings:
-    names = {f.name for f in dataclasses.fields(DiversitySettings)}
-    values = {k: (tuple(v) if isinstance(v, list) else v) for k, v in data.items() if k in names}
-    return DiversitySettings(**values)
-
-
 def merge_shards(root: Path, spec: dict) -> list:
     """One prompt group per doc from a task's generation shards: repeat shards' outputs concatenated in order."""
     from lm_eval_diversity.samples import read_samples_file
@@ -513,7 +507,7 @@ def merge_shards(root: Path, spec: dict) -> list:
             path = folder / name
             if file_sha256(path) != digest:
                 raise RuntimeError(f"{path}: checksum differs from the manifest (changed after generation)")
-            for g in read_samples_file(path).groups:
+            for g in read_samples_file(path, task=spec["task"]).groups:
                 if g.doc_id in groups:
                     prev = groups[g.doc_id]
                     if prev.doc != g.doc:
@@ -534,7 +528,7 @@ def run_scoring_shard(spec: dict, root: str) -> dict:
     (folder / MANIFEST).unlink(missing_ok=True)
     attempt = _begin(folder)
     started = time.time()
-    settings = settings_from_dict(spec["settings"])
+    settings = DiversitySettings.from_dict(spec["settings"])
     groups = merge_shards(root_path, spec)
     scores = score_task(
         spec["task"], groups, settings, _metric_models(settings), allow_code_execution=spec["allow_code_execution"]

@@ -91,7 +91,7 @@ def test_compare_flags_a_dtype_mismatch(tmp_path):
     ],
 )
 def test_vllm_data_parallel_is_refused_with_a_pointer_to_the_sweep(argv, refused):
-    from lm_eval_diversity.harness import DataParallelError, check_data_parallel
+    from lm_eval_diversity.command import DataParallelError, check_data_parallel
 
     if refused:
         with pytest.raises(DataParallelError, match="same engine seed|share one engine seed") as err:

@@ -155,7 +155,8 @@ def test_sampling_preset_conflicting_with_gen_kwargs_is_refused(ead_only):
 
 
 def test_wrapper_flags_become_settings():
-    from lm_eval_diversity.harness import harness_settings, split_own_flags
+    from lm_eval_diversity.command import split_own_flags
+    from lm_eval_diversity.harness import harness_settings
 
     rest, meta = split_own_flags(
         ["--tasks", "x", "--stop_sequences", "task", "--sampling=hf_patch", "--code_mode", "compat", "--math_mode",

@@ -54,9 +54,9 @@ def test_score_accepts_old_flag_spellings_with_a_deprecation_message(capsys):
 
 def test_every_flag_of_our_commands_has_help():
     from lm_eval_diversity.cli import build_score_parser
+    from lm_eval_diversity.command import run_flags
     from lm_eval_diversity.compare import build_parser as compare_parser
     from lm_eval_diversity.demo import build_parser as demo_parser
-    from lm_eval_diversity.harness import run_flags
 
     for parser in (build_score_parser(), compare_parser(), demo_parser()):
         for action in parser._actions:

@@ -1,0 +1,169 @@
+"""The command-line channel of the settings: ``run`` flags, ``--metadata`` keys, and lm-eval's CLI parser with them.
+
+Light on purpose (settings and lm-eval's argument parser only): ``lm-eval-diversity --help`` builds its help from
+here without importing the task glue in :mod:`lm_eval_diversity.harness`.
+"""
+
+from __future__ import annotations
+
+import re
+
+from lm_eval_diversity.settings import (
+    COMMAND_DEFAULTS,
+    ENV_PREFIX,
+    field_help,
+    metadata_keys,
+    public_name,
+    resolve_settings,
+    settings_fields,
+)
+
+# settings of a run that are not metric settings: --metadata key -> what it does (docs/settings.md)
+TASK_KEYS = {
+    "repeats": "K, samples per prompt",
+    "no_cot": "true: pre-fill an empty think block (with --apply_chat_template); a string: that pre-fill",
+    "data_dir": "directories with local JSON-lines copies of the datasets (os.pathsep-separated)",
+    "all_metrics": "true: report every metric of the task, also those undefined for this run (NaN/null)",
+}
+# keys lm-eval itself puts into a task's metadata
+_LM_EVAL_KEYS = frozenset({"version", "config_source", "_metadata", "config"})
+# keys this module records into the metadata (read back when a config is re-loaded)
+_RECORDED_KEYS = frozenset({"diversity_settings", "max_docs", "metrics_shown"})
+
+
+class SettingsError(ValueError):
+    """A diversity setting given through --metadata or the environment is invalid or unknown."""
+
+
+def check_metadata_keys(metadata: dict, *, exact: bool = False) -> None:
+    """Refuse ``--metadata`` keys meant for this package that it does not know.
+
+    lm-eval merges ``--model_args`` into the task metadata, so inside a task a key may be a model argument: there
+    a key is refused only when it looks like one of ours (our prefixes, or a near-miss of a known key; the cutoff
+    lets common model arguments such as ``max_length`` through). With
+    ``exact`` (the ``--metadata`` JSON itself, seen by ``lm-eval-diversity run``) every unknown key is refused.
+    """
+    import difflib
+
+    known = set(metadata_keys()) | set(TASK_KEYS)
+    for key in metadata:
+        if key in known or key in _LM_EVAL_KEYS or key in _RECORDED_KEYS:
+            continue
+        close = difflib.get_close_matches(key, sorted(known), n=1, cutoff=0.85)
+        ours = key.startswith(("diversity_", "metric_", "corpus_", "sbert_", "nli_"))
+        if exact or close or ours:
+            hint = f"; did you mean {close[0]!r}?" if close else ""
+            raise SettingsError(
+                f"unknown --metadata key {key!r}{hint} (diversity settings: {', '.join(sorted(known))}; "
+                "see docs/settings.md)"
+            )
+
+
+def run_flags() -> dict[str, tuple[str, str]]:
+    """``run`` flag -> (``--metadata`` key, help): one per settings field and per task key, derived, not listed."""
+    flags = {f"--{public_name(f)}": (public_name(f), field_help(f)) for f in settings_fields()}
+    flags.update({f"--{key}": (key, f"{text} (env {ENV_PREFIX}{key.upper()})") for key, text in TASK_KEYS.items()})
+    return flags
+
+
+def split_own_flags(argv: list[str]) -> tuple[list[str], dict[str, str]]:
+    """Separate our setting flags (returned as ``--metadata`` entries) from lm-eval's own arguments."""
+    flags = run_flags()
+    rest, meta = [], {}
+    i = 0
+    while i < len(argv):
+        arg = argv[i]
+        name, eq, value = arg.partition("=")
+        if name in flags:
+            if not eq:
+                if i + 1 >= len(argv):
+                    raise SettingsError(f"{name} needs a value")
+                value = argv[i + 1]
+                i += 1
+            meta[flags[name][0]] = value
+        else:
+            rest.append(arg)
+        i += 1
+    return rest, meta
+
+
+def _flag_value(argv: list[str], flag: str) -> str | None:
+    for i, arg in enumerate(argv):
+        if arg == flag and i + 1 < len(argv):
+            return argv[i + 1]
+        if arg.startswith(flag + "="):
+            return arg.split("=", 1)[1]
+    return None
+
+
+def merge_metadata(user: dict, from_flags: dict[str, str]) -> dict:
+    """Check the user's ``--metadata`` (as lm-eval parsed it; every key must be known) and add our flags' values.
+
+    A setting given both ways must agree. lm-eval passes the result to the tasks as usual (docs/settings.md).
+    """
+    user = dict(user or {})
+    check_metadata_keys(user, exact=True)
+    for key, value in from_flags.items():
+        if key in user and str(user[key]) != str(value):
+            raise SettingsError(f"--{key} {value!r} and --metadata {key}={user[key]!r} disagree; give one of them")
+    try:  # fail now, naming the flag as typed, on a bad value
+        resolve_settings(from_flags, COMMAND_DEFAULTS)
+    except ValueError as exc:
+        raise SettingsError(re.sub(r"--(\w+) / --metadata \1", r"--\1", str(exc))) from None
+    merged = {**from_flags, **user}
+    resolve_settings(merged, COMMAND_DEFAULTS)
+    return merged
+
+
+def build_cli(own_commands: dict[str, str] | None = None):
+    """lm-eval's own CLI parser, named ``lm-eval-diversity``, listing our subcommands and, under ``run``, our flags.
+
+    Our flags are taken out of the arguments before lm-eval parses them (:func:`split_own_flags`); here they are
+    added for ``--help`` only.
+    """
+    from lm_eval._cli import HarnessCLI
+
+    cli = HarnessCLI()
+    cli._parser.prog = "lm-eval-diversity"
+    subparsers = cli._subparsers
+    for name, text in (own_commands or {}).items():
+        subparsers.add_parser(name, help=text, add_help=False)
+    run = subparsers.choices["run"]
+    run.prog = "lm-eval-diversity run"
+    group = run.add_argument_group(
+        "diversity settings",
+        "lm-eval-diversity flags; each is also a --metadata key of the same name, for plain lm_eval "
+        "(precedence: flag or --metadata, then LM_EVAL_DIVERSITY_* variables, then defaults; docs/settings.md)",
+    )
+    for flag, (_, text) in run_flags().items():
+        group.add_argument(flag, help=text, metavar="VALUE")
+    return cli
+
+
+class DataParallelError(ValueError):
+    """vLLM data parallelism would repeat samples across replicas."""
+
+
+def check_data_parallel(argv: list[str]) -> None:
+    """Refuse vLLM ``data_parallel_size`` > 1: every replica starts from the same engine seed and lm-eval deals the
+    K clones of a prompt across replicas, so replicas can draw identical samples (only K/dp distinct)."""
+    model, model_args = None, ""
+    for i, arg in enumerate(argv):
+        name, eq, value = arg.partition("=")
+        if name in ("--model", "--model_args") and not eq and i + 1 < len(argv):
+            value = argv[i + 1]
+        if name == "--model":
+            model = value
+        elif name == "--model_args":
+            model_args = value
+    if model != "vllm":
+        return
+    for part in model_args.split(","):
+        key, _, value = part.partition("=")
+        if key.strip() == "data_parallel_size" and value.strip() not in ("", "1"):
+            raise DataParallelError(
+                f"--model_args data_parallel_size={value.strip()}: vLLM replicas share one engine seed, so the K "
+                "samples of a prompt can repeat across replicas. Use tensor_parallel_size for one model over "
+                "several GPUs, or `lm-eval-diversity sweep` to shard prompts over GPUs with a distinct seed each "
+                "(docs/scale.md)"
+            )
