@@ -135,7 +135,7 @@ def test_merge_concatenates_repeat_shards_per_doc_in_shard_order(tmp_path):
         path = _fake_shard(tmp_path, spec, outputs[(spec["prompt_shard"], spec["repeat_shard"])])
         shards.append({"id": spec["id"], "files": {path.name: sweep.file_sha256(path)}})
     # passed in reverse: the merge orders repeat shards itself
-    groups = sweep.merge_shards(tmp_path, {"shards": shards[::-1]})
+    groups = sweep.merge_shards(tmp_path, {"task": "diversity_t", "shards": shards[::-1]})
     assert [g.doc_id for g in groups] == [0, 1, 2]
     assert [g.outputs for g in groups] == [["a0", "a1", "a2", "a3"], ["b0", "b1", "b2", "b3"], ["c0", "c1", "c2", "c3"]]
 
@@ -146,7 +146,7 @@ def test_merge_refuses_a_shard_changed_after_its_manifest(tmp_path):
     digest = sweep.file_sha256(path)
     path.write_text(path.read_text(encoding="utf-8").replace('"x"', '"z"'), encoding="utf-8")
     with pytest.raises(RuntimeError, match="checksum differs"):
-        sweep.merge_shards(tmp_path, {"shards": [{"id": spec["id"], "files": {path.name: digest}}]})
+        sweep.merge_shards(tmp_path, {"task": "diversity_t", "shards": [{"id": spec["id"], "files": {path.name: digest}}]})
 
 
 def test_status_table_counts_states(tmp_path):
