@@ -75,7 +75,8 @@ def test_documented_command_parses(where, argv, capsys, tmp_path, monkeypatch):
     tasks = getattr(parsed, "tasks", None) or []
     tasks = [t for item in ([tasks] if isinstance(tasks, str) else tasks) for t in item.split(",")]
     if rest[0] == "run" and any(CODE_TASKS.match(t) for t in tasks):
-        assert getattr(parsed, "confirm_run_unsafe_code", False), f"{where}: code tasks need --confirm_run_unsafe_code (lm-eval exits 2)"
+        confirmed = getattr(parsed, "confirm_run_unsafe_code", False)  # lm-eval leaves it out when absent
+        assert confirmed, f"{where}: code tasks need --confirm_run_unsafe_code (lm-eval exits 2)"
 
 
 def _run_compare_example(args: list[str], tmp_path: Path, monkeypatch) -> None:

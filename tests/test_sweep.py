@@ -146,7 +146,8 @@ def test_merge_refuses_a_shard_changed_after_its_manifest(tmp_path):
     digest = sweep.file_sha256(path)
     path.write_text(path.read_text(encoding="utf-8").replace('"x"', '"z"'), encoding="utf-8")
     with pytest.raises(RuntimeError, match="checksum differs"):
-        sweep.merge_shards(tmp_path, {"task": "diversity_t", "shards": [{"id": spec["id"], "files": {path.name: digest}}]})
+        shard = {"id": spec["id"], "files": {path.name: digest}}
+        sweep.merge_shards(tmp_path, {"task": "diversity_t", "shards": [shard]})
 
 
 def test_status_table_counts_states(tmp_path):
