@@ -29,6 +29,7 @@ from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
 
+from lm_eval_diversity.atomic import write_atomic
 from lm_eval_diversity.settings import DiversitySettings
 
 log = logging.getLogger(__name__)
@@ -382,18 +383,7 @@ def scoring_spec(plan: SweepPlan, label: str, task: str, gen_specs: list[dict]) 
     }
 
 
-# ---------------------------------------------------------------- files: atomic writes, manifests
-
-
-def atomic_write(path: Path, text: str) -> None:
-    """Write ``text`` to ``path`` through a temporary file and a rename (never a half-written file)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    with tmp.open("w", encoding="utf-8") as fh:
-        fh.write(text)
-        fh.flush()
-        os.fsync(fh.fileno())
-    os.replace(tmp, path)
+# ---------------------------------------------------------------- files: manifests (writes: atomic.write_atomic)
 
 
 def file_sha256(path: Path) -> str:
@@ -434,7 +424,7 @@ def _begin(folder: Path) -> int:
     except (OSError, ValueError, AttributeError):
         attempt = 1
     info = {"attempt": attempt, "host": socket.gethostname(), "pid": os.getpid(), "started": time.time()}
-    atomic_write(folder / RUNNING, json.dumps(info))
+    write_atomic(folder / RUNNING, json.dumps(info))
     return attempt
 
 
@@ -450,7 +440,7 @@ def _finish(folder: Path, spec: dict, files: dict[str, str], attempt: int, start
         "finished": time.time(),
         **extra,
     }
-    atomic_write(folder / MANIFEST, json.dumps(manifest, indent=1))
+    write_atomic(folder / MANIFEST, json.dumps(manifest, indent=1))
     (folder / RUNNING).unlink(missing_ok=True)
     return manifest
 
@@ -481,7 +471,7 @@ def run_generation_shard(spec: dict, root: str) -> dict:
         data_dir=spec["data_dir"],
     )
     name = samples_name(spec["task"], spec)
-    atomic_write(folder / name, "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in records))
+    write_atomic(folder / name, "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in records))
     n_out = sum(len(r["resps"][0]) for r in records)
     return _finish(folder, spec, {name: ""}, attempt, started, {"n_docs": len(records), "n_outputs": n_out})
 
@@ -535,7 +525,7 @@ def run_scoring_shard(spec: dict, root: str) -> dict:
     )
     entry = task_scores_to_json(scores)
     entry["source"] = [s["id"] for s in spec["shards"]]
-    atomic_write(folder / "task.json", json.dumps(entry, indent=1, allow_nan=False))
+    write_atomic(folder / "task.json", json.dumps(entry, indent=1, allow_nan=False))
     return _finish(folder, spec, {"task.json": ""}, attempt, started, {"n_prompts": scores.n_prompts})
 
 
@@ -668,7 +658,7 @@ def write_results(plan: SweepPlan, states: dict[str, ShardState]) -> dict[str, P
             },
         }
         path = root / RESULTS_DIR / f"{ck.label}.json"
-        atomic_write(path, json.dumps(data, indent=1, allow_nan=False))
+        write_atomic(path, json.dumps(data, indent=1, allow_nan=False))
         out[ck.label] = path
     return out
 
@@ -685,7 +675,7 @@ def write_report(plan: SweepPlan, results: dict[str, Path]) -> Path:
         name: {lbl: str(results[lbl]) for lbl in stages if lbl in results} for name, stages in plan.lineages
     }
     lineage_file = root / "lineages.json"
-    atomic_write(lineage_file, json.dumps({"lineages": {n: s for n, s in lineages.items() if s}}, indent=1))
+    write_atomic(lineage_file, json.dumps({"lineages": {n: s for n, s in lineages.items() if s}}, indent=1))
     args = [str(results[c.label]) for c in plan.checkpoints if c.label in results]
     args += ["--labels", ",".join(c.label for c in plan.checkpoints if c.label in results)]
     args += ["--lineage", str(lineage_file)]
@@ -822,7 +812,7 @@ def _write_status(plan: SweepPlan, states: dict[str, ShardState], summary: Sweep
             for sid, s in states.items()
         },  # fmt: skip
     }
-    atomic_write(plan.output_root / "status.json", json.dumps(data, indent=1))
+    write_atomic(plan.output_root / "status.json", json.dumps(data, indent=1))
 
 
 # ---------------------------------------------------------------- CLI
