@@ -270,6 +270,10 @@ def embed_token_ordered(model, texts: Sequence[str], batch_size: int = 64, progr
     with torch.inference_mode():
         for chunk in chunks:
             features = model.preprocess([texts[i] for i in chunk])
+            if not isinstance(features.get("attention_mask"), torch.Tensor):  # not a token model: plain encode
+                if bar is not None:
+                    bar.close()
+                return model.encode(texts, batch_size=batch_size, convert_to_numpy=True, normalize_embeddings=True)
             for rows, batch in token_batches(features, batch_size, padding_side):
                 batch = {k: v.to(model.device) if isinstance(v, torch.Tensor) else v for k, v in batch.items()}
                 emb = torch.nn.functional.normalize(model(batch)["sentence_embedding"].float(), p=2, dim=1)
