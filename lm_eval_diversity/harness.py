@@ -474,6 +474,12 @@ class DiversityMetricsFilter(Filter):
 
     def apply(self, resps: Iterable[list[str]], docs: list[dict]) -> list[DocPayload]:
         resps = [list(r)[: self.k] if self.k else list(r) for r in resps]
+        resps, replaced = replace_lone_surrogates(resps)
+        if replaced:
+            log.warning(
+                "%s: %d response(s) held lone surrogates (not valid Unicode); each such character was replaced by "
+                "U+FFFD before scoring", self.task, replaced,
+            )  # fmt: skip
         settings = self.settings
         opened = self.think_opened if self.think_opened and len(self.think_opened) == len(resps) else None
         groups = [
@@ -515,6 +521,24 @@ class DiversityMetricsFilter(Filter):
             payload.values = {**{k: v for k, v in row.items() if k != "doc_id"}, **corpus}
             out.append(payload)
         return out
+
+
+def replace_lone_surrogates(resps: list[list[str]]) -> tuple[list[list[str]], int]:
+    """Responses with every lone surrogate (a code point no encoder accepts) replaced by U+FFFD, and how many
+    responses held one; tokenisers and JSON writers would otherwise fail on them after generation."""
+    replaced = 0
+    out = []
+    for group in resps:
+        fixed = []
+        for text in group:
+            try:
+                text.encode("utf-8")
+            except UnicodeEncodeError:  # UTF-16 keeps a lone surrogate as one unpaired unit, which "replace" swaps
+                text = text.encode("utf-16-le", "surrogatepass").decode("utf-16-le", "replace")
+                replaced += 1
+            fixed.append(text)
+        out.append(fixed)
+    return out, replaced
 
 
 class DocPayload(list):

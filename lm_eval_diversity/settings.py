@@ -110,7 +110,7 @@ class DiversitySettings:
     @classmethod
     def from_dict(cls, values: Mapping[str, Any]) -> DiversitySettings:
         """Inverse of :meth:`to_dict` (extra keys such as ``package_version`` are ignored)."""
-        kwargs = {f: _coerce(f, values[f], f) for f in _FIELD_TYPES if f in values}
+        kwargs = {f: _coerce(f, values[f], f) for f in _field_types() if f in values}
         return cls(**kwargs)
 
     @classmethod
