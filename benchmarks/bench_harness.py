@@ -81,7 +81,9 @@ def main() -> None:
     task_dict = tm.load(tasks)
     timings["task_loading"] = time.perf_counter() - t0
     t0 = time.perf_counter()
-    evaluate(lm=FakeLM(), task_dict=task_dict, limit=args.limit, bootstrap_iters=0, confirm_run_unsafe_code=args.code)
+    evaluate(
+        lm=FakeLM(), task_dict=task_dict, limit=args.limit, bootstrap_iters=0, confirm_run_unsafe_code=args.code
+    )
     total = time.perf_counter() - t0
     timings["evaluate_total"] = total
     timings["harness_rest"] = total - timings["fake_lm"] - timings["diversity_filter"]
