@@ -144,26 +144,25 @@ class DataParallelError(ValueError):
     """vLLM data parallelism would repeat samples across replicas."""
 
 
+def parse_model_args(text: str) -> dict[str, str]:
+    """``"k=v,k2=v2"`` (lm-eval's ``--model_args`` form) as a dict of stripped strings, in order."""
+    out = {}
+    for part in (p for p in text.split(",") if p.strip()):
+        key, _, value = part.partition("=")
+        out[key.strip()] = value.strip()
+    return out
+
+
 def check_data_parallel(argv: list[str]) -> None:
     """Refuse vLLM ``data_parallel_size`` > 1: every replica starts from the same engine seed and lm-eval deals the
     K clones of a prompt across replicas, so replicas can draw identical samples (only K/dp distinct)."""
-    model, model_args = None, ""
-    for i, arg in enumerate(argv):
-        name, eq, value = arg.partition("=")
-        if name in ("--model", "--model_args") and not eq and i + 1 < len(argv):
-            value = argv[i + 1]
-        if name == "--model":
-            model = value
-        elif name == "--model_args":
-            model_args = value
-    if model != "vllm":
+    if _flag_value(argv, "--model") != "vllm":
         return
-    for part in model_args.split(","):
-        key, _, value = part.partition("=")
-        if key.strip() == "data_parallel_size" and value.strip() not in ("", "1"):
-            raise DataParallelError(
-                f"--model_args data_parallel_size={value.strip()}: vLLM replicas share one engine seed, so the K "
-                "samples of a prompt can repeat across replicas. Use tensor_parallel_size for one model over "
-                "several GPUs, or `lm-eval-diversity sweep` to shard prompts over GPUs with a distinct seed each "
-                "(docs/scale.md)"
-            )
+    value = parse_model_args(_flag_value(argv, "--model_args") or "").get("data_parallel_size", "")
+    if value not in ("", "1"):
+        raise DataParallelError(
+            f"--model_args data_parallel_size={value}: vLLM replicas share one engine seed, so the K "
+            "samples of a prompt can repeat across replicas. Use tensor_parallel_size for one model over "
+            "several GPUs, or `lm-eval-diversity sweep` to shard prompts over GPUs with a distinct seed each "
+            "(docs/scale.md)"
+        )

@@ -45,7 +45,7 @@ from lm_eval_diversity.settings import (
     parse_bool,
     resolve_settings,
 )
-from lm_eval_diversity.tasks import DATA_DIR_ENV, max_docs
+from lm_eval_diversity.tasks import max_docs
 
 log = logging.getLogger(__name__)
 
@@ -64,11 +64,6 @@ FILTER_NAME = "diversity_metrics"
 CORPUS_LEVELS = ("across_input", "overall")
 NO_COT_PREFIX = "<think>\n\n</think>\n\n"  # an empty thought, for templates that do not open one
 NO_COT_CLOSE = "\n</think>\n\n"  # closes the thought a thinking template opened with <think>
-
-def harness_settings(metadata: dict | None = None, environ=None) -> DiversitySettings:
-    """Settings for runs inside lm-eval: ``--metadata`` keys, then ``LM_EVAL_DIVERSITY_*`` variables, then defaults."""
-    return resolve_settings(metadata or {}, COMMAND_DEFAULTS, environ)[0]
-
 
 def _task_setting(metadata: dict, key: str, environ=None):
     """A run setting that is not a metric setting: ``--metadata`` key first, then its environment variable."""
@@ -750,9 +745,6 @@ def run_lm_eval_cli(argv: list[str], own_commands: dict[str, str] | None = None)
     except DataParallelError as exc:
         print(f"lm-eval-diversity: error: {exc}", file=sys.stderr)
         return 2
-    # where a scoring failure after generation saves the responses (save_unscored)
-    saved_output_env = os.environ.get(ENV_PREFIX + "OUTPUT_PATH")
-    os.environ[ENV_PREFIX + "OUTPUT_PATH"] = _flag_value(argv, "--output_path") or ""
     base = lm_eval.tasks.TaskManager
 
     class DiversityTaskManager(base):
@@ -764,17 +756,20 @@ def run_lm_eval_cli(argv: list[str], own_commands: dict[str, str] | None = None)
     lm_eval.tasks.TaskManager = DiversityTaskManager
     sys.argv = ["lm-eval-diversity", *argv]
     try:
-        setup_logging()
-        cli = build_cli(own_commands)
-        if not argv:
-            cli._parser.print_help()
-            return 0
-        args = cli.parse_args()
-        if getattr(args, "command", None) == "run":
-            args.metadata = merge_metadata(args.metadata or {}, from_flags)
-        elif from_flags:
-            raise SettingsError(f"{', '.join('--' + k for k in from_flags)}: diversity settings apply to `run` only")
-        cli.execute(args)
+        # where a scoring failure after generation saves the responses (save_unscored)
+        with _environ({ENV_PREFIX + "OUTPUT_PATH": _flag_value(argv, "--output_path") or ""}):
+            setup_logging()
+            cli = build_cli(own_commands)
+            if not argv:
+                cli._parser.print_help()
+                return 0
+            args = cli.parse_args()
+            if getattr(args, "command", None) == "run":
+                args.metadata = merge_metadata(args.metadata or {}, from_flags)
+            elif from_flags:
+                flags = ", ".join("--" + k for k in from_flags)
+                raise SettingsError(f"{flags}: diversity settings apply to `run` only")
+            cli.execute(args)
     except SystemExit as exc:
         return int(exc.code or 0) if not isinstance(exc.code, str) else 1
     except KeyboardInterrupt:
@@ -787,10 +782,6 @@ def run_lm_eval_cli(argv: list[str], own_commands: dict[str, str] | None = None)
     finally:
         sys.argv = old_argv
         lm_eval.tasks.TaskManager = base
-        if saved_output_env is None:
-            os.environ.pop(ENV_PREFIX + "OUTPUT_PATH", None)
-        else:
-            os.environ[ENV_PREFIX + "OUTPUT_PATH"] = saved_output_env
     return 0
 
 
@@ -801,9 +792,9 @@ def task_doc_count(task: str, data_dir: str | None = None) -> int:
     """Number of documents of one of our tasks after its own selection (the reference's N)."""
     from lm_eval.tasks import get_task_dict
 
-    with _environ({DATA_DIR_ENV: data_dir} if data_dir else {}):
-        task_obj = get_task_dict([task], task_manager(include_defaults=False))[task]
-        return len(task_obj.eval_docs)
+    metadata = {"data_dir": data_dir} if data_dir else {}
+    task_obj = get_task_dict([task], task_manager(include_defaults=False, metadata=metadata))[task]
+    return len(task_obj.eval_docs)
 
 
 def generate_samples(
@@ -830,25 +821,25 @@ def generate_samples(
     import lm_eval
     from lm_eval.utils import handle_non_serializable
 
-    with _environ({DATA_DIR_ENV: data_dir} if data_dir else {}):
-        res = lm_eval.simple_evaluate(
-            model=model,
-            model_args=model_args,
-            tasks=[task],
-            task_manager=task_manager(include_defaults=False, metadata={"repeats": repeats}),
-            samples={task: sorted(doc_ids)},
-            predict_only=True,
-            log_samples=True,
-            bootstrap_iters=0,
-            gen_kwargs=dict(gen_kwargs) if gen_kwargs else None,
-            batch_size=batch_size,
-            device=device,
-            apply_chat_template=apply_chat_template,
-            random_seed=seed,
-            numpy_random_seed=seed,
-            torch_random_seed=seed,
-            fewshot_random_seed=seed,
-        )
+    metadata = {"repeats": repeats, **({"data_dir": data_dir} if data_dir else {})}
+    res = lm_eval.simple_evaluate(
+        model=model,
+        model_args=model_args,
+        tasks=[task],
+        task_manager=task_manager(include_defaults=False, metadata=metadata),
+        samples={task: sorted(doc_ids)},
+        predict_only=True,
+        log_samples=True,
+        bootstrap_iters=0,
+        gen_kwargs=dict(gen_kwargs) if gen_kwargs else None,
+        batch_size=batch_size,
+        device=device,
+        apply_chat_template=apply_chat_template,
+        random_seed=seed,
+        numpy_random_seed=seed,
+        torch_random_seed=seed,
+        fewshot_random_seed=seed,
+    )
     records = res["samples"][task]
     return json.loads(json.dumps(records, default=handle_non_serializable, ensure_ascii=False))
 

@@ -113,11 +113,6 @@ class DiversitySettings:
         kwargs = {f: _coerce(f, values[f], f) for f in _field_types() if f in values}
         return cls(**kwargs)
 
-    @classmethod
-    def from_env(cls, base: DiversitySettings | None = None, environ=None) -> DiversitySettings:
-        """Apply ``LM_EVAL_DIVERSITY_<FIELD>`` environment variables on top of ``base``."""
-        return resolve_settings({}, base, environ)[0]
-
 
 # Defaults of the commands (`run` inside lm-eval, `score`): the across-input/overall levels of NLI only on request,
 # as they cost ~4x the per-input NLI work.
@@ -286,12 +281,3 @@ def resolve_settings(
         given = ", ".join(sources.values())
         raise ValueError(f"{exc}{f' (settings given: {given})' if given else ''}") from None
     return settings, sources
-
-
-def parse_metric_list(raw: str, setting: str = "--metrics") -> tuple[str, ...]:
-    """Parse ``"ead,sbert"`` into a tuple, naming the setting in the error for unknown names."""
-    names = tuple(m.strip().lower() for m in raw.split(",") if m.strip())
-    unknown = sorted(set(names) - set(DIVERSITY_METRICS))
-    if unknown:
-        raise ValueError(f"{setting}: unknown metric(s) {unknown}; choose from {list(DIVERSITY_METRICS)}")
-    return names

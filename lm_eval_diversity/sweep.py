@@ -16,7 +16,6 @@ the others finish. Ray is imported only by :func:`run_sweep`.
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import hashlib
 import json
 import logging
@@ -26,11 +25,11 @@ import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from functools import lru_cache
 from pathlib import Path
 
 from lm_eval_diversity.atomic import write_atomic
-from lm_eval_diversity.settings import DiversitySettings
+from lm_eval_diversity.command import parse_model_args
+from lm_eval_diversity.settings import DiversitySettings, settings_fields
 
 log = logging.getLogger(__name__)
 
@@ -123,14 +122,6 @@ def _args_string(value, where: str) -> str:
     raise PlanError(f"{where}: model args must be a string 'k=v,...' or a mapping, got {type(value).__name__}")
 
 
-def _parse_args_string(text: str) -> dict[str, str]:
-    out = {}
-    for part in (p for p in text.split(",") if p.strip()):
-        k, _, v = part.partition("=")
-        out[k.strip()] = v.strip()
-    return out
-
-
 def _int_setting(data: dict, key: str, where: str, default: int | None, minimum: int) -> int | None:
     raw = data.get(key, default)
     if raw is None:
@@ -144,17 +135,11 @@ def _int_setting(data: dict, key: str, where: str, default: int | None, minimum:
 
 def _metric_settings(raw, where: str) -> DiversitySettings:
     raw = dict(raw or {})
-    names = {f.name for f in dataclasses.fields(DiversitySettings)}
-    unknown = sorted(set(raw) - names)
+    unknown = sorted(set(raw) - set(settings_fields()))
     if unknown:
-        raise PlanError(f"{where}: metric_settings: unknown key(s) {unknown}; known: {sorted(names)}")
-    for key in ("metrics", "corpus_metrics"):
-        if isinstance(raw.get(key), str):
-            raw[key] = [m.strip() for m in raw[key].split(",") if m.strip()]
-        if key in raw:
-            raw[key] = tuple(raw[key])
+        raise PlanError(f"{where}: metric_settings: unknown key(s) {unknown}; known: {sorted(settings_fields())}")
     try:
-        return DiversitySettings(**raw)
+        return DiversitySettings.from_dict(raw)
     except (TypeError, ValueError) as exc:
         raise PlanError(f"{where}: metric_settings: {exc}") from None
 
@@ -206,7 +191,7 @@ def load_plan(path: str | Path) -> SweepPlan:
             args = _args_string(spec.get("model_args"), cw)
         else:
             args = _args_string(spec, cw)
-        merged = {**_parse_args_string(common_args), **_parse_args_string(args)}
+        merged = {**parse_model_args(common_args), **parse_model_args(args)}
         if not merged:
             raise PlanError(f"{cw}: no model args (e.g. pretrained=PATH)")
         dp = merged.get("data_parallel_size")
@@ -476,13 +461,6 @@ def run_generation_shard(spec: dict, root: str) -> dict:
     return _finish(folder, spec, {name: ""}, attempt, started, {"n_docs": len(records), "n_outputs": n_out})
 
 
-@lru_cache(maxsize=2)
-def _metric_models(settings: DiversitySettings):
-    from lm_eval_diversity.scoring import load_models
-
-    return load_models(settings)
-
-
 def merge_shards(root: Path, spec: dict) -> list:
     """One prompt group per doc from a task's generation shards: repeat shards' outputs concatenated in order."""
     from lm_eval_diversity.samples import read_samples_file
@@ -510,6 +488,7 @@ def merge_shards(root: Path, spec: dict) -> list:
 
 def run_scoring_shard(spec: dict, root: str) -> dict:
     """Merge a checkpoint x task's generation shards, score the whole task once, write the task entry."""
+    from lm_eval_diversity.harness import models_for  # metric models loaded once per worker process
     from lm_eval_diversity.scoring import score_task, task_scores_to_json
 
     root_path = Path(root)
@@ -521,7 +500,7 @@ def run_scoring_shard(spec: dict, root: str) -> dict:
     settings = DiversitySettings.from_dict(spec["settings"])
     groups = merge_shards(root_path, spec)
     scores = score_task(
-        spec["task"], groups, settings, _metric_models(settings), allow_code_execution=spec["allow_code_execution"]
+        spec["task"], groups, settings, models_for(settings), allow_code_execution=spec["allow_code_execution"]
     )
     entry = task_scores_to_json(scores)
     entry["source"] = [s["id"] for s in spec["shards"]]

@@ -8,7 +8,7 @@ import math
 import numpy as np
 import pytest
 
-from lm_eval_diversity.settings import DiversitySettings
+from lm_eval_diversity.settings import DiversitySettings, resolve_settings
 
 
 def test_dtype_is_validated_recorded_and_read_from_the_environment():
@@ -16,7 +16,7 @@ def test_dtype_is_validated_recorded_and_read_from_the_environment():
     assert DiversitySettings(dtype="bfloat16").to_dict()["dtype"] == "bfloat16"
     with pytest.raises(ValueError, match="dtype must be one of"):
         DiversitySettings(dtype="fp8")
-    assert DiversitySettings.from_env(environ={"LM_EVAL_DIVERSITY_DTYPE": "float16"}).dtype == "float16"
+    assert resolve_settings({}, environ={"LM_EVAL_DIVERSITY_DTYPE": "float16"})[0].dtype == "float16"
 
 
 def test_bf16_sentence_model_gives_float32_embeddings_close_to_fp32(minilm):

@@ -14,6 +14,15 @@ from lm_eval_diversity.harness import task_manager
 REASONS = ("First add the numbers.", "We multiply then check.", "Count carefully step by step.", "Reason about units.")
 
 
+def with_repeat_index(requests):
+    """``(request, j)`` pairs: lm-eval sends one request object K times (``repeats``); ``j`` counts its clones."""
+    seen: dict[int, int] = {}
+    for r in requests:
+        j = seen.get(id(r), 0)
+        seen[id(r)] = j + 1
+        yield r, j
+
+
 def gsm8k_gold(doc: dict) -> str:
     return re.search(r"####\s*(-?[\d,\.]+)", doc["answer"]).group(1).replace(",", "")
 
@@ -27,11 +36,8 @@ class GoldLM(LM):
         self.n_reasons, self.wrong_every = n_reasons, wrong_every
 
     def generate_until(self, requests, disable_tqdm: bool = False):
-        seen: dict[int, int] = {}
         out = []
-        for r in requests:
-            j = seen.get(id(r), 0)
-            seen[id(r)] = j + 1
+        for r, j in with_repeat_index(requests):
             answer = gsm8k_gold(r.doc)
             if self.wrong_every and j % self.wrong_every == self.wrong_every - 1:
                 answer = str(int(float(answer)) + 1)

@@ -12,6 +12,7 @@ from lm_eval.api.model import LM
 
 from lm_eval_diversity.harness import task_manager
 from lm_eval_diversity.tasks import DEMO_DATA_DIR
+from tests.harness.fakes import with_repeat_index
 
 THINKING_TEMPLATE = (
     "{% for m in messages %}<|{{ m['role'] }}|>\n{{ m['content'] }}\n{% endfor %}"
@@ -51,11 +52,8 @@ class TemplateLM(LM):
         return self.tok.apply_chat_template(chat_history, tokenize=False, add_generation_prompt=add_generation_prompt)
 
     def generate_until(self, requests, disable_tqdm: bool = False):
-        seen: dict[int, int] = {}
         out = []
-        for r in requests:
-            j = seen.get(id(r), 0)
-            seen[id(r)] = j + 1
+        for r, j in with_repeat_index(requests):
             self.requests.append(r.args)
             out.append(self.outputs[j % len(self.outputs)])
         return out
@@ -156,19 +154,19 @@ def test_sampling_preset_conflicting_with_gen_kwargs_is_refused(ead_only):
 
 def test_wrapper_flags_become_settings():
     from lm_eval_diversity.command import split_own_flags
-    from lm_eval_diversity.harness import harness_settings
+    from lm_eval_diversity.settings import COMMAND_DEFAULTS, resolve_settings
 
     rest, meta = split_own_flags(
         ["--tasks", "x", "--stop_sequences", "task", "--sampling=hf_patch", "--code_mode", "compat", "--math_mode",
          "compat", "--ifeval_mode", "compat"]
     )  # fmt: skip
     assert rest == ["--tasks", "x"]
-    s = harness_settings(meta, environ={})
+    s = resolve_settings(meta, COMMAND_DEFAULTS, environ={})[0]
     assert (s.stop_sequences, s.sampling, s.code_mode, s.math_mode, s.ifeval_mode) == (
         "task", "hf_patch", "compat", "compat", "compat"
     )  # fmt: skip
     with pytest.raises(ValueError, match="stop_sequences must be one of"):
-        harness_settings(environ={"LM_EVAL_DIVERSITY_STOP_SEQUENCES": "sometimes"})
+        resolve_settings({}, COMMAND_DEFAULTS, environ={"LM_EVAL_DIVERSITY_STOP_SEQUENCES": "sometimes"})
 
 
 def test_ifeval_instruction_level_values_pool_over_instructions():

@@ -10,6 +10,7 @@ from lm_eval.api.model import LM
 
 from lm_eval_diversity.harness import SamplingConfigError, task_manager
 from lm_eval_diversity.tasks import TASK_NAMES
+from tests.harness.fakes import with_repeat_index
 
 K = 4
 LIMIT = 3
@@ -29,13 +30,7 @@ class TwoAnswerLM(LM):
     def generate_until(self, requests, disable_tqdm: bool = False):
         self.calls += 1
         self.requests.extend(requests)
-        seen: dict[int, int] = {}
-        out = []
-        for r in requests:
-            j = seen.get(id(r), 0)
-            seen[id(r)] = j + 1
-            out.append(self.TEXTS[j % 2])
-        return out
+        return [self.TEXTS[j % 2] for _, j in with_repeat_index(requests)]
 
     def loglikelihood(self, requests):
         raise NotImplementedError
