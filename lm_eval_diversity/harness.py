@@ -22,6 +22,7 @@ from lm_eval.api.registry import register_filter
 from lm_eval.api.task import ConfigurableTask
 
 from lm_eval_diversity import TASK_DIR, TASKS_DISCOVERED
+from lm_eval_diversity.catalogue.tasks import CODE_TASKS, graded_task_names, is_graded, short_name
 from lm_eval_diversity.command import (
     DataParallelError,
     SettingsError,
@@ -33,8 +34,6 @@ from lm_eval_diversity.command import (
     split_own_flags,
 )
 from lm_eval_diversity.preprocess import prompt_opens_think
-from lm_eval_diversity.quality import VERIFIABLE_TASKS
-from lm_eval_diversity.quality.code import CODE_TASKS
 from lm_eval_diversity.scoring import MetricModels, PromptGroup, score_task
 from lm_eval_diversity.settings import (
     COMMAND_DEFAULTS,
@@ -123,10 +122,9 @@ def check_before_generation(task: str, settings: DiversitySettings, sources: dic
     if "nli" in settings.metrics:
         nli_source = sources.get("nli_model", "--nli_model / --metadata nli_model")
         check_nli_config(_resolve(settings.nli_model, nli_source), nli_source)
-    short = task.removeprefix("diversity_")
-    if settings.baseline and short in VERIFIABLE_TASKS:
+    if settings.baseline and is_graded(task):
         _baseline_run(settings.baseline)
-    if short in CODE_TASKS:
+    if short_name(task) in CODE_TASKS:
         from lm_eval_diversity.quality.sandbox import isolation_mode
 
         isolation_mode()  # raises SandboxUnavailableError, saying what to install or enable
@@ -393,7 +391,7 @@ def shown_metrics(metric_list: list[dict], settings: DiversitySettings, repeats:
     quality-filtered diversity only with the embedding metric it uses; the QC/residual split only with a baseline.
     """
     run = set(settings.metrics)
-    verifiable = task.removeprefix("diversity_") in VERIFIABLE_TASKS
+    verifiable = is_graded(task)
     per_prompt = repeats >= 2  # diversity among one prompt's outputs needs K >= 2
     kept = []
     for entry in metric_list:
@@ -484,7 +482,7 @@ class DiversityMetricsFilter(Filter):
         # lm-eval itself refuses unsafe_code tasks (humaneval, mbpp) without --confirm_run_unsafe_code
         try:
             scores = score_task(
-                self.task, groups, settings, models_for(settings), graded_tasks=VERIFIABLE_TASKS,
+                self.task, groups, settings, models_for(settings), graded_tasks=graded_task_names(),
                 allow_code_execution=True, progress=True,
             )  # fmt: skip
         except Exception as exc:
@@ -507,7 +505,7 @@ class DiversityMetricsFilter(Filter):
             if m in settings.corpus_metrics
             for lvl in CORPUS_LEVELS
         }
-        if settings.baseline and self.task.removeprefix("diversity_") in VERIFIABLE_TASKS:
+        if settings.baseline and is_graded(self.task):
             corpus.update(baseline_split(self.task, scores.per_prompt, settings.baseline))
         out = []
         for i, (row, outputs) in enumerate(zip(scores.per_prompt, resps)):

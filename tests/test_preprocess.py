@@ -6,7 +6,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from lm_eval_diversity.preprocess import strip_cot, strip_cot_with_diagnostics, strip_group
+from lm_eval_diversity.preprocess import strip_cot, strip_cot_with_diagnostics
 
 
 @pytest.mark.parametrize(
@@ -58,10 +58,10 @@ def test_closed_blocks_are_not_flagged():
     assert plain.unclosed_think is False and plain.had_think is False
 
 
-def test_strip_group_counts_unclosed():
-    texts, n_unclosed = strip_group(["<think>x</think>A", "<think>cut off", "B", "<think>also cut"])
-    assert texts == ["A", "<think>cut off", "B", "<think>also cut"]
-    assert n_unclosed == 2
+def test_unclosed_thoughts_kept_and_flagged():
+    out = [strip_cot_with_diagnostics(t) for t in ["<think>x</think>A", "<think>cut off", "B", "<think>also cut"]]
+    assert [o.text for o in out] == ["A", "<think>cut off", "B", "<think>also cut"]
+    assert [o.unclosed_think for o in out] == [False, True, False, True]
 
 
 @given(st.text(alphabet=st.sampled_from(list("ab <>/thinkTHINK\n")), max_size=60))

@@ -1,15 +1,16 @@
-"""Quality verifiers: one dispatcher over the per-task graders (reference_spec §5, §6).
+"""Quality verifiers: one dispatcher over the graders named by the task records.
 
-``grade_task`` maps a short task name (a ``diversity_`` prefix is accepted) to its grader:
+``grade_task`` looks the task up in the task catalogue (:mod:`lm_eval_diversity.catalogue.tasks`; a ``diversity_``
+prefix is accepted) and calls the grader its record names (:mod:`.graders`):
 
-* gsm8k, math_algebra, math_geometry: :mod:`.math` (``math_mode``: "math" = math-verify, "compat" = §5.1);
-  correct = answer equivalent to the gold answer;
+* gsm8k, math_algebra, math_geometry: :mod:`.math` (``math_mode``: "math" = math-verify, "compat" = the
+  reference's rule); correct = answer equivalent to the gold answer;
 * humaneval, mbpp: :mod:`.code` ``grade_code_task`` (runs code only with ``allow_code_execution=True``;
   ``code_mode``: "official" or "compat" = the reference's program and exit-status rule); correct = the tests pass;
-* ifeval: :mod:`.ifeval` (``ifeval_mode``: "official" = lm-eval checkers, "compat" = §5.3); correct = strict
-  prompt-level pass;
-* truthfulqa: :mod:`.truthfulqa` (§5.4 substring rule; ``math_mode="compat"`` also switches it to the QFD
-  script's rule, since the reference grades it next to math); correct = a reference answer matches;
+* ifeval: :mod:`.ifeval` (``ifeval_mode``: "official" = lm-eval checkers, "compat" = the reference's checkers);
+  correct = strict prompt-level pass;
+* truthfulqa: :mod:`.truthfulqa` (substring rule; ``math_mode="compat"`` also switches it to the reference's
+  rule, since the reference grades it next to math); correct = a reference answer matches;
 * cruxeval: :mod:`.code` ``grade_cruxeval``; correct = the predicted output equals the gold one.
 
 Every grader takes raw outputs (it strips CoT itself) and returns one :class:`Verdict` per output; bad input
@@ -22,19 +23,22 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from lm_eval_diversity.quality.types import Verdict
+from lm_eval_diversity.catalogue.tasks import graded_task_names, resolve_grader, short_name, task_records
+from lm_eval_diversity.quality.types import GradingOptions, Verdict
 
-VERIFIABLE_TASKS: tuple[str, ...] = ("gsm8k", "math_algebra", "math_geometry", "humaneval", "mbpp", "ifeval")
-GRADED_TASKS: tuple[str, ...] = VERIFIABLE_TASKS + ("truthfulqa", "cruxeval")
+# the paper's six verifiable tasks (the div_verifiable group)
+VERIFIABLE_TASKS: tuple[str, ...] = tuple(r.name for r in task_records() if r.verifiable)
+# every task with a grader: the six, truthfulqa and cruxeval
+GRADED_TASKS: tuple[str, ...] = graded_task_names()
 
-__all__ = ["GRADED_TASKS", "VERIFIABLE_TASKS", "Verdict", "grade_task", "short_task_name"]
+__all__ = ["GRADED_TASKS", "VERIFIABLE_TASKS", "GradingOptions", "Verdict", "grade_task", "short_task_name"]
 
 
 def short_task_name(task: str) -> str:
     """``"diversity_gsm8k"`` → ``"gsm8k"``; raises ValueError naming the task if it has no grader."""
-    short = task.removeprefix("diversity_")
-    if short not in GRADED_TASKS:
-        raise ValueError(f"no quality grader for task {task!r}; graded tasks: {', '.join(GRADED_TASKS)}")
+    short = short_name(task)
+    if short not in graded_task_names():
+        raise ValueError(f"no quality grader for task {task!r}; graded tasks: {', '.join(graded_task_names())}")
     return short
 
 
@@ -61,39 +65,13 @@ def grade_task(
     if len(docs) != len(outputs):
         raise ValueError(f"{task}: {len(docs)} docs but {len(outputs)} output groups")
     outs = [[o if isinstance(o, str) else "" for o in group] for group in outputs]
-    if short in ("gsm8k", "math_algebra", "math_geometry"):
-        from lm_eval_diversity.quality.math import grade_math_docs
-
-        return grade_math_docs(
-            short,
-            docs,
-            outs,
-            mode=math_mode,  # type: ignore[arg-type]
-            timeout_s=math_timeout_s,
-            workers=workers,
-        )
-    if short == "ifeval":
-        from lm_eval_diversity.quality.ifeval import grade_ifeval
-
-        mode = ifeval_mode  # validated by grade_ifeval
-        return [grade_ifeval(d, o, mode=mode) for d, o in zip(docs, outs, strict=True)]  # type: ignore[arg-type]
-    if short == "truthfulqa":
-        from lm_eval_diversity.quality.truthfulqa import grade_truthfulqa
-
-        mode = "compat" if math_mode == "compat" else "official"  # the reference grades it in its math script
-        return [grade_truthfulqa(d, o, mode) for d, o in zip(docs, outs, strict=True)]
-    if short == "cruxeval":
-        from lm_eval_diversity.quality.code import grade_cruxeval
-
-        return [grade_cruxeval(d, o) for d, o in zip(docs, outs, strict=True)]
-    from lm_eval_diversity.quality.code import grade_code_task  # humaneval, mbpp
-
-    return grade_code_task(
-        short,
-        list(docs),
-        outs,
-        timeout_s=code_timeout_s,
+    options = GradingOptions(
+        math_mode=math_mode,
+        ifeval_mode=ifeval_mode,
+        code_mode=code_mode,
+        allow_code_execution=allow_code_execution,
+        code_timeout_s=code_timeout_s,
+        math_timeout_s=math_timeout_s,
         workers=workers,
-        allow_execution=allow_code_execution,
-        mode=code_mode,
     )
+    return resolve_grader(short)(short, docs, outs, options)

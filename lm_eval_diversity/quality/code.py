@@ -28,11 +28,11 @@ import ast
 import re
 from collections.abc import Sequence
 
+from lm_eval_diversity.catalogue.tasks import CODE_TASKS
 from lm_eval_diversity.preprocess import strip_cot
 from lm_eval_diversity.quality.sandbox import Program, run_programs
 from lm_eval_diversity.quality.types import Verdict
 
-CODE_TASKS = ("humaneval", "mbpp")
 _FENCE_RE = re.compile(r"```(?:python)?\s*\n(.*?)```", re.DOTALL)
 _MBPP_NAME_RE = re.compile(r"assert\s+(\w+)\s*\(")
 _FIRST_DEF_RE = re.compile(r"^def\s+(\w+)\s*\(", re.MULTILINE)
@@ -164,12 +164,6 @@ def _check_doc(task: str, index: int, doc: object) -> None:
             raise ValueError(f"{name}: key {key!r} must be a non-empty {typ.__name__}, got {doc.get(key)!r:.60}")
     if task == "mbpp" and not all(isinstance(t, str) for t in doc["test_list"]):
         raise ValueError(f"{name}: key 'test_list' must hold strings")
-
-
-def build_program(task: str, doc: dict, output: str) -> str:
-    """The whole program as one text (solution, a blank line, tests), for inspection and logging."""
-    parts = build_program_parts(task, doc, output)
-    return f"{parts.code}\n\n{parts.tests}"
 
 
 def grade_code_task(

@@ -49,6 +49,7 @@ from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Literal
 
+from lm_eval_diversity.catalogue.tasks import short_name
 from lm_eval_diversity.preprocess import strip_cot
 from lm_eval_diversity.quality.types import Verdict
 
@@ -113,7 +114,7 @@ def compat_equal(pred: str | None, gold: str | None) -> bool:
 # gold answers
 # ----------------------------------------------------------------------------------------------------------
 def _short(task: str) -> str:
-    t = task.removeprefix("diversity_")
+    t = short_name(task)
     if t not in MATH_TASKS:
         raise ValueError(f"not a math task: {task!r} (expected one of {MATH_TASKS})")
     return t

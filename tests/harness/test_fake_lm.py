@@ -1,4 +1,4 @@
-"""All 15 tasks through lm-eval's own ``simple_evaluate`` with a fake LM whose outputs are controlled."""
+"""All catalogued tasks through lm-eval's own ``simple_evaluate`` with a fake LM whose outputs are controlled."""
 
 from __future__ import annotations
 
@@ -8,11 +8,12 @@ import lm_eval
 import pytest
 from lm_eval.api.model import LM
 
+from lm_eval_diversity.catalogue.tasks import task_names
 from lm_eval_diversity.harness import SamplingConfigError, task_manager
-from lm_eval_diversity.tasks import TASK_NAMES
 from tests.harness.fakes import with_repeat_index
 
 K = 4
+TASK_NAMES = task_names()
 LIMIT = 3
 V = 50257
 
@@ -55,14 +56,14 @@ def evaluate(tasks, lm=None, **kwargs):
 @pytest.fixture(scope="module")
 def all_tasks_result(harness_env):
     lm = TwoAnswerLM()
-    res = evaluate(["diversity"], lm=lm, confirm_run_unsafe_code=True)  # the group runs all 15 tasks
+    res = evaluate(["diversity"], lm=lm, confirm_run_unsafe_code=True)  # the group runs every task
     return res, lm
 
 
 def test_every_task_reports_every_metric(all_tasks_result, harness_env):
     res, lm = all_tasks_result
     assert lm.calls == 1, "all tasks' requests go to the LM in one batch"
-    assert len(lm.requests) == 15 * LIMIT * K
+    assert len(lm.requests) == len(TASK_NAMES) * LIMIT * K
     # two distinct 3-word outputs, each twice: C_n = 4*(4-n), U_n = 2*(4-n) for n <= 3
     c_n = [4 * max(3 - n + 1, 0) for n in range(1, 6)]
     u_n = [2 * max(3 - n + 1, 0) for n in range(1, 6)]
@@ -101,15 +102,20 @@ def test_sbert_value_matches_two_text_formula(all_tasks_result):
     assert res["results"]["diversity_gsm8k"]["sbert,div"] == pytest.approx(expected, abs=1e-6)
 
 
-def test_verifiable_tasks_have_quality_metrics(all_tasks_result):
+GRADED = ("gsm8k", "math_algebra", "math_geometry", "humaneval", "mbpp", "ifeval", "truthfulqa", "cruxeval")
+
+
+def test_graded_tasks_have_quality_metrics(all_tasks_result):
     res, _ = all_tasks_result
-    for name in ("gsm8k", "math_algebra", "math_geometry", "humaneval", "mbpp", "ifeval"):
+    for name in GRADED:
         r = res["results"][f"diversity_{name}"]
         for m in ("acc", "pass@1", "maj@K", "k_correct", "sbert_all", "computable"):
             assert f"{m},div" in r, (name, m)
         assert "pass@5,div" not in r and "pass@16,div" not in r, "pass@k with k > K=4 is undefined: no row"
-    for name in ("gsm8k", "math_algebra", "humaneval", "mbpp"):
+    for name in ("gsm8k", "math_algebra", "humaneval", "mbpp", "cruxeval"):
         assert res["results"][f"diversity_{name}"]["acc,div"] == 0.0  # 'alpha beta gamma' answers nothing
+    for name in set(TASK_NAMES) - set(GRADED):
+        assert "acc,div" not in res["results"][f"diversity_{name}"], name
 
 
 def test_group_is_unweighted_mean_of_tasks(all_tasks_result):

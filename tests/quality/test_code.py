@@ -12,7 +12,6 @@ import pytest
 
 from lm_eval_diversity.quality.code import (
     CodeExecutionNotAllowedError,
-    build_program,
     build_program_parts,
     cruxeval_equal,
     extract_code,
@@ -94,9 +93,9 @@ def test_single_differently_named_function_is_aliased() -> None:
 # ------------------------------------------------------------------------------------------------ program assembly
 def test_humaneval_standalone_keeps_prompt_imports() -> None:
     out = f"{FENCE}python\ndef add_sorted(xs: List[int]) -> List[int]:\n    return sorted(xs)\n{FENCE}"
-    program = build_program("humaneval", HE_DOC, out)
-    assert program.startswith("from typing import List\n")
-    assert program.rstrip().endswith("check(add_sorted)")
+    parts = build_program_parts("humaneval", HE_DOC, out)
+    assert parts.code.startswith("from typing import List\n")
+    assert parts.tests.rstrip().endswith("check(add_sorted)")
 
 
 def test_humaneval_continuation_style_uses_prompt_plus_raw_completion() -> None:
@@ -114,13 +113,13 @@ def test_mbpp_entry_point_and_program() -> None:
     }
     assert mbpp_entry_point(doc["test_list"]) == "sq"
     assert mbpp_entry_point(["assert math.isclose(area(1), 3.14)", "assert area(2) > 0"]) == "area"
-    program = build_program("mbpp", doc, f"{FENCE}python\ndef square(x):\n    return x * x\n{FENCE}")
-    assert "sq = square" in program and "assert sq(3) == 9" in program
+    parts = build_program_parts("mbpp", doc, f"{FENCE}python\ndef square(x):\n    return x * x\n{FENCE}")
+    assert "sq = square" in parts.code and "assert sq(3) == 9" in parts.tests
 
 
 def test_unknown_task_rejected() -> None:
     with pytest.raises(ValueError):
-        build_program("apps", {}, "x")
+        build_program_parts("apps", {}, "x")
 
 
 # ------------------------------------------------------------------------------------------------ grading

@@ -9,7 +9,7 @@ from __future__ import annotations
 import pytest
 
 from lm_eval_diversity.quality import grade_task
-from lm_eval_diversity.quality.code import build_compat_program, build_program, grade_code_task
+from lm_eval_diversity.quality.code import build_compat_program, build_program_parts, grade_code_task
 from lm_eval_diversity.quality.ifeval import grade_ifeval
 from lm_eval_diversity.quality.math import compat_extract, gold_answer, grade_math
 from lm_eval_diversity.quality.truthfulqa import grade_truthfulqa
@@ -72,7 +72,7 @@ def test_code_compat_mbpp_renames_to_the_asserted_name():
     assert build_compat_program("mbpp", doc, out) == (
         "def square(x):\n    return x * x\n\nprint(square(2))\n\nassert square(3) == 9\n"
     )
-    assert "def sq(x)" in build_program("mbpp", doc, out)  # official mode aliases instead of renaming
+    assert "def sq(x)" in build_program_parts("mbpp", doc, out).code  # official mode aliases instead of renaming
 
 
 # ------------------------------------------------------------------------------------------------ math

