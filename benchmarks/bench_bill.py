@@ -51,18 +51,18 @@ def main() -> None:
     from bench_scoring import realistic_tasks
     from sentence_transformers import SentenceTransformer
 
+    from lm_eval_diversity.catalogue.tasks import task_name, task_names
     from lm_eval_diversity.estimate import Rates, calibrate, format_work, measured_work, planned_work
     from lm_eval_diversity.models import load_nli_model, load_sentence_model
     from lm_eval_diversity.scoring import MetricModels, PromptGroup
     from lm_eval_diversity.settings import DiversitySettings
-    from lm_eval_diversity.tasks import TASK_NAMES
 
     settings = DiversitySettings(device=args.device, batch_size=args.batch_size)  # all metrics, all levels
     sample = realistic_tasks(50, args.k, Path(args.data_dir))
     works = [measured_work(t, [PromptGroup(i, o) for i, o in enumerate(g)], settings, 64) for t, g in sample.items()]
     texts = [t for w in works for t in w.sample_texts]
     pairs = [p for w in works for p in w.sample_pairs]
-    plan = [planned_work(f"diversity_{name}", args.n_prompts, args.k, settings) for name in TASK_NAMES[: args.tasks]]
+    plan = [planned_work(task_name(name), args.n_prompts, args.k, settings) for name in task_names()[: args.tasks]]
 
     with tempfile.TemporaryDirectory() as tmp:
         minilm = load_sentence_model("sentence-transformers/all-MiniLM-L6-v2", args.device)

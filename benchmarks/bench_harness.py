@@ -38,7 +38,7 @@ def main() -> None:
     from lm_eval.evaluator import evaluate
 
     import lm_eval_diversity.harness as harness
-    from lm_eval_diversity.tasks import TASK_NAMES
+    from lm_eval_diversity.catalogue.tasks import CODE_TASKS, task_name, task_names
 
     timings: dict[str, float] = defaultdict(float)
     counts: dict[str, int] = defaultdict(int)
@@ -75,7 +75,7 @@ def main() -> None:
 
     harness.DiversityMetricsFilter.apply = timed_apply
     harness.models_for(harness.harness_settings())  # load the metric model outside the timed phases
-    tasks = [f"diversity_{t}" for t in TASK_NAMES if args.code or t not in ("humaneval", "mbpp")]
+    tasks = [task_name(t) for t in task_names() if args.code or t not in CODE_TASKS]
     t0 = time.perf_counter()
     tm = harness.task_manager(include_defaults=False, metadata={"repeats": args.k})
     task_dict = tm.load(tasks)

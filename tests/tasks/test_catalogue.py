@@ -1,0 +1,126 @@
+"""The task catalogue: generated files in sync, graded and code task sets, grading dispatched from the record."""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from lm_eval_diversity.catalogue import generate as G
+from lm_eval_diversity.catalogue.tasks import (
+    CODE_TASKS,
+    Category,
+    Grader,
+    TaskRecord,
+    code_task_names,
+    get_task,
+    graded_task_names,
+    is_graded,
+    register_task,
+    short_name,
+    task_name,
+    task_records,
+    unregister_task,
+)
+from lm_eval_diversity.quality import GRADED_TASKS, VERIFIABLE_TASKS, Verdict, grade_task
+from lm_eval_diversity.tasks import DatasetSpec
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def test_committed_yamls_and_docs_table_are_the_generator_output() -> None:
+    files = G.expected_files(REPO)
+    stale = [str(p.relative_to(REPO)) for p in G.stale_files(files)]
+    assert not stale, f"run `python -m lm_eval_diversity.catalogue.generate`; out of date: {stale}"
+    # and nothing else sits in task_configs/ (a YAML left behind by a removed record would still be a task)
+    on_disk = {p.name for p in (REPO / "task_configs").glob("*.yaml")}
+    assert on_disk == {p.name for p in files if p.parent.name == "task_configs"}
+
+
+def test_generator_check_mode_reports_a_stale_file(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    assert G.main(["--output", str(tmp_path)]) == 0
+    assert G.main(["--output", str(tmp_path), "--check"]) == 0
+    (tmp_path / "diversity_gsm8k.yaml").write_text("task: edited by hand\n", encoding="utf-8")
+    assert G.main(["--output", str(tmp_path), "--check"]) == 1
+    assert "diversity_gsm8k.yaml" in capsys.readouterr().out
+
+
+def test_generated_yaml_reads_back_as_the_record(tmp_path: Path) -> None:
+    import yaml
+
+    G.write_task_configs(tmp_path)
+
+    class Loader(yaml.SafeLoader):
+        pass
+
+    Loader.add_constructor("!function", lambda loader, node: "!" + loader.construct_scalar(node))
+    for record in task_records():
+        cfg = yaml.load((tmp_path / f"{record.task_name}.yaml").read_text(encoding="utf-8"), Loader=Loader)
+        assert cfg["generation_kwargs"]["until"] == list(record.stops)
+        assert cfg["generation_kwargs"]["max_gen_toks"] == record.max_gen_toks
+        assert cfg["dataset_name"] == record.dataset.hf_name  # e.g. "3.0.0" stays a string, None stays null
+        assert cfg.get("unsafe_code", False) is record.runs_code
+
+
+def test_a_function_lm_eval_cannot_import_is_refused() -> None:
+    record = dataclasses.replace(get_task("gsm8k"), prompt=lambda doc: "x")
+    with pytest.raises(G.GenerateError, match="diversity_gsm8k prompt"):
+        G.task_yaml(record)
+
+
+def test_prefix_helpers() -> None:
+    assert short_name("diversity_gsm8k") == "gsm8k" and short_name("gsm8k") == "gsm8k"
+    assert task_name("gsm8k") == "diversity_gsm8k" and task_name("diversity_gsm8k") == "diversity_gsm8k"
+
+
+def test_graded_and_code_sets_come_from_the_records() -> None:
+    # the paper's six carry accuracy; `score` has always graded truthfulqa and cruxeval too, and the harness now
+    # grades the same set
+    assert VERIFIABLE_TASKS == ("humaneval", "mbpp", "gsm8k", "math_algebra", "math_geometry", "ifeval")
+    assert set(GRADED_TASKS) == set(VERIFIABLE_TASKS) | {"truthfulqa", "cruxeval"}
+    assert graded_task_names() == GRADED_TASKS
+    assert CODE_TASKS == code_task_names() == ("humaneval", "mbpp")
+    assert is_graded("diversity_truthfulqa") and not is_graded("diversity_alpaca") and not is_graded("nope")
+
+
+def test_register_task_refuses_bad_names_and_silent_overwrites() -> None:
+    record = get_task("gsm8k")
+    with pytest.raises(ValueError, match="already in the catalogue"):
+        register_task(record)
+    with pytest.raises(ValueError, match="short identifier"):
+        register_task(dataclasses.replace(record, name="diversity_x"))
+
+
+# ---------------------------------------------------------------------------- grading dispatched from the record
+
+
+def grade_by_length(task: str, docs, outputs, options) -> list[list[Verdict]]:
+    """A toy grader: an output is correct when its length equals the doc's ``n``."""
+    return [[Verdict(len(o) == d["n"], str(len(o))) for o in outs] for d, outs in zip(docs, outputs)]
+
+
+@pytest.fixture()
+def toy_graded() -> Iterator[TaskRecord]:
+    record = TaskRecord(
+        "toy_graded", "Toy graded task", Category("toy", "toy", "Toy"),
+        DatasetSpec("none/toy", None, "test", "toy/test.jsonl"),
+        get_task("gsm8k").prompt, get_task("gsm8k").target, (), "-", "-",
+        grader=Grader(f"{__name__}.grade_by_length", "length matches"),
+    )  # fmt: skip
+    register_task(record)
+    yield record
+    unregister_task(record.name)
+
+
+def test_grade_task_calls_the_records_grader(toy_graded: TaskRecord) -> None:
+    verdicts = grade_task("diversity_toy_graded", [{"n": 2}, {"n": 3}], [["ab", "abc"], ["abc", None]])
+    assert [[v.correct for v in vs] for vs in verdicts] == [[True, False], [True, False]]
+    assert verdicts[1][1].answer == "0"  # a non-string output is graded as ""
+    assert is_graded("toy_graded")
+
+
+def test_grade_task_without_a_grader_names_the_graded_tasks() -> None:
+    with pytest.raises(ValueError, match="no quality grader for task 'diversity_alpaca'.*gsm8k"):
+        grade_task("diversity_alpaca", [{}], [["x"]])
