@@ -310,9 +310,4 @@ def resolve_grader(task: str) -> Callable[..., Any]:
         raise ValueError(f"{where} cannot be imported: {exc}") from exc
 
 
-def categories() -> tuple[Category, ...]:
-    """The categories of the catalogued tasks, in order of first appearance."""
-    return tuple(dict.fromkeys(r.category for r in _RECORDS.values()))
-
-
 CODE_TASKS: tuple[str, ...] = code_task_names()

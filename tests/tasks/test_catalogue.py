@@ -124,3 +124,16 @@ def test_grade_task_calls_the_records_grader(toy_graded: TaskRecord) -> None:
 def test_grade_task_without_a_grader_names_the_graded_tasks() -> None:
     with pytest.raises(ValueError, match="no quality grader for task 'diversity_alpaca'.*gsm8k"):
         grade_task("diversity_alpaca", [{}], [["x"]])
+
+
+def test_score_grades_a_registered_task_from_its_record(toy_graded: TaskRecord) -> None:
+    from lm_eval_diversity.scoring import PromptGroup, score_task
+    from lm_eval_diversity.settings import DiversitySettings
+
+    groups = [PromptGroup(doc_id=0, outputs=["ab", "abc", "xy", "z"], doc={"n": 2})]
+    scores = score_task(
+        "diversity_toy_graded", groups, DiversitySettings(metrics=("ead",)), graded_tasks=graded_task_names()
+    )
+    row = scores.per_prompt[0]
+    assert row["acc"] == 1.0 and row["k_correct"] == 2  # "ab" and "xy" have length 2
+    assert row["pass@1"] == pytest.approx(0.5)  # unbiased pass@1 = c / n = 2 / 4
