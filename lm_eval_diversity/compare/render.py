@@ -2,6 +2,10 @@
 
 Every table is built once (:func:`tables`, one function per table) and written by each format. NaN means undefined
 and is shown as ``n/a`` (``null`` in JSON, empty in CSV), never as 0.
+
+The writers are kept by hand rather than taken from pytablewriter (which lm-eval installs): its Markdown and
+space-aligned writers pad every cell and change the separator row, so reports would no longer be byte-identical to
+earlier ones, and its HTML writer needs a package (``dominate``) that lm-eval does not install.
 """
 
 from __future__ import annotations
