@@ -151,7 +151,3 @@ def run_compare(argv: list[str]) -> int:
                 file=sys.stderr,
             )
     return 1 if failed else 0
-
-
-if __name__ == "__main__":
-    sys.exit(run_compare(sys.argv[1:]))

@@ -126,23 +126,8 @@ def comparability_table(report: Report) -> Table:
     return Table("Comparability", head, rows, list(report.notes) + ([] if report.checks else [agree]))
 
 
-SPLIT_HEAD = [
-    "run",
-    "task",
-    "metric",
-    "prompts",
-    "D_all(B)",
-    "D_all(M)",
-    "D_corr(B)",
-    "D_corr(M)",
-    "loss",
-    "QC",
-    "residual",
-    "QC share",
-    "R share",
-    "n (corr B/M)",
-    "ids only B/M",
-]
+SPLIT_HEAD = ["run", "task", "metric", "prompts", "D_all(B)", "D_all(M)", "D_corr(B)", "D_corr(M)", "loss", "QC"]
+SPLIT_HEAD += ["residual", "QC share", "R share", "n (corr B/M)", "ids only B/M"]
 SPLIT_NOTE = (
     "loss = D_all(B) - D_all(M); residual = D_corr(B) - D_corr(M); QC = loss - residual "
     "(reference_spec §6.4, reconstruction). 'matched' = prompts computable in both runs. "
