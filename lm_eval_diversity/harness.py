@@ -585,7 +585,7 @@ def save_unscored(task: str, resps: list[list[str]], docs: list[dict]) -> Path:
 
 @lru_cache(maxsize=2)
 def _baseline_run(path: str):
-    from lm_eval_diversity.compare import load_runs
+    from lm_eval_diversity.runs import load_runs
 
     runs = load_runs(path)
     if len(runs) != 1:

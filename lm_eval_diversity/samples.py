@@ -1,9 +1,11 @@
 """Read what ``lm_eval ... --output_path DIR --log_samples`` writes: ``samples_<task>_<timestamp>.jsonl`` files.
 
 Each line holds ``doc_id``, ``doc`` and ``resps`` (``[[K responses]]``), and ``arguments`` (the prompt: one that
-ends with ``<think>`` marks outputs that start inside a thought). lm-eval writes one line per doc per filter
-pipeline; the lines of one doc must agree and are read once. Nothing is skipped silently: a malformed line is an
-error naming the file and line.
+ends with ``<think>`` marks outputs that start inside a thought); a scored run's lines also hold the per-doc metric
+values (top-level numeric keys) and ``doc_hash``. lm-eval writes one line per doc per filter pipeline; the lines of
+one doc must agree and are read once. Nothing is skipped silently: a malformed line is an error naming the file and
+line. This is the one reader of samples files: ``score`` uses the responses, ``compare`` and a run's baseline the
+per-doc values.
 """
 
 from __future__ import annotations
@@ -20,12 +22,18 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:  # scoring (and numpy) load only when samples are read, not for ``compare --help``
     from lm_eval_diversity.scoring import PromptGroup
 
+from lm_eval_diversity.analysis import as_float
 from lm_eval_diversity.preprocess import prompt_opens_think
 
 SAMPLES_GLOB = "samples_*.jsonl"
 MAX_LINE_BYTES = 256 * 2**20  # one samples line (one doc's K responses) larger than this is refused
 _TIMESTAMP_RE = re.compile(r"_\d{4}-\d{2}-\d{2}T\d{2}-\d{2}-\d{2}(?:\.\d+)?$")
 logger = logging.getLogger(__name__)
+# keys of a logged sample that are not per-doc metric values
+_NON_METRIC_KEYS = frozenset(
+    ("doc_id", "doc", "target", "arguments", "resps", "filtered_resps", "filter", "metrics")
+    + ("doc_hash", "prompt_hash", "target_hash")
+)
 
 
 class SamplesFormatError(ValueError):
@@ -34,7 +42,11 @@ class SamplesFormatError(ValueError):
 
 @dataclass
 class SamplesFile:
-    """The prompt groups of one task read from one samples file."""
+    """One task read from one samples file: its prompt groups, per-doc metric values and doc hashes.
+
+    ``values`` maps each doc id to ``{"doc_id": id, <metric>: float, ...}`` (None -> NaN); when a doc is logged once
+    per filter pipeline, the ``div`` filter's line gives the values, else the first line.
+    """
 
     path: Path
     task: str
@@ -42,6 +54,8 @@ class SamplesFile:
     n_lines: int
     n_duplicate_lines: int = 0
     extra: dict = field(default_factory=dict)
+    values: dict[int, dict] = field(default_factory=dict)
+    doc_hashes: dict[int, str] = field(default_factory=dict)
 
 
 def task_name_from_filename(path: Path) -> str:
@@ -145,8 +159,17 @@ def iter_sample_records(path: str | Path) -> Iterator[tuple[str, dict]]:
             yield where, record
 
 
+def _metric_row(record: dict) -> dict:
+    """``{"doc_id": id, <metric>: float}`` from the record's numeric top-level keys (None -> NaN)."""
+    row = {"doc_id": record["doc_id"]}
+    for k, v in record.items():
+        if k not in _NON_METRIC_KEYS and (v is None or isinstance(v, (int, float))):
+            row[k] = as_float(v)
+    return row
+
+
 def read_samples_file(path: str | Path, task: str | None = None) -> SamplesFile:
-    """Read one samples file into prompt groups, in file order (lm-eval's doc order).
+    """Read one samples file into prompt groups (in file order, lm-eval's doc order) and per-doc values.
 
     The task is read from lm-eval's file name (``samples_<task>_<timestamp>.jsonl``) unless the caller knows it.
     """
@@ -155,6 +178,9 @@ def read_samples_file(path: str | Path, task: str | None = None) -> SamplesFile:
     path = Path(path)
     task = task or task_name_from_filename(path)
     groups: dict[int, PromptGroup] = {}
+    values: dict[int, dict] = {}
+    hashes: dict[int, str] = {}
+    from_div: set[int] = set()
     n_lines = dup = 0
     for where, record in iter_sample_records(path):
         n_lines += 1
@@ -162,6 +188,13 @@ def read_samples_file(path: str | Path, task: str | None = None) -> SamplesFile:
             raise SamplesFormatError(f"{where}: missing key(s) ['resps']")
         doc_id = record["doc_id"]
         outputs = _responses(record["resps"], where)
+        is_div = record.get("filter") == "div"
+        if doc_id not in values or (is_div and doc_id not in from_div):
+            values[doc_id] = _metric_row(record)
+            if is_div:
+                from_div.add(doc_id)
+            if record.get("doc_hash") is not None:
+                hashes[doc_id] = record["doc_hash"]
         if doc_id in groups:
             if groups[doc_id].outputs != outputs:
                 raise SamplesFormatError(f"{where}: doc_id {doc_id} appears again with different responses")
@@ -172,7 +205,15 @@ def read_samples_file(path: str | Path, task: str | None = None) -> SamplesFile:
         )
     if not groups:
         raise SamplesFormatError(f"{path}: no samples in file")
-    return SamplesFile(path=path, task=task, groups=list(groups.values()), n_lines=n_lines, n_duplicate_lines=dup)
+    return SamplesFile(
+        path=path,
+        task=task,
+        groups=list(groups.values()),
+        n_lines=n_lines,
+        n_duplicate_lines=dup,
+        values=values,
+        doc_hashes=hashes,
+    )
 
 
 def read_samples(paths: Iterable[str | Path]) -> dict[str, SamplesFile]:

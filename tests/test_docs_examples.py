@@ -82,7 +82,7 @@ def test_documented_command_parses(where, argv, capsys, tmp_path, monkeypatch):
 def _run_compare_example(args: list[str], tmp_path: Path, monkeypatch) -> None:
     """Run a documented ``compare`` command in a scratch directory holding a small run at every path it names."""
     from lm_eval_diversity.compare import run_compare
-    from tests.test_compare import BASE_GSM, write_run
+    from tests.compare.test_compare import BASE_GSM, write_run
 
     parsed = build_compare_parser().parse_args(args)
     monkeypatch.chdir(tmp_path)

@@ -153,3 +153,25 @@ def test_prompt_ending_in_think_marks_outputs_as_starting_inside_a_thought(tmp_p
     rows = score_groups(groups, DiversitySettings(metrics=("ead",), corpus_metrics=())).per_prompt
     # doc 0: "still thinking" never closes the thought the prompt opened; doc 1's prompt opened none
     assert [r["unclosed_think_rate"] for r in rows] == [0.5, 0.0]
+
+
+def test_per_doc_values_and_hashes_come_from_the_div_line(tmp_path):
+    """The reader ``compare`` and a run's baseline share: numeric top-level keys are the per-doc values (None ->
+    NaN, text and lists ignored), the ``div`` filter's line wins over an earlier line of the same doc."""
+    path = tmp_path / f"samples_diversity_gsm8k_{TIMESTAMP}.jsonl"
+    lines = [
+        {"doc_id": 0, "resps": [["a", "b"]], "filter": "none", "sbert": 0.9, "doc_hash": "h0"},
+        {"doc_id": 0, "resps": [["a", "b"]], "filter": "div", "sbert": 0.25, "vendi": None, "target": "7"},
+        {"doc_id": 1, "resps": [["c", "d"]], "filter": "div", "sbert": 0.5, "acc": True, "doc_hash": "h1"},
+        {"doc_id": 1, "resps": [["c", "d"]], "filter": "none", "sbert": 0.1, "k_correct": 2},
+        {"doc_id": 2, "resps": [["e", "f"]], "filter": "none", "sbert": 0.75, "note": "text", "filtered_resps": [1]},
+    ]
+    path.write_text("".join(json.dumps(rec) + "\n" for rec in lines))
+    sf = read_samples_file(path)
+    assert set(sf.values) == {0, 1, 2}
+    row0 = sf.values[0]
+    assert row0["doc_id"] == 0 and row0["sbert"] == 0.25 and row0["vendi"] != row0["vendi"]  # NaN
+    assert "target" not in row0 and "filter" not in row0
+    assert sf.values[1] == {"doc_id": 1, "sbert": 0.5, "acc": 1.0}  # the later non-div line does not replace it
+    assert sf.values[2] == {"doc_id": 2, "sbert": 0.75}
+    assert sf.doc_hashes == {0: "h0", 1: "h1"}  # the div line without a hash keeps the first line's

@@ -15,7 +15,7 @@ from lm_eval_diversity.compare import load_lineages, run_compare
 
 NAN = math.nan
 STAMP = "2024-05-01T12-00-00.000000"
-EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
+EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 
 # per-doc values (5 docs per task), chosen so every mean is easy by hand
 BASE_GSM = {
