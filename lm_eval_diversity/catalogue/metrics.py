@@ -427,9 +427,9 @@ def _mean_aggregated(names: tuple[str, ...], registered: tuple[str, ...]) -> fro
 def shown(name: str, run: set[str], corpus: set[str], *, verifiable: bool, repeats: int, baseline: bool) -> bool:
     """Whether a harness metric is defined for a run (the results table shows no row that is NaN by construction).
 
-    Selectable metrics when run (corpus levels when also in ``corpus``), per-input ones only with K >= 2; graded
-    metrics on verifiable tasks, ``pass@k`` for k <= K; derived ones only when their source metric runs; the
-    QC/residual split only with a baseline.
+    Selectable metrics when run (corpus levels when also in ``corpus``), per-input ones only with K >= 2; on
+    verifiable tasks ``pass@k`` for k <= K, the quality-filtered ones when their source metric runs (K >= 2), the
+    QC/residual split with a baseline; every other listed metric always.
     """
     base, level = split_level(name)
     try:
@@ -441,16 +441,14 @@ def shown(name: str, run: set[str], corpus: set[str], *, verifiable: bool, repea
         return r.name in run and r.name in corpus
     if r.selectable:
         return r.name in run and per_prompt
-    if r.graded and not verifiable:
-        return False
     if r.name.startswith("pass@"):
-        return int(r.name[5:]) <= repeats
+        return verifiable and int(r.name[5:]) <= repeats
     if r.kind == "baseline":
-        return baseline and r.requires in run
+        return verifiable and baseline and r.requires in run
     if r.requires is not None:
-        return per_prompt and r.requires in run
+        return verifiable and per_prompt and r.requires in run
     if r.model_setting is not None:  # derived from a model's pass: shown when a metric of that model runs
-        return per_prompt and bool(set(metrics_using(r.model_setting)) & run)
+        return verifiable and per_prompt and bool(set(metrics_using(r.model_setting)) & run)
     return True
 
 
