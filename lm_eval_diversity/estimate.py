@@ -19,6 +19,8 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
+from lm_eval_diversity.catalogue import metrics as catalogue
+
 from lm_eval_diversity.metrics.nli import split_sentences
 from lm_eval_diversity.settings import DiversitySettings
 
@@ -160,9 +162,10 @@ def format_work(works: Sequence[Work], settings: DiversitySettings, rates: Rates
     rates = rates or Rates(device="?")
     bound = "" if all(w.exact for w in works) else "at most "
     lines = []
-    embed = bool({"sbert", "vendi"} & set(settings.metrics))
-    nli = "nli" in settings.metrics
-    nli_corpus = nli and "nli" in settings.corpus_metrics
+    needed = catalogue.models_needed(settings.metrics)
+    embed = "sbert_model" in needed
+    nli = "nli_model" in needed
+    nli_corpus = nli and bool(set(catalogue.metrics_using("nli_model")) & set(settings.corpus_metrics))
     for w in works:
         parts = [f"{w.task}: {w.n_prompts} prompts x K={w.k}"]
         if embed:

@@ -678,7 +678,12 @@ def corpus_value(items: list[float | None]) -> float | None:
 
 def nanmean(items: list[float | None]) -> float | None:
     """Mean over the docs where a value is defined (e.g. diversity among correct outputs needs >= 2 correct);
-    None (JSON null) when it is defined for no doc."""
+    None (JSON null) when it is defined for no doc.
+
+    lm-eval's own registered ``nanmean`` aggregation (checked against lm-eval 0.4.13) is not a drop-in: it fails
+    on the nulls logged for undefined values, returns NaN (not null) when nothing is defined, and its
+    ``np.nanmean`` sums pairwise, which changes the last bits of most means against the sequential sum used here.
+    """
     values = [float(v) for v in items if v is not None and not math.isnan(float(v))]
     return sum(values) / len(values) if values else None
 
