@@ -20,7 +20,6 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from lm_eval_diversity.catalogue import metrics as catalogue
-
 from lm_eval_diversity.metrics.nli import split_sentences
 from lm_eval_diversity.settings import DiversitySettings
 

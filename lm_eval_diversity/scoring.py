@@ -319,9 +319,8 @@ def _kind_pass(
     corpus = {
         r.name: {lvl: out[r.name][n + j] for j, lvl in enumerate(levels)} for r in recs if r.name in task.corpus_names
     }
-    variants = [
-        r for r in catalogue.records() if r.kind == kind and r.correct_variants and r.model_setting == recs[0].model_setting
-    ]
+    model = recs[0].model_setting
+    variants = [r for r in catalogue.records() if r.kind == kind and r.correct_variants and r.model_setting == model]
     if task.correct is not None and variants:
         _correct_variants(task, prepared, scores, variants, per_prompt)
     return values, corpus

@@ -72,7 +72,8 @@ class DiversitySettings:
             raise ValueError(f"unknown metric(s) {unknown} in metrics; choose from {valid}")
         unknown = sorted(set(self.corpus_metrics) - set(catalogue.corpus_metrics()))
         if unknown:
-            raise ValueError(f"unknown metric(s) {unknown} in corpus_metrics; choose from {list(catalogue.corpus_metrics())}")
+            valid = list(catalogue.corpus_metrics())
+            raise ValueError(f"unknown metric(s) {unknown} in corpus_metrics; choose from {valid}")
         if self.vocab_size < 2:
             raise ValueError(f"vocab_size must be >= 2, got {self.vocab_size}")
         if self.batch_size < 1:

@@ -308,7 +308,9 @@ def corpus_metrics(default_only: bool = False) -> tuple[str, ...]:
     return tuple(r.name for r in records() if r.selectable and r.corpus and (r.corpus_default or not default_only))
 
 
-def metric_names(kind: str | None = None, *, graded: bool | None = None, selectable: bool | None = None) -> tuple[str, ...]:
+def metric_names(
+    kind: str | None = None, *, graded: bool | None = None, selectable: bool | None = None
+) -> tuple[str, ...]:
     """Names of the records of one input kind (all kinds with None), optionally only graded / selectable ones."""
     return tuple(
         r.name
@@ -321,8 +323,7 @@ def metric_names(kind: str | None = None, *, graded: bool | None = None, selecta
 
 def higher_is_better(name: str) -> bool:
     """Direction of a metric (a corpus-level name ``<m>_across_input`` / ``<m>_overall`` follows ``m``)."""
-    base, level = split_level(name)
-    return record(base).higher_is_better
+    return record(split_level(name)[0]).higher_is_better
 
 
 def split_level(name: str) -> tuple[str, str]:
@@ -462,8 +463,8 @@ def docs_table() -> str:
         inputs = r.inputs or r.kind + (f" (`{r.model_setting}`)" if r.model_setting else "")
         levels = ", ".join(r.levels) if r.kind not in ("baseline",) else "task"
         if r.selectable:
-            default = "on" + (", corpus levels on" if r.corpus_default else ", corpus levels opt-in" if r.corpus else "")
-            default = default if r.default else "off"
+            corpus = ", corpus levels on" if r.corpus_default else ", corpus levels opt-in" if r.corpus else ""
+            default = f"on{corpus}" if r.default else "off"
         else:
             default = "graded tasks" if r.graded else "always"
             if r.tasks:
