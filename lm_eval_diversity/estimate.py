@@ -68,8 +68,8 @@ def planned_work(task: str, n_prompts: int, k: int, settings: DiversitySettings)
 
 def measured_work(task: str, groups: Sequence, settings: DiversitySettings, sample_size: int = 256) -> Work:
     """Exact work of a task's outputs (prompt groups), with a random sample of its texts and pairs to calibrate."""
+    from lm_eval_diversity.passes import aligned_pairs_of, directional_pairs, nli_sets_of
     from lm_eval_diversity.preprocess import strip_cot
-    from lm_eval_diversity.scoring import aligned_pairs_of, directional_pairs, nli_sets_of
 
     stripped = [[strip_cot(o) for o in g.outputs] for g in groups]
     unique = list(dict.fromkeys(t for texts in stripped for t in texts))
