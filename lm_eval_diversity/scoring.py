@@ -1,8 +1,11 @@
 """The one scoring path: prompt groups of K raw outputs -> per-prompt and task-level numbers.
 
 The harness glue (a filter that sees a whole task) and the ``score`` command (samples files) both call
-:func:`score_groups`; they only adapt inputs and outputs. Model work is batched over the whole task: every unique
-text is embedded once, every unique NLI sentence pair is scored once.
+:func:`score_task`; they only adapt inputs and outputs. :func:`score_groups` runs in named steps: CoT stripping
+with the per-prompt diagnostics, the corpus samples, one batched pass per input kind of the chosen metrics
+(:mod:`lm_eval_diversity.passes`; the metrics and their kinds come from the catalogue,
+:mod:`lm_eval_diversity.catalogue.metrics`), then the summary. Model work is batched over the whole task: every
+unique text is embedded once, every unique NLI sentence pair is scored once.
 """
 
 from __future__ import annotations
@@ -219,7 +222,7 @@ def score_groups(
     )  # fmt: skip
 
     values: dict[str, list[float]] = {m: [NAN] * n for m in metrics}
-    corpus: dict[str, dict[str, float]] = {m: {"across_input": NAN, "overall": NAN} for m in metrics}
+    corpus: dict[str, dict[str, float]] = {m: dict.fromkeys(catalogue.CORPUS_LEVELS, NAN) for m in metrics}
     for kind in catalogue.KINDS:
         for setting in dict.fromkeys(r.model_setting for r in chosen if r.kind == kind):
             recs = [r for r in chosen if r.kind == kind and r.model_setting == setting]
