@@ -39,14 +39,11 @@ the harness adds the lm-eval entries of registered records to every diversity ta
 
 from __future__ import annotations
 
+import importlib
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from functools import lru_cache
-
-from lm_eval_diversity.metrics.embedding import sbert_diversity_from_gram, vendi_from_gram
-from lm_eval_diversity.metrics.ngram import ead
-from lm_eval_diversity.metrics.nli import nli_diversity
 
 LEVELS = ("per_input", "across_input", "overall")
 CORPUS_LEVELS = ("across_input", "overall")
@@ -125,33 +122,42 @@ class MetricRecord:
         return LEVELS if self.corpus else ("per_input",)
 
 
-def _batched(per_set: Callable) -> Callable:
-    """A ``texts`` function from a per-set one taking ``vocab_size`` (EAD's signature)."""
+def _lazy(module: str, name: str) -> Callable:
+    """``module.name``, imported on first call (the catalogue is read by commands that must start fast)."""
 
-    def fn(sets, settings):
-        return [per_set(texts, settings.vocab_size) for texts in sets]
+    def fn(*args, **kwargs):
+        return getattr(importlib.import_module(module), name)(*args, **kwargs)
 
-    fn.__doc__ = per_set.__doc__
+    fn.__qualname__ = fn.__name__ = name
     return fn
+
+
+_ead = _lazy("lm_eval_diversity.metrics.ngram", "ead")
+
+
+def _ead_sets(sets, settings) -> list[float]:
+    """EAD of each set with the run's vocabulary size (``texts`` kind)."""
+    return [_ead(texts, settings.vocab_size) for texts in sets]
 
 
 _PRIMARY = (
     MetricRecord(
-        "ead", "texts", "expectation-adjusted distinct n-grams, n = 1..5", _batched(ead), corpus=True,
+        "ead", "texts", "expectation-adjusted distinct n-grams, n = 1..5", _ead_sets, corpus=True,
         selectable=True, default=True, corpus_default=True,
     ),
     MetricRecord(
         "sbert", "embeddings", "1 - mean pairwise cosine similarity of sentence embeddings",
-        sbert_diversity_from_gram, corpus=True, selectable=True, default=True, corpus_default=True,
-        correct_variants=("all", "correct"), split=True,
+        _lazy("lm_eval_diversity.metrics.embedding", "sbert_diversity_from_gram"), corpus=True, selectable=True,
+        default=True, corpus_default=True, correct_variants=("all", "correct"), split=True,
     ),
     MetricRecord(
-        "vendi", "embeddings", "Vendi score (exp entropy of the cosine Gram spectrum)", vendi_from_gram,
-        corpus=True, selectable=True, default=True, corpus_default=True, correct_variants=("correct",), split=True,
+        "vendi", "embeddings", "Vendi score (exp entropy of the cosine Gram spectrum)",
+        _lazy("lm_eval_diversity.metrics.embedding", "vendi_from_gram"), corpus=True, selectable=True, default=True,
+        corpus_default=True, correct_variants=("correct",), split=True,
     ),
     MetricRecord(
-        "nli", "nli_pairs", "1 - mean P(entail) - P(contradict) over aligned sentence pairs", nli_diversity,
-        corpus=True, selectable=True, default=True,
+        "nli", "nli_pairs", "1 - mean P(entail) - P(contradict) over aligned sentence pairs",
+        _lazy("lm_eval_diversity.metrics.nli", "nli_diversity"), corpus=True, selectable=True, default=True,
     ),
 )  # fmt: skip
 
