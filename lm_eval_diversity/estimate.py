@@ -19,6 +19,7 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
+from lm_eval_diversity.catalogue import metrics as catalogue
 from lm_eval_diversity.metrics.nli import split_sentences
 from lm_eval_diversity.settings import DiversitySettings
 
@@ -67,8 +68,8 @@ def planned_work(task: str, n_prompts: int, k: int, settings: DiversitySettings)
 
 def measured_work(task: str, groups: Sequence, settings: DiversitySettings, sample_size: int = 256) -> Work:
     """Exact work of a task's outputs (prompt groups), with a random sample of its texts and pairs to calibrate."""
+    from lm_eval_diversity.passes import aligned_pairs_of, directional_pairs, nli_sets_of
     from lm_eval_diversity.preprocess import strip_cot
-    from lm_eval_diversity.scoring import aligned_pairs_of, directional_pairs, nli_sets_of
 
     stripped = [[strip_cot(o) for o in g.outputs] for g in groups]
     unique = list(dict.fromkeys(t for texts in stripped for t in texts))
@@ -160,9 +161,10 @@ def format_work(works: Sequence[Work], settings: DiversitySettings, rates: Rates
     rates = rates or Rates(device="?")
     bound = "" if all(w.exact for w in works) else "at most "
     lines = []
-    embed = bool({"sbert", "vendi"} & set(settings.metrics))
-    nli = "nli" in settings.metrics
-    nli_corpus = nli and "nli" in settings.corpus_metrics
+    needed = catalogue.models_needed(settings.metrics)
+    embed = "sbert_model" in needed
+    nli = "nli_model" in needed
+    nli_corpus = nli and bool(set(catalogue.metrics_using("nli_model")) & set(settings.corpus_metrics))
     for w in works:
         parts = [f"{w.task}: {w.n_prompts} prompts x K={w.k}"]
         if embed:

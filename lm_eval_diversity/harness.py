@@ -22,6 +22,7 @@ from lm_eval.api.registry import register_filter
 from lm_eval.api.task import ConfigurableTask
 
 from lm_eval_diversity import TASK_DIR, TASKS_DISCOVERED
+from lm_eval_diversity.catalogue import metrics as catalogue
 from lm_eval_diversity.catalogue.tasks import CODE_TASKS, graded_task_names, is_graded, short_name
 from lm_eval_diversity.command import (
     DataParallelError,
@@ -37,7 +38,6 @@ from lm_eval_diversity.preprocess import prompt_opens_think
 from lm_eval_diversity.scoring import MetricModels, PromptGroup, score_task
 from lm_eval_diversity.settings import (
     COMMAND_DEFAULTS,
-    DIVERSITY_METRICS,
     ENV_PREFIX,
     SAMPLING_PRESETS,
     DiversitySettings,
@@ -60,7 +60,7 @@ class _DropCustomDatasetHint(logging.Filter):
 logging.getLogger("lm_eval.api.task").addFilter(_DropCustomDatasetHint())
 
 FILTER_NAME = "diversity_metrics"
-CORPUS_LEVELS = ("across_input", "overall")
+CORPUS_LEVELS = catalogue.CORPUS_LEVELS
 NO_COT_PREFIX = "<think>\n\n</think>\n\n"  # an empty thought, for templates that do not open one
 NO_COT_CLOSE = "\n</think>\n\n"  # closes the thought a thinking template opened with <think>
 
@@ -96,10 +96,8 @@ def check_models_available(settings: DiversitySettings, sources: dict[str, str] 
     """Resolve the metric models' locations (no loading); raises ``ModelUnavailableError`` naming the setting
     the user gave (``--metadata sbert_model``, ``LM_EVAL_DIVERSITY_SBERT_MODEL``) or, for a default, the key."""
     sources = sources or {}
-    if {"sbert", "vendi"} & set(settings.metrics):
-        _resolve(settings.sbert_model, sources.get("sbert_model", "--sbert_model / --metadata sbert_model"))
-    if "nli" in settings.metrics:
-        _resolve(settings.nli_model, sources.get("nli_model", "--nli_model / --metadata nli_model"))
+    for setting in catalogue.models_needed(settings.metrics):
+        _resolve(getattr(settings, setting), sources.get(setting, f"--{setting} / --metadata {setting}"))
 
 
 @lru_cache(maxsize=8)
@@ -117,9 +115,9 @@ def check_before_generation(task: str, settings: DiversitySettings, sources: dic
 
     sources = sources or {}
     check_models_available(settings, sources)
-    if {"sbert", "vendi", "nli"} & set(settings.metrics):
+    if catalogue.models_needed(settings.metrics):
         check_device(settings.device, sources.get("device", "--metric_device / --metadata metric_device"))
-    if "nli" in settings.metrics:
+    if "nli_model" in catalogue.models_needed(settings.metrics):
         nli_source = sources.get("nli_model", "--nli_model / --metadata nli_model")
         check_nli_config(_resolve(settings.nli_model, nli_source), nli_source)
     if settings.baseline and is_graded(task):
@@ -245,7 +243,8 @@ class DiversityTask(ConfigurableTask):
         metadata["data_dir"] = data_dir or None  # also handed to the dataset loader (custom_dataset)
         config["metadata"] = metadata
         repeats_k = int(config.get("repeats", 1))
-        config["metric_list"] = _with_pass_at_k(config.get("metric_list") or [], repeats_k)
+        metric_list = with_registered_metrics(config.get("metric_list") or [], config["task"])
+        config["metric_list"] = _with_pass_at_k(metric_list, repeats_k)
         if not show_all:
             config["metric_list"] = shown_metrics(
                 config.get("metric_list") or [], self._settings, repeats_k, config["task"]
@@ -385,37 +384,30 @@ def _points_at_local_data(config: dict) -> bool:
 
 
 def shown_metrics(metric_list: list[dict], settings: DiversitySettings, repeats: int, task: str) -> list[dict]:
-    """The metrics defined for this run (the results table shows no row that is NaN by construction).
-
-    Diversity metrics only when run (corpus levels only when requested); ``pass@k`` only for k <= K;
-    quality-filtered diversity only with the embedding metric it uses; the QC/residual split only with a baseline.
-    """
+    """The metrics defined for this run (the results table shows no row that is NaN by construction); the rule of
+    each metric is the catalogue's (:func:`lm_eval_diversity.catalogue.metrics.shown`)."""
     run = set(settings.metrics)
+    corpus = set(settings.corpus_metrics)
     verifiable = is_graded(task)
-    per_prompt = repeats >= 2  # diversity among one prompt's outputs needs K >= 2
-    kept = []
-    for entry in metric_list:
-        name = entry["metric"]
-        base, _, level = name.partition("_")
-        if name in DIVERSITY_METRICS:
-            ok = name in run and per_prompt
-        elif level in CORPUS_LEVELS:
-            ok = base in run and base in settings.corpus_metrics
-        elif name.startswith("pass@"):
-            ok = verifiable and int(name[5:]) <= repeats
-        elif name.startswith(("loss_", "residual_", "qc_")):
-            ok = verifiable and bool(settings.baseline) and name.rpartition("_")[2] in run
-        elif name in ("sbert_all", "sbert_correct"):
-            ok = verifiable and per_prompt and "sbert" in run
-        elif name == "vendi_correct":
-            ok = verifiable and per_prompt and "vendi" in run
-        elif name == "computable":
-            ok = verifiable and per_prompt and bool({"sbert", "vendi"} & run)
-        else:
-            ok = True
-        if ok:
-            kept.append(entry)
-    return kept
+    return [
+        entry
+        for entry in metric_list
+        if catalogue.shown(
+            entry["metric"], run, corpus, verifiable=verifiable, repeats=repeats, baseline=bool(settings.baseline)
+        )
+    ]
+
+
+def with_registered_metrics(metric_list: list[dict], task: str) -> list[dict]:
+    """The task's ``metric_list`` plus the entries of metrics added to the catalogue at run time
+    (:func:`lm_eval_diversity.catalogue.metrics.register_metric`) that it does not list yet."""
+    extra = catalogue.registered_records()
+    if not extra:
+        return metric_list
+    listed = {m["metric"] for m in metric_list}
+    graded = is_graded(task)
+    entries = catalogue.harness_entries(extra, graded, task)
+    return [*metric_list, *(e for e in entries if e["metric"] not in listed)]
 
 
 def _positive_int(value, setting: str) -> int:
@@ -603,13 +595,14 @@ def baseline_split(task: str, model_rows: list[dict], baseline: str) -> dict[str
     """
     from lm_eval_diversity.analysis import split_from_prompts
 
-    nan = {f"{part}_{m}": math.nan for m in ("sbert", "vendi") for part in ("loss", "residual", "qc")}
+    parts = catalogue.SPLIT_PARTS
+    nan = {f"{part}_{m}": math.nan for m in catalogue.split_metrics() for part in parts}
     td = _baseline_run(baseline).tasks.get(task)
     if td is None or not td.per_prompt:
         log.warning("%s: baseline %s has no per-prompt values for this task; no QC/residual split", task, baseline)
         return nan
     out = {}
-    for metric in ("sbert", "vendi"):
+    for metric in catalogue.split_metrics():
         split = split_from_prompts(td.per_prompt, model_rows, metric)
         if split["ids_only_base"] or split["ids_only_model"]:
             log.warning(
@@ -617,7 +610,7 @@ def baseline_split(task: str, model_rows: list[dict], baseline: str) -> dict[str
                 "the split uses the %d common prompts",
                 task, len(split["ids_only_base"]), len(split["ids_only_model"]), split["n_common"],
             )  # fmt: skip
-        out.update({f"{part}_{metric}": split[part] for part in ("loss", "residual", "qc")})
+        out.update({f"{part}_{metric}": split[part] for part in parts})
     return out
 
 
@@ -635,6 +628,7 @@ def _per_doc_values(results: list, names: tuple[str, ...]) -> dict[str, float | 
             "keep the task's filter_list as shipped"
         )
     values = dict(payload)
+    mean_aggregated = catalogue.mean_aggregated(names)
     if "n_instructions" in values:  # ifeval: lm-eval's instruction-level accuracies of output #0
         n = int(values["n_instructions"])
         for m in ("inst_level_strict_acc", "inst_level_loose_acc"):
@@ -647,7 +641,7 @@ def _per_doc_values(results: list, names: tuple[str, ...]) -> dict[str, float | 
             out[name] = value
             continue
         value = float(value)
-        out[name] = None if math.isnan(value) and name not in _MEAN_AGGREGATED else value
+        out[name] = None if math.isnan(value) and name not in mean_aggregated else value
     return out
 
 
@@ -655,13 +649,6 @@ def inst_level_mean(items: list[list[float]]) -> float:
     """Share of followed instructions over every instruction of every prompt (lm-eval's ifeval aggregation)."""
     flat = [v for per_doc in items for v in per_doc]
     return sum(flat) / len(flat) if flat else math.nan
-
-
-# metrics aggregated by lm-eval's own ``mean`` (a null would break it): per-input levels and rates
-_MEAN_AGGREGATED = frozenset(
-    {*DIVERSITY_METRICS, "dup_rate", "empty_rate", "unclosed_think_rate", "acc", "maj@K", "k_correct",
-     "sbert_all", "computable"}
-)  # fmt: skip
 
 
 TWO_PASS_NOTE = "see two-pass flow: --predict_only, then lm-eval-diversity score (docs/scale.md)"
@@ -689,7 +676,12 @@ def corpus_value(items: list[float | None]) -> float | None:
 
 def nanmean(items: list[float | None]) -> float | None:
     """Mean over the docs where a value is defined (e.g. diversity among correct outputs needs >= 2 correct);
-    None (JSON null) when it is defined for no doc."""
+    None (JSON null) when it is defined for no doc.
+
+    lm-eval's own registered ``nanmean`` aggregation (checked against lm-eval 0.4.13) is not a drop-in: it fails
+    on the nulls logged for undefined values, returns NaN (not null) when nothing is defined, and its
+    ``np.nanmean`` sums pairwise, which changes the last bits of most means against the sequential sum used here.
+    """
     values = [float(v) for v in items if v is not None and not math.isnan(float(v))]
     return sum(values) / len(values) if values else None
 

@@ -1,8 +1,11 @@
 """The one scoring path: prompt groups of K raw outputs -> per-prompt and task-level numbers.
 
 The harness glue (a filter that sees a whole task) and the ``score`` command (samples files) both call
-:func:`score_groups`; they only adapt inputs and outputs. Model work is batched over the whole task: every unique
-text is embedded once, every unique NLI sentence pair is scored once.
+:func:`score_task`; they only adapt inputs and outputs. :func:`score_groups` runs in named steps: CoT stripping
+with the per-prompt diagnostics, the corpus samples, one batched pass per input kind of the chosen metrics
+(:mod:`lm_eval_diversity.passes`; the metrics and their kinds come from the catalogue,
+:mod:`lm_eval_diversity.catalogue.metrics`), then the summary. Model work is batched over the whole task: every
+unique text is embedded once, every unique NLI sentence pair is scored once.
 """
 
 from __future__ import annotations
@@ -11,21 +14,21 @@ import functools
 import logging
 import math
 import os
-from collections import Counter, defaultdict
+from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
 
-from lm_eval_diversity.metrics.embedding import sbert_diversity_from_gram, vendi_from_gram
-from lm_eval_diversity.metrics.ngram import ead
-from lm_eval_diversity.metrics.nli import aligned_sentence_pairs, nli_diversity, prompt_rng
+from lm_eval_diversity.catalogue import metrics as catalogue
+from lm_eval_diversity.catalogue import short_name
+from lm_eval_diversity.catalogue.tasks import CODE_TASKS
+from lm_eval_diversity.passes import KIND_PASSES, TaskInput
 from lm_eval_diversity.preprocess import strip_cot_with_diagnostics
 from lm_eval_diversity.settings import DiversitySettings
 
 log = logging.getLogger(__name__)
 
-EMBEDDING_METRICS = ("sbert", "vendi")
 NAN = float("nan")
 
 
@@ -53,10 +56,17 @@ class PromptGroup:
 
 @dataclass
 class MetricModels:
-    """Models loaded once per run and passed to :func:`score_groups` (None where a metric is not run)."""
+    """Models loaded once per run and passed to :func:`score_groups` (None where a metric is not run).
+
+    One attribute per model setting of the metric catalogue: ``sbert`` for ``sbert_model``, ``nli`` for
+    ``nli_model``.
+    """
 
     sbert: object | None = None
     nli: object | None = None
+
+    def for_setting(self, model_setting: str) -> object | None:
+        return getattr(self, model_setting.removesuffix("_model"), None)
 
 
 @dataclass
@@ -71,59 +81,23 @@ class TaskScores:
     verdicts: list = field(default_factory=list)  # graded tasks: per prompt, the Verdict of each output
 
 
-def load_models(settings: DiversitySettings) -> MetricModels:
-    """Load the models the chosen metrics need, once."""
+def _model_loaders(settings: DiversitySettings) -> dict:
     from lm_eval_diversity.models import load_nli_model, load_sentence_model
 
-    sbert = nli = None
-    if set(settings.metrics) & set(EMBEDDING_METRICS):
-        sbert = load_sentence_model(settings.sbert_model, settings.device, dtype=settings.dtype)
-    if "nli" in settings.metrics:
-        nli = load_nli_model(
+    return {
+        "sbert_model": lambda: load_sentence_model(settings.sbert_model, settings.device, dtype=settings.dtype),
+        "nli_model": lambda: load_nli_model(
             settings.nli_model, settings.device, max_length=settings.nli_max_length, dtype=settings.dtype
-        )
-    return MetricModels(sbert=sbert, nli=nli)
+        ),
+    }
 
 
-def corpus_positions(n_prompts: int, n_outputs: int, seed: int, size: int) -> tuple[list[int], list[int]]:
-    """Subsets for the across-input and overall levels, drawn as the reference's offline path does.
-
-    With ``RandomState(seed)``: first, if ``n_outputs >= size``, ``size`` of all outputs; then, if
-    ``n_prompts >= size``, ``size`` of the first outputs; each drawn without replacement and sorted. Smaller sets
-    are used whole. Returns (first-output prompt positions, flat output positions).
-    """
-    rs = np.random.RandomState(seed)
-    overall = sorted(rs.choice(n_outputs, size, replace=False).tolist()) if n_outputs >= size else None
-    first = sorted(rs.choice(n_prompts, size, replace=False).tolist()) if n_prompts >= size else None
-    return (
-        first if first is not None else list(range(n_prompts)),
-        overall if overall is not None else list(range(n_outputs)),
+def load_models(settings: DiversitySettings) -> MetricModels:
+    """Load the models the chosen metrics need (the catalogue's model settings), once."""
+    loaders = _model_loaders(settings)
+    return MetricModels(
+        **{name.removesuffix("_model"): loaders[name]() for name in catalogue.models_needed(settings.metrics)}
     )
-
-
-def corpus_sets_of(stripped: Sequence[Sequence[str]], settings: DiversitySettings) -> dict[str, list[int]]:
-    """Flat output positions of the across-input set (first outputs) and the overall set of a task."""
-    n_outputs = sum(len(t) for t in stripped)
-    first_pos, overall_pos = corpus_positions(
-        sum(bool(t) for t in stripped), n_outputs, settings.seed, settings.corpus_sample_size
-    )
-    offsets = np.cumsum([0] + [len(t) for t in stripped])
-    has_first = [i for i, t in enumerate(stripped) if t]
-    return {"across_input": [int(offsets[has_first[p]]) for p in first_pos], "overall": overall_pos}
-
-
-def nli_sets_of(
-    groups: Sequence[PromptGroup], stripped: Sequence[list[str]], settings: DiversitySettings, corpus: bool
-) -> list[tuple[list[str], object]]:
-    """The output sets NLI scores, each with its sentence-sampling key: one per prompt (empty when it has fewer
-    than 2 outputs), then, with ``corpus``, the across-input and overall sets."""
-    sets: list[tuple[list[str], object]] = [
-        (list(texts) if len(texts) >= 2 else [], g.rng_key) for texts, g in zip(stripped, groups)
-    ]
-    if corpus:
-        flat = [t for texts in stripped for t in texts]
-        sets += [([flat[p] for p in pos], lvl) for lvl, pos in corpus_sets_of(stripped, settings).items()]
-    return sets
 
 
 def _mean_std(values: Sequence[float]) -> tuple[float, float]:
@@ -134,22 +108,89 @@ def _mean_std(values: Sequence[float]) -> tuple[float, float]:
     return float(arr.mean()), float(arr.std()) if len(arr) > 1 else 0.0
 
 
-def _embedding_scores(sets: list[list[int]], embeddings: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """SBERT diversity and Vendi for many sets of embedding rows, batched by set size."""
-    sbert = np.full(len(sets), NAN)
-    vendi = np.full(len(sets), NAN)
-    by_size: dict[int, list[int]] = defaultdict(list)
-    for i, rows in enumerate(sets):
-        by_size[len(rows)].append(i)
-    emb = embeddings.astype(np.float64)
-    for size, members in by_size.items():
-        if size == 0:
-            continue
-        stacked = emb[np.asarray([sets[i] for i in members])]  # (b, m, d)
-        g = stacked @ np.swapaxes(stacked, -1, -2)
-        sbert[members] = sbert_diversity_from_gram(g)
-        vendi[members] = vendi_from_gram(g)
-    return sbert, vendi
+def _check_models(recs: Sequence[catalogue.MetricRecord], models: MetricModels) -> None:
+    for setting in dict.fromkeys(r.model_setting for r in recs if r.model_setting):
+        if models.for_setting(setting) is None:
+            names = "/".join(r.name for r in recs if r.model_setting == setting)
+            attr = setting.removesuffix("_model")
+            raise ValueError(f"{names} requested but no {setting} model was passed (MetricModels.{attr})")
+
+
+def _strip_outputs(groups: Sequence[PromptGroup]) -> tuple[list[list[str]], list[dict]]:
+    """CoT-strip every output; one row per prompt with its size and the ``stripped``-kind diagnostics."""
+    diag_records = [r for r in catalogue.records() if r.kind == "stripped"]
+    stripped: list[list[str]] = []
+    per_prompt: list[dict] = []
+    for g in groups:
+        diag = [strip_cot_with_diagnostics(o, g.think_opened) for o in g.outputs]
+        texts = [d.text for d in diag]
+        stripped.append(texts)
+        row: dict = {"doc_id": g.doc_id, "n_outputs": len(texts)}
+        row.update({r.name: r.fn(texts, diag) for r in diag_records})
+        per_prompt.append(row)
+    return stripped, per_prompt
+
+
+def _warn_short(groups: Sequence[PromptGroup], stripped: list[list[str]], k: int) -> int:
+    n = len(groups)
+    n_short = sum(len(t) < k for t in stripped)
+    if n_short:
+        log.warning("%d of %d prompts have fewer than K=%d outputs; they are scored on what they have", n_short, n, k)
+    if k < 2 and n:
+        log.warning("K=%d output(s) per prompt: diversity is undefined; per-input metrics are reported as NaN", k)
+    return n_short
+
+
+def _kind_pass(
+    task: TaskInput, kind: str, recs: list[catalogue.MetricRecord], per_prompt: list[dict]
+) -> tuple[dict[str, list[float]], dict[str, dict[str, float]]]:
+    """One kind's batched pass: per-prompt values, corpus values, and (with correctness flags) the correct-subset
+    variants of every record of the kind and model that has them, written into the prompt rows."""
+    if kind not in KIND_PASSES:
+        names = ", ".join(r.name for r in recs)
+        raise ValueError(f"metric(s) {names} of input kind {kind!r} have no scoring pass; they cannot be chosen")
+    build, scores = KIND_PASSES[kind]
+    prepared = build(task, recs)
+    n = len(task.groups)
+    levels = task.levels_for(recs)
+    out = scores(task, prepared, recs, task.prompt_sets + [task.corpus_sets[lvl] for lvl in levels])
+    values = {r.name: out[r.name][:n] for r in recs}
+    corpus = {
+        r.name: {lvl: out[r.name][n + j] for j, lvl in enumerate(levels)} for r in recs if r.name in task.corpus_names
+    }
+    model = recs[0].model_setting
+    variants = [r for r in catalogue.records() if r.kind == kind and r.correct_variants and r.model_setting == model]
+    if task.correct is not None and variants:
+        _correct_variants(task, prepared, scores, variants, per_prompt)
+    return values, corpus
+
+
+def _correct_variants(task: TaskInput, prepared, scores, recs, per_prompt: list[dict]) -> None:
+    """``<m>_all``, ``<m>_correct`` per prompt, with ``k_correct`` and ``computable`` (>= 2 correct outputs)."""
+    all_sets, corr_sets = task.correct_sets()
+    over_all = scores(task, prepared, recs, all_sets)
+    over_correct = scores(task, prepared, recs, corr_sets)
+    for i, row in enumerate(per_prompt):
+        computable = bool(corr_sets[i])
+        row.setdefault("k_correct", int(sum(task.correct[i])))
+        row.setdefault("computable", float(computable))
+        for r in recs:
+            for variant in r.correct_variants:
+                row[f"{r.name}_{variant}"] = (over_all if variant == "all" else over_correct)[r.name][i]
+
+
+def _summary(
+    metrics: Sequence[str], values: dict[str, list[float]], corpus: dict[str, dict[str, float]], per_prompt: list[dict]
+) -> dict[str, dict[str, float]]:
+    """Per metric: mean and population std over prompts with a defined value, then the corpus levels; the
+    per-prompt values are added to the prompt rows."""
+    summary: dict[str, dict[str, float]] = {}
+    for m in metrics:
+        mean, std = _mean_std(values[m])
+        summary[m] = {"per_input_mean": mean, "per_input_std": std, **corpus[m]}
+        for row, v in zip(per_prompt, values[m]):
+            row[m] = v
+    return summary
 
 
 def score_groups(
@@ -162,155 +203,50 @@ def score_groups(
 ) -> TaskScores:
     """Score a whole task.
 
-    Per prompt: every diversity metric on its CoT-stripped outputs, plus the exact-duplicate, empty and
+    Per prompt: every chosen metric on its CoT-stripped outputs, plus the exact-duplicate, empty and
     unclosed-think rates. A prompt with fewer than 2 outputs has undefined diversity (NaN, counted in
-    ``diagnostics["n_undefined"]``), not 0. With ``correct`` (one bool per output), also SBERT over all outputs and
-    SBERT/Vendi over the correct outputs of prompts with >= 2 correct (NaN otherwise).
+    ``diagnostics["n_undefined"]``), not 0. With ``correct`` (one bool per output), also the correct-subset variants
+    of the kinds that ran (SBERT over all outputs, SBERT/Vendi over the correct outputs of prompts with >= 2
+    correct, NaN otherwise). The chosen records run grouped by input kind, one batched pass per kind.
     """
     models = models or MetricModels()
     metrics = tuple(settings.metrics)
-    corpus_metrics = tuple(m for m in settings.corpus_metrics if m in metrics)
-    if set(metrics) & set(EMBEDDING_METRICS) and models.sbert is None:
-        raise ValueError("sbert/vendi requested but no sentence-embedding model was passed (MetricModels.sbert)")
-    if "nli" in metrics and models.nli is None:
-        raise ValueError("nli requested but no NLI model was passed (MetricModels.nli)")
+    chosen = [catalogue.record(m) for m in metrics]
+    _check_models(chosen, models)
 
+    stripped, per_prompt = _strip_outputs(groups)
     n = len(groups)
-    stripped: list[list[str]] = []
-    per_prompt: list[dict] = []
-    for g in groups:
-        diag = [strip_cot_with_diagnostics(o, g.think_opened) for o in g.outputs]
-        texts = [d.text for d in diag]
-        stripped.append(texts)
-        size = len(texts)
-        per_prompt.append(
-            {
-                "doc_id": g.doc_id,
-                "n_outputs": size,
-                "dup_rate": (size - len(set(texts))) / size if size else NAN,
-                "empty_rate": sum(t == "" for t in texts) / size if size else NAN,
-                "unclosed_think_rate": sum(d.unclosed_think for d in diag) / size if size else NAN,
-            }
-        )
     k = max((len(t) for t in stripped), default=0)
-    defined = [len(t) >= 2 for t in stripped]
-    n_short = sum(len(t) < k for t in stripped)
-    if n_short:
-        log.warning("%d of %d prompts have fewer than K=%d outputs; they are scored on what they have", n_short, n, k)
-    if k < 2 and n:
-        log.warning("K=%d output(s) per prompt: diversity is undefined; per-input metrics are reported as NaN", k)
-
-    flat = [t for texts in stripped for t in texts]
-    offsets = np.cumsum([0] + [len(t) for t in stripped])
-    corpus_sets = corpus_sets_of(stripped, settings)
-    first_flat, overall_pos = corpus_sets["across_input"], corpus_sets["overall"]
+    n_short = _warn_short(groups, stripped, k)
+    task = TaskInput(
+        groups, stripped, settings, models, frozenset(m for m in settings.corpus_metrics if m in metrics), correct,
+        progress,
+    )  # fmt: skip
 
     values: dict[str, list[float]] = {m: [NAN] * n for m in metrics}
-    corpus: dict[str, dict[str, float]] = {m: {"across_input": NAN, "overall": NAN} for m in metrics}
-
-    if "ead" in metrics:
-        values["ead"] = [ead(t, settings.vocab_size) if ok else NAN for t, ok in zip(stripped, defined)]
-        if "ead" in corpus_metrics:
-            for level, pos in corpus_sets.items():
-                corpus["ead"][level] = ead([flat[p] for p in pos], settings.vocab_size)
-
-    emb_rows: list[list[int]] | None = None
-    if set(metrics) & set(EMBEDDING_METRICS):
-        from lm_eval_diversity.models import embed_texts, unique_texts
-
-        uniq = unique_texts(flat)
-        embeddings = embed_texts(models.sbert, uniq.texts, settings.batch_size, progress=progress)
-        flat_rows = [uniq.index[t] for t in flat]
-        emb_rows = [flat_rows[offsets[i] : offsets[i + 1]] for i in range(n)]
-        sets = [rows if ok else [] for rows, ok in zip(emb_rows, defined)]
-        levels = [lvl for lvl in corpus_sets if set(corpus_metrics) & set(EMBEDDING_METRICS)]
-        sets += [[flat_rows[p] for p in corpus_sets[lvl]] for lvl in levels]
-        sb, vs = _embedding_scores(sets, embeddings)
-        for name, arr in (("sbert", sb), ("vendi", vs)):
-            if name in metrics:
-                values[name] = [float(v) for v in arr[:n]]
-                if name in corpus_metrics:
-                    for j, lvl in enumerate(levels):
-                        corpus[name][lvl] = float(arr[n + j])
-        if correct is not None:
-            _quality_filtered(per_prompt, emb_rows, embeddings, correct)
-
-    if "nli" in metrics:
-        nli_sets = nli_sets_of(groups, stripped, settings, corpus="nli" in corpus_metrics)
-        scores = _nli_scores(nli_sets, models.nli, settings, progress)
-        values["nli"] = [s if ok else NAN for s, ok in zip(scores[:n], defined)]
-        if "nli" in corpus_metrics:
-            corpus["nli"]["across_input"], corpus["nli"]["overall"] = scores[n], scores[n + 1]
-
-    for lvl, pos in corpus_sets.items():
+    corpus: dict[str, dict[str, float]] = {m: dict.fromkeys(catalogue.CORPUS_LEVELS, NAN) for m in metrics}
+    for kind in catalogue.KINDS:
+        for setting in dict.fromkeys(r.model_setting for r in chosen if r.kind == kind):
+            recs = [r for r in chosen if r.kind == kind and r.model_setting == setting]
+            kind_values, kind_corpus = _kind_pass(task, kind, recs, per_prompt)
+            values.update(kind_values)
+            for name, levels in kind_corpus.items():
+                corpus[name].update(levels)
+    for lvl, pos in task.corpus_sets.items():
         if not pos:  # no text at all in the corpus sample (K = 0): undefined, never 0
             for m in metrics:
                 corpus[m][lvl] = NAN
-    summary: dict[str, dict[str, float]] = {}
-    for m in metrics:
-        mean, std = _mean_std(values[m])
-        summary[m] = {"per_input_mean": mean, "per_input_std": std, **corpus[m]}
-        for row, v in zip(per_prompt, values[m]):
-            row[m] = v
+    summary = _summary(metrics, values, corpus, per_prompt)
     diagnostics = {
         "n_short": n_short,
         "short_doc_ids": [g.doc_id for g, t in zip(groups, stripped) if len(t) < k],
-        "n_undefined": sum(not ok for ok in defined),
+        "n_undefined": sum(not s for s in task.prompt_sets),
         "n_unclosed_think": sum(round(r["unclosed_think_rate"] * r["n_outputs"]) for r in per_prompt if r["n_outputs"]),
-        "n_outputs": len(flat),
-        "n_unique_outputs": len(set(flat)),
-        "corpus_sample": {"across_input": len(first_flat), "overall": len(overall_pos)},
+        "n_outputs": len(task.flat),
+        "n_unique_outputs": len(set(task.flat)),
+        "corpus_sample": {lvl: len(pos) for lvl, pos in task.corpus_sets.items()},
     }
     return TaskScores(n_prompts=n, k=k, metrics=summary, per_prompt=per_prompt, diagnostics=diagnostics)
-
-
-def _quality_filtered(
-    per_prompt: list[dict], emb_rows: list[list[int]], embeddings: np.ndarray, correct: Sequence[Sequence[bool]]
-) -> None:
-    """Add sbert_all, sbert_correct, vendi_correct, k_correct, computable to each prompt row (reference §6.1)."""
-    if len(correct) != len(per_prompt):
-        raise ValueError(f"correct has {len(correct)} prompts, expected {len(per_prompt)}")
-    sets_all = [rows if len(rows) >= 2 else [] for rows in emb_rows]
-    sets_corr = []
-    for rows, flags, row in zip(emb_rows, correct, per_prompt):
-        if len(flags) != len(rows):
-            raise ValueError(f"doc_id {row['doc_id']}: {len(flags)} correctness flags for {len(rows)} outputs")
-        chosen = [r for r, ok in zip(rows, flags) if ok]
-        sets_corr.append(chosen if len(chosen) >= 2 else [])
-    sb_all, _ = _embedding_scores(sets_all, embeddings)
-    sb_corr, vs_corr = _embedding_scores(sets_corr, embeddings)
-    for i, row in enumerate(per_prompt):
-        computable = bool(sets_corr[i])
-        row["k_correct"] = int(sum(correct[i]))
-        row["computable"] = float(computable)
-        row["sbert_all"] = float(sb_all[i]) if sets_all[i] else NAN
-        row["sbert_correct"] = float(sb_corr[i]) if computable else NAN
-        row["vendi_correct"] = float(vs_corr[i]) if computable else NAN
-
-
-def aligned_pairs_of(sets: Sequence[tuple[list[str], object]], settings: DiversitySettings) -> list[list]:
-    """Aligned sentence pairs of each NLI set, drawn with the set's own RNG."""
-    return [
-        aligned_sentence_pairs(texts, prompt_rng(settings.seed, key), settings.nli_max_sentences) for texts, key in sets
-    ]
-
-
-def directional_pairs(aligned: Sequence[Sequence[tuple[str, str]]]) -> dict[tuple[str, str], int]:
-    """Every unique (premise, hypothesis) pair the sets need, both directions, numbered in first-use order."""
-    index: dict[tuple[str, str], int] = {}
-    for pairs in aligned:
-        for a, b in pairs:
-            index.setdefault((a, b), len(index))
-            index.setdefault((b, a), len(index))
-    return index
-
-
-def _nli_scores(sets: list[tuple[list[str], object]], nli_model, settings: DiversitySettings, progress: bool):
-    """D_NLI for many sets of outputs with one batched pass over the unique directional sentence pairs."""
-    aligned = aligned_pairs_of(sets, settings)
-    index = directional_pairs(aligned)
-    w = nli_model.entail_minus_contradict(list(index), batch_size=settings.batch_size, progress=progress)
-    return [float(nli_diversity(pairs, lambda a, b: w[index[(a, b)]])) for pairs in aligned]
 
 
 def _json_number(v):
@@ -334,17 +270,12 @@ def task_scores_to_json(scores: TaskScores) -> dict:
     }
 
 
-QUALITY_KS = (1, 5, 10, 16)
-CODE_TASKS = ("humaneval", "mbpp")
-QUALITY_METRICS = ("acc", *(f"pass@{k}" for k in QUALITY_KS), "maj@K", "k_correct", "extraction_rate")
+QUALITY_KS = catalogue.QUALITY_KS
+
+
 def quality_ks(k: int) -> tuple[int, ...]:
     """The k of pass@k reported for K samples: the protocol's (1, 5, 10, 16) and K itself."""
     return tuple(sorted({*QUALITY_KS, k})) if k >= 1 else QUALITY_KS
-
-
-QFD_METRICS = ("sbert_all", "sbert_correct", "vendi_correct", "computable")
-# IFEval beside the prompt-level strict accuracy (``acc``), named as lm-eval's ifeval task names them; output #0
-IFEVAL_METRICS = ("prompt_level_loose_acc", "inst_level_strict_acc", "inst_level_loose_acc")
 
 
 def ifeval_row_metrics(verdict) -> dict[str, float]:
@@ -379,7 +310,7 @@ def score_task(
     from lm_eval_diversity.quality import GRADED_TASKS, grade_task
     from lm_eval_diversity.quality.aggregate import prompt_quality
 
-    short = task.removeprefix("diversity_")
+    short = short_name(task)
     graded = tuple(GRADED_TASKS if graded_tasks is None else graded_tasks)
     skip_reason = None
     if short not in graded:
@@ -409,6 +340,7 @@ def score_task(
         [g.doc for g in groups], [g.outputs for g in groups]
     )
     correct = [[v.correct for v in vs] for vs in verdicts]
+    quality_filtered = catalogue.quality_filtered_metrics()
     scores = score_groups(groups, settings, models, correct=correct, progress=progress)
     scores.verdicts = verdicts
     for row, vs in zip(scores.per_prompt, verdicts):
@@ -420,19 +352,20 @@ def score_task(
         row["maj@K"] = q[f"maj@{len(vs)}"] if vs else NAN
         row["k_correct"] = q["k_correct"]
         row["extraction_rate"] = q["extraction_rate"]
-        if "sbert_all" not in row:  # embedding metrics not run: quality-filtered diversity undefined
-            row.update({"sbert_all": NAN, "sbert_correct": NAN, "vendi_correct": NAN, "computable": NAN})
-    for m in (*QUALITY_METRICS, *QFD_METRICS):
+        if "computable" not in row:  # no correct-subset pass ran: quality-filtered diversity undefined
+            row.update({m: NAN for m in quality_filtered})
+    for m in (*catalogue.quality_metrics(), *quality_filtered):
         mean, std = _mean_std([row[m] for row in scores.per_prompt])
         scores.metrics[m] = {"per_input_mean": mean, "per_input_std": std}
-    if short == "ifeval":
+    task_metrics = catalogue.task_quality_metrics(short)
+    if task_metrics:  # IFEval: loose prompt level, and instruction levels pooled over all prompts
         for row, vs in zip(scores.per_prompt, verdicts):
             row.update(ifeval_row_metrics(vs[0]) if vs else {})
         rows = [r for r in scores.per_prompt if "n_instructions" in r]
         mean, std = _mean_std([r["prompt_level_loose_acc"] for r in rows])
         scores.metrics["prompt_level_loose_acc"] = {"per_input_mean": mean, "per_input_std": std}
         total = sum(r["n_instructions"] for r in rows)
-        for m in IFEVAL_METRICS[1:]:  # over all instructions of all prompts, as lm-eval aggregates them
+        for m in task_metrics[1:]:  # over all instructions of all prompts, as lm-eval aggregates them
             followed = sum(r[m] * r["n_instructions"] for r in rows if r["n_instructions"])
             scores.metrics[m] = {"per_input_mean": followed / total if total else NAN, "per_input_std": NAN}
     scores.diagnostics["quality"] = {

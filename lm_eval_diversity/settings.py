@@ -10,9 +10,9 @@ from dataclasses import dataclass
 from typing import Any
 
 from lm_eval_diversity import __version__
+from lm_eval_diversity.catalogue import metrics as catalogue
 
-DIVERSITY_METRICS = ("ead", "sbert", "vendi", "nli")
-LEVELS = ("per_input", "across_input", "overall")
+DIVERSITY_METRICS = catalogue.default_metrics()  # the metrics run by default (the catalogue's default-on records)
 
 DEFAULT_SBERT_MODEL = "sentence-transformers/all-mpnet-base-v2"
 DEFAULT_NLI_MODEL = "FacebookAI/roberta-large-mnli"
@@ -42,7 +42,7 @@ class DiversitySettings:
     """
 
     metrics: tuple[str, ...] = DIVERSITY_METRICS
-    corpus_metrics: tuple[str, ...] = ("ead", "sbert", "vendi", "nli")
+    corpus_metrics: tuple[str, ...] = catalogue.corpus_metrics()
     sbert_model: str = DEFAULT_SBERT_MODEL
     nli_model: str = DEFAULT_NLI_MODEL
     device: str | None = None  # None: cuda when available, else cpu
@@ -64,14 +64,16 @@ class DiversitySettings:
     baseline: str | None = None  # base-model run (lm-eval output dir or score JSON) for the QC/residual split
 
     def __post_init__(self) -> None:
+        valid = list(catalogue.selectable_metrics())
         if not self.metrics:
-            raise ValueError(f"metrics: no metric given; choose from {list(DIVERSITY_METRICS)}")
-        unknown = sorted(set(self.metrics) - set(DIVERSITY_METRICS))
+            raise ValueError(f"metrics: no metric given; choose from {valid}")
+        unknown = sorted(set(self.metrics) - set(valid))
         if unknown:
-            raise ValueError(f"unknown metric(s) {unknown} in metrics; choose from {list(DIVERSITY_METRICS)}")
-        unknown = sorted(set(self.corpus_metrics) - set(DIVERSITY_METRICS))
+            raise ValueError(f"unknown metric(s) {unknown} in metrics; choose from {valid}")
+        unknown = sorted(set(self.corpus_metrics) - set(catalogue.corpus_metrics()))
         if unknown:
-            raise ValueError(f"unknown metric(s) {unknown} in corpus_metrics; choose from {list(DIVERSITY_METRICS)}")
+            valid = list(catalogue.corpus_metrics())
+            raise ValueError(f"unknown metric(s) {unknown} in corpus_metrics; choose from {valid}")
         if self.vocab_size < 2:
             raise ValueError(f"vocab_size must be >= 2, got {self.vocab_size}")
         if self.batch_size < 1:
@@ -116,7 +118,7 @@ class DiversitySettings:
 
 # Defaults of the commands (`run` inside lm-eval, `score`): the across-input/overall levels of NLI only on request,
 # as they cost ~4x the per-input NLI work.
-COMMAND_DEFAULTS = DiversitySettings(corpus_metrics=("ead", "sbert", "vendi"))
+COMMAND_DEFAULTS = DiversitySettings(corpus_metrics=catalogue.corpus_metrics(default_only=True))
 
 
 # --- one derivation for every channel (flags, --metadata keys, environment variables) ---------------------------
@@ -137,7 +139,7 @@ MODEL_ARG_NAMES = frozenset({"device", "batch_size", "dtype", "seed"})
 
 # help text of each setting (flags of `run` and `score`, docs/settings.md); a field without one gets a generic line
 FIELD_HELP = {
-    "metrics": "diversity metrics to compute, comma list of ead,sbert,vendi,nli",
+    "metrics": f"diversity metrics to compute, comma list of {','.join(catalogue.selectable_metrics())}",
     "corpus_metrics": "metrics also computed at the across-input and overall levels (nli there costs ~4x per-input)",
     "sbert_model": "sentence-transformers model (name or local path) for sbert and vendi",
     "nli_model": "NLI sequence-classification model (name or local path)",

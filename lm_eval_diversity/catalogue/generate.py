@@ -183,12 +183,13 @@ def task_yaml(record: TaskRecord) -> str:
         f"doc_to_target: {_function_ref(record.target, what + ' target')}",
         *_generation_lines(record.stops, record.max_gen_toks),
     ]
-    if record.extra_metrics:
+    own = M.harness_metric_list(graded=record.graded, task=record.name)
+    if own != M.harness_metric_list(graded=record.graded):
         lines += [
             "# the template's metrics plus this task's own (a task's metric_list replaces the included one, so the",
             "# whole list is repeated here)",
             "metric_list:",
-            *_metric_lines([*M.harness_metric_list(graded=record.graded), *record.extra_metrics]),
+            *_metric_lines(own),
         ]
     return HEADER + "\n".join(lines) + "\n"
 

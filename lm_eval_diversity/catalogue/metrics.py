@@ -1,38 +1,486 @@
-"""Metric entries of the task YAMLs (the lm-eval ``metric_list`` and the groups' aggregate list).
+"""The metric catalogue: one frozen :class:`MetricRecord` per metric, from which everything that names a metric
+derives (the settings' valid and default metrics, the scoring passes, the lm-eval ``metric_list`` of the task
+templates and the groups' aggregate list, the rows the results table shows, the docs table).
 
-An ``aggregation`` is the name of an lm-eval aggregation (``mean``) or the dotted path of a function
-(``lm_eval_diversity.harness.corpus_value``), written into the YAML as ``!function <path>``.
+Input kinds
+-----------
+A metric consumes one *input kind*. Scoring builds each kind's input once per task, in one batched pass over every
+set the task needs (each prompt's outputs, the across-input and overall corpus samples, and on graded tasks each
+prompt's correct outputs), then calls every selected record of that kind on all the sets at once. A metric of an
+existing kind is therefore one function and one record. The kinds (:data:`KINDS`):
+
+* ``stripped``: per output, the CoT-stripped text and what stripping found (an unclosed thought). Per prompt
+  only; no model. ``fn(texts, diagnostics) -> float``. The diagnostics ``dup_rate``, ``empty_rate``,
+  ``unclosed_think_rate``.
+* ``texts``: the stripped texts of each set. ``fn(sets: list[list[str]], settings) -> list[float]``, one value
+  per set; an empty set is never passed (its value is NaN). No model. EAD; planned: lexical measures
+  (compression ratio, n-gram diversity, distinct-n, self-BLEU).
+* ``embeddings``: the cosine Gram matrix of each set's L2-normalised embeddings, from the sentence-embedding
+  model the record's ``model_setting`` names. Every unique text is embedded once per model; sets are batched by
+  size. ``fn(gram: (b, m, m)) -> (b,)``. SBERT diversity, Vendi; planned: the same over a code model
+  (``code_model``), which is one more record with another ``model_setting``.
+* ``nli_pairs``: the aligned sentence pairs of each set (sampled per set with its own seeded RNG) and P_E - P_C of
+  both directions; every unique directional pair is scored once for the whole task. ``fn(pairs, weight) ->
+  float`` with ``weight(premise, hypothesis)``. NLI diversity.
+* ``verdicts``: the grader's verdict of each output of a prompt (graded tasks). Accuracy, pass@k, maj@K,
+  k_correct, extraction rate, IFEval's levels.
+* ``baseline``: this run's and a baseline run's per-prompt values; task-level. The QC/residual split.
+
+Planned kinds (issue "beyond the paper's four metrics") fit the same shape: ``answers`` (answer classes from the
+verdicts: distinct answers, answer entropy), ``behaviours`` (sandbox signatures of code outputs: functional
+classes), ``nli_matrix`` (whole-output entailment probabilities both ways, unique output pairs scored once:
+semantic clusters). Any kind can run on the correct subset of a prompt: a record's ``correct_variants`` derives the
+``<name>_all`` / ``<name>_correct`` records, and ``split`` the ``loss_``/``residual_``/``qc_`` records of the
+QC/residual split (docs/decomposition.md).
+
+Extension: :func:`register_metric` adds a record at run time (selectable with ``metrics`` like a shipped one);
+the harness adds the lm-eval entries of registered records to every diversity task.
 """
 
 from __future__ import annotations
 
-_CORPUS = "lm_eval_diversity.harness.corpus_value"
-_NANMEAN = "lm_eval_diversity.harness.nanmean"
+import importlib
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field, replace
+from functools import lru_cache
 
-_DIVERSITY = [
-    *((m, "mean", True) for m in ("ead", "sbert", "vendi", "nli")),
-    *((f"{m}_{lvl}", _CORPUS, True) for m in ("ead", "sbert", "vendi", "nli") for lvl in ("across_input", "overall")),
-    *((m, "mean", False) for m in ("dup_rate", "empty_rate", "unclosed_think_rate")),
-]
-_GRADED = [
-    ("acc", "mean", True),
-    *((f"pass@{k}", _NANMEAN, True) for k in (1, 5, 10, 16)),
-    ("maj@K", "mean", True),
-    ("k_correct", "mean", True),
-    ("sbert_all", "mean", True),
-    ("sbert_correct", _NANMEAN, True),
-    ("vendi_correct", _NANMEAN, True),
-    ("computable", "mean", True),
-    *((f"{part}_{m}", _CORPUS, False) for m in ("sbert", "vendi") for part in ("loss", "residual", "qc")),
-]
+from lm_eval_diversity.catalogue import short_name
+
+LEVELS = ("per_input", "across_input", "overall")
+CORPUS_LEVELS = ("across_input", "overall")
+QUALITY_KS = (1, 5, 10, 16)  # the protocol's k of pass@k (the run's own K is added at run time)
+AGGREGATIONS = {  # a record's ``aggregation`` -> the lm-eval aggregation of the task YAMLs (name or function path)
+    "mean": "mean",
+    "nanmean": "lm_eval_diversity.harness.nanmean",
+    "corpus": "lm_eval_diversity.harness.corpus_value",
+    "inst_level": "lm_eval_diversity.harness.inst_level_mean",
+}
 
 
-def harness_metric_list(graded: bool) -> list[dict]:
-    """The ``metric_list`` of the plain (``graded=False``) or the graded task template, in order."""
-    rows = _DIVERSITY + (_GRADED if graded else [])
-    return [{"metric": m, "aggregation": agg, "higher_is_better": hib} for m, agg, hib in rows]
+@dataclass(frozen=True)
+class InputKind:
+    """What a family of metrics consumes, and the model setting its pass needs (None: no model)."""
+
+    name: str
+    consumes: str
+    model_setting: str | None = None
+
+
+KINDS: dict[str, InputKind] = {
+    k.name: k
+    for k in (
+        InputKind("stripped", "CoT-stripped outputs of one prompt with their stripping diagnostics"),
+        InputKind("texts", "CoT-stripped texts of a set"),
+        InputKind("embeddings", "cosine Gram matrix of a set's sentence embeddings", "sbert_model"),
+        InputKind("nli_pairs", "aligned sentence pairs of a set, P(entail) - P(contradict) both ways", "nli_model"),
+        InputKind("verdicts", "grader verdicts of a prompt's outputs"),
+        InputKind("baseline", "per-prompt values of this run and of a baseline run"),
+    )
+}
+
+
+@dataclass(frozen=True)
+class MetricRecord:
+    """One metric.
+
+    ``levels``: where it is reported (``per_input`` mean/std over prompts; ``across_input``/``overall``, the
+    corpus levels, only for records with ``corpus``). ``aggregation``: how lm-eval aggregates its per-doc values
+    (:data:`AGGREGATIONS`). ``selectable``: chosen with the ``metrics`` setting (``default``: on without it;
+    ``corpus_default``: its corpus levels on without ``corpus_metrics`` in the commands). ``graded``: reported on
+    graded tasks only; ``tasks``: on these tasks only. ``harness``: in the lm-eval results (else ``score`` only).
+    ``requires``: the selectable metric a derived record comes from (shown only when it runs).
+    """
+
+    name: str
+    kind: str
+    description: str
+    fn: Callable | None = None
+    corpus: bool = False
+    model_setting: str | None = None
+    higher_is_better: bool = True
+    aggregation: str = "mean"
+    selectable: bool = False
+    default: bool = False
+    corpus_default: bool = False
+    graded: bool = False
+    tasks: tuple[str, ...] | None = None
+    harness: bool = True
+    correct_variants: tuple[str, ...] = ()
+    split: bool = False
+    requires: str | None = None
+    inputs: str = field(default="", compare=False)  # docs table: what it is computed on ("" = the kind's)
+
+    def __post_init__(self) -> None:
+        if self.kind not in KINDS:
+            raise ValueError(f"metric {self.name!r}: unknown input kind {self.kind!r}; one of {list(KINDS)}")
+        if self.aggregation not in AGGREGATIONS:
+            raise ValueError(f"metric {self.name!r}: unknown aggregation {self.aggregation!r}")
+        if self.model_setting is None and KINDS[self.kind].model_setting is not None:
+            object.__setattr__(self, "model_setting", KINDS[self.kind].model_setting)
+
+    @property
+    def levels(self) -> tuple[str, ...]:
+        return LEVELS if self.corpus else ("per_input",)
+
+
+def _lazy(module: str, name: str) -> Callable:
+    """``module.name``, imported on first call (the catalogue is read by commands that must start fast)."""
+
+    def fn(*args, **kwargs):
+        return getattr(importlib.import_module(module), name)(*args, **kwargs)
+
+    fn.__qualname__ = fn.__name__ = name
+    return fn
+
+
+_ead = _lazy("lm_eval_diversity.metrics.ngram", "ead")
+
+
+def _ead_sets(sets, settings) -> list[float]:
+    """EAD of each set with the run's vocabulary size (``texts`` kind)."""
+    return [_ead(texts, settings.vocab_size) for texts in sets]
+
+
+_PRIMARY = (
+    MetricRecord(
+        "ead", "texts", "expectation-adjusted distinct n-grams, n = 1..5", _ead_sets, corpus=True,
+        selectable=True, default=True, corpus_default=True,
+    ),
+    MetricRecord(
+        "sbert", "embeddings", "1 - mean pairwise cosine similarity of sentence embeddings",
+        _lazy("lm_eval_diversity.metrics.embedding", "sbert_diversity_from_gram"), corpus=True, selectable=True,
+        default=True, corpus_default=True, correct_variants=("all", "correct"), split=True,
+    ),
+    MetricRecord(
+        "vendi", "embeddings", "Vendi score (exp entropy of the cosine Gram spectrum)",
+        _lazy("lm_eval_diversity.metrics.embedding", "vendi_from_gram"), corpus=True, selectable=True, default=True,
+        corpus_default=True, correct_variants=("correct",), split=True,
+    ),
+    MetricRecord(
+        "nli", "nli_pairs", "1 - mean P(entail) - P(contradict) over aligned sentence pairs",
+        _lazy("lm_eval_diversity.metrics.nli", "nli_diversity"), corpus=True, selectable=True, default=True,
+    ),
+)  # fmt: skip
+
+
+def _rate(texts, diagnostics, test) -> float:
+    return sum(map(test, texts, diagnostics)) / len(texts) if texts else float("nan")
+
+
+_DIAGNOSTICS = (
+    MetricRecord(
+        "dup_rate", "stripped", "(K - distinct outputs) / K",
+        lambda texts, diag: (len(texts) - len(set(texts))) / len(texts) if texts else float("nan"),
+        higher_is_better=False,
+    ),
+    MetricRecord(
+        "empty_rate", "stripped", "share of outputs empty after CoT stripping",
+        lambda texts, diag: _rate(texts, diag, lambda t, d: t == ""), higher_is_better=False,
+    ),
+    MetricRecord(
+        "unclosed_think_rate", "stripped", "share of outputs with a thought never closed",
+        lambda texts, diag: _rate(texts, diag, lambda t, d: d.unclosed_think), higher_is_better=False,
+    ),
+)  # fmt: skip
+
+_QUALITY = (
+    MetricRecord("acc", "verdicts", "output #0 correct", graded=True),
+    *(
+        MetricRecord(f"pass@{k}", "verdicts", f"unbiased pass@{k} (NaN for k > K)", graded=True, aggregation="nanmean")
+        for k in QUALITY_KS
+    ),
+    MetricRecord("maj@K", "verdicts", "majority answer correct (ties incorrect)", graded=True),
+    MetricRecord("k_correct", "verdicts", "number of correct outputs", graded=True),
+    MetricRecord("extraction_rate", "verdicts", "share of outputs with an extracted answer", graded=True,
+                 harness=False),
+)  # fmt: skip
+
+_IFEVAL = (
+    MetricRecord("prompt_level_loose_acc", "verdicts", "output #0 follows all instructions (loose)", graded=True,
+                 tasks=("ifeval",)),
+    MetricRecord("inst_level_strict_acc", "verdicts", "share of followed instructions, all prompts (strict)",
+                 graded=True, tasks=("ifeval",), aggregation="inst_level"),
+    MetricRecord("inst_level_loose_acc", "verdicts", "share of followed instructions, all prompts (loose)",
+                 graded=True, tasks=("ifeval",), aggregation="inst_level"),
+)  # fmt: skip
+
+SPLIT_PARTS = ("loss", "residual", "qc")
+
+
+def correct_variant_records(records: tuple[MetricRecord, ...]) -> tuple[MetricRecord, ...]:
+    """``<m>_all`` (over all outputs, mean) and ``<m>_correct`` (over the correct outputs of prompts with >= 2 of
+    them, mean over those prompts) of every record with ``correct_variants``; graded tasks only."""
+    out = []
+    for r in records:
+        for variant in r.correct_variants:
+            over = "all outputs" if variant == "all" else "the correct outputs (>= 2 correct)"
+            out.append(
+                replace(
+                    r, name=f"{r.name}_{variant}", description=f"{r.name} over {over}", corpus=False,
+                    selectable=False, default=False, corpus_default=False, graded=True, correct_variants=(),
+                    split=False, requires=r.name, aggregation="mean" if variant == "all" else "nanmean",
+                    inputs=f"{r.kind}, {'all' if variant == 'all' else 'correct'} outputs",
+                )
+            )  # fmt: skip
+    return tuple(out)
+
+
+def split_records(records: tuple[MetricRecord, ...]) -> tuple[MetricRecord, ...]:
+    """``loss_<m>``, ``residual_<m>``, ``qc_<m>`` of every record with ``split`` (docs/decomposition.md)."""
+    return tuple(
+        MetricRecord(
+            f"{part}_{r.name}", "baseline", f"{part} part of the {r.name} QC/residual split against a baseline",
+            graded=True, higher_is_better=False, aggregation="corpus", requires=r.name,
+        )
+        for r in records
+        if r.split
+        for part in SPLIT_PARTS
+    )
+
+
+_COMPUTABLE = MetricRecord(
+    "computable", "embeddings", "share of prompts with >= 2 correct outputs", graded=True, inputs="verdicts",
+)
+
+_BUILTIN: tuple[MetricRecord, ...] = (
+    *_PRIMARY,
+    *_DIAGNOSTICS,
+    *_QUALITY,
+    *correct_variant_records(_PRIMARY),
+    _COMPUTABLE,
+    *split_records(_PRIMARY),
+    *_IFEVAL,
+)
+_REGISTERED: list[MetricRecord] = []
+
+
+def records() -> tuple[MetricRecord, ...]:
+    """Every metric record: the shipped ones in catalogue order, then those added by :func:`register_metric`."""
+    return (*_BUILTIN, *_REGISTERED)
+
+
+def record(name: str) -> MetricRecord:
+    """The record of a metric name; ``pass@<k>`` for any k maps to the pass@k family."""
+    for r in records():
+        if r.name == name:
+            return r
+    if name.startswith("pass@") and name[5:].isdigit():
+        return replace(_QUALITY[1], name=name, description=f"unbiased pass@{name[5:]}")
+    raise KeyError(f"unknown metric {name!r}; known: {', '.join(r.name for r in records())}")
+
+
+def register_metric(new: MetricRecord) -> MetricRecord:
+    """Add a metric to the catalogue (a new selectable metric needs ``selectable=True`` and a kind's ``fn``)."""
+    if any(r.name == new.name for r in records()):
+        raise ValueError(f"metric {new.name!r} is already in the catalogue")
+    if new.selectable and new.fn is None:
+        raise ValueError(f"metric {new.name!r}: a selectable metric needs its batched function (fn)")
+    _REGISTERED.append(new)
+    return new
+
+
+def unregister_metric(name: str) -> None:
+    """Remove a metric added by :func:`register_metric`."""
+    _REGISTERED[:] = [r for r in _REGISTERED if r.name != name]
+
+
+@contextmanager
+def registered(new: MetricRecord) -> Iterator[MetricRecord]:
+    """:func:`register_metric` for the duration of a block."""
+    register_metric(new)
+    try:
+        yield new
+    finally:
+        unregister_metric(new.name)
+
+
+def registered_records() -> tuple[MetricRecord, ...]:
+    return tuple(_REGISTERED)
+
+
+# --- derived lists ------------------------------------------------------------------------------------------------
+
+
+def selectable_metrics() -> tuple[str, ...]:
+    """Valid values of the ``metrics`` and ``corpus_metrics`` settings."""
+    return tuple(r.name for r in records() if r.selectable)
+
+
+def default_metrics() -> tuple[str, ...]:
+    return tuple(r.name for r in records() if r.selectable and r.default)
+
+
+def corpus_metrics(default_only: bool = False) -> tuple[str, ...]:
+    """Metrics with corpus levels (``default_only``: those computed there without ``corpus_metrics``)."""
+    return tuple(r.name for r in records() if r.selectable and r.corpus and (r.corpus_default or not default_only))
+
+
+def metric_names(
+    kind: str | None = None, *, graded: bool | None = None, selectable: bool | None = None
+) -> tuple[str, ...]:
+    """Names of the records of one input kind (all kinds with None), optionally only graded / selectable ones."""
+    return tuple(
+        r.name
+        for r in records()
+        if (kind is None or r.kind == kind)
+        and (graded is None or r.graded == graded)
+        and (selectable is None or r.selectable == selectable)
+    )
+
+
+def higher_is_better(name: str) -> bool:
+    """Direction of a metric (a corpus-level name ``<m>_across_input`` / ``<m>_overall`` follows ``m``)."""
+    return record(split_level(name)[0]).higher_is_better
+
+
+def split_level(name: str) -> tuple[str, str]:
+    """``("sbert", "overall")`` for ``sbert_overall``; ``(name, "per_input")`` for a per-input name."""
+    for level in CORPUS_LEVELS:
+        base = name.removesuffix(f"_{level}")
+        if base != name and any(r.name == base and r.corpus for r in records()):
+            return base, level
+    return name, "per_input"
+
+
+def models_needed(metrics) -> tuple[str, ...]:
+    """The settings fields naming the models the chosen metrics need (``sbert_model``, ``nli_model``), in order."""
+    chosen = set(metrics)
+    return tuple(dict.fromkeys(r.model_setting for r in records() if r.name in chosen and r.model_setting))
+
+
+def metrics_using(model_setting: str) -> tuple[str, ...]:
+    """Selectable metrics computed with the model named by ``model_setting``."""
+    return tuple(r.name for r in records() if r.selectable and r.model_setting == model_setting)
+
+
+def split_metrics() -> tuple[str, ...]:
+    """Metrics with a QC/residual split (``loss_``/``residual_``/``qc_``)."""
+    return tuple(r.name for r in records() if r.split)
+
+
+def quality_metrics() -> tuple[str, ...]:
+    """Per-prompt quality of every graded task (``score``): acc, pass@k (protocol k), maj@K, k_correct, ..."""
+    return tuple(r.name for r in records() if r.kind == "verdicts" and r.tasks is None)
+
+
+def quality_filtered_metrics() -> tuple[str, ...]:
+    """Quality-filtered diversity: the ``_all``/``_correct`` variants, then ``computable``."""
+    return tuple(r.name for r in records() if r.graded and r.kind != "verdicts" and r.kind != "baseline")
+
+
+def task_quality_metrics(task: str) -> tuple[str, ...]:
+    """Quality metrics of one task only (IFEval's loose and instruction levels)."""
+    short = short_name(task)
+    return tuple(r.name for r in records() if r.tasks is not None and short in r.tasks)
+
+
+def _entry(name: str, r: MetricRecord, aggregation: str | None = None) -> dict:
+    return {
+        "metric": name,
+        "aggregation": AGGREGATIONS[aggregation or r.aggregation],
+        "higher_is_better": r.higher_is_better,
+    }
+
+
+def harness_entries(rs: tuple[MetricRecord, ...], graded: bool, task: str | None = None) -> list[dict]:
+    """lm-eval ``metric_list`` entries of some records: per-input values of the selectable ones, their corpus
+    levels, the other ungraded records, then (``graded``) the graded ones; ``task`` adds that task's own."""
+    short = short_name(task) if task else None
+    selectable = [r for r in rs if r.selectable and r.harness]
+    out = [_entry(r.name, r) for r in selectable]
+    out += [_entry(f"{r.name}_{lvl}", r, "corpus") for r in selectable if r.corpus for lvl in CORPUS_LEVELS]
+    out += [_entry(r.name, r) for r in rs if r.harness and not r.selectable and not r.graded]
+    if graded:
+        out += [
+            _entry(r.name, r)
+            for r in rs
+            if r.harness and r.graded and (r.tasks is None or (short is not None and short in r.tasks))
+        ]
+    return out
+
+
+def harness_metric_list(graded: bool, task: str | None = None) -> list[dict]:
+    """The ``metric_list`` of the plain (``graded=False``) or the graded task template, in order: ``metric``,
+    ``aggregation`` (an lm-eval aggregation name or a function's dotted path, written ``!function <path>``),
+    ``higher_is_better``. ``task`` (e.g. ``ifeval``) adds the metrics of that task only."""
+    return harness_entries(_BUILTIN, graded, task)
 
 
 def group_aggregate_metrics() -> list[str]:
-    """The metrics every group YAML averages over its tasks, in order."""
-    return ["ead", "sbert", "vendi", "nli", "dup_rate", "empty_rate", "unclosed_think_rate"]
+    """The metrics every group YAML averages over its tasks (per-input, mean-aggregated, on every task)."""
+    return [
+        r.name for r in _BUILTIN if r.harness and not r.graded and r.aggregation == "mean" and r.requires is None
+    ]
+
+
+def mean_aggregated(names) -> frozenset[str]:
+    """Of the harness metric names, those lm-eval aggregates with ``mean`` (their per-doc values must be numbers)."""
+    return _mean_aggregated(tuple(names), tuple(r.name for r in _REGISTERED))
+
+
+@lru_cache(maxsize=64)
+def _mean_aggregated(names: tuple[str, ...], registered: tuple[str, ...]) -> frozenset[str]:
+    out = set()
+    for name in names:
+        base, level = split_level(name)
+        try:
+            r = record(base)
+        except KeyError:
+            continue
+        if level == "per_input" and r.aggregation == "mean":
+            out.add(name)
+    return frozenset(out)
+
+
+def shown(name: str, run: set[str], corpus: set[str], *, verifiable: bool, repeats: int, baseline: bool) -> bool:
+    """Whether a harness metric is defined for a run (the results table shows no row that is NaN by construction).
+
+    Selectable metrics when run (corpus levels when also in ``corpus``), per-input ones only with K >= 2; on
+    verifiable tasks ``pass@k`` for k <= K, the quality-filtered ones when their source metric runs (K >= 2), the
+    QC/residual split with a baseline; every other listed metric always.
+    """
+    base, level = split_level(name)
+    try:
+        r = record(base)
+    except KeyError:
+        return True  # not a catalogue metric (a user's own YAML entry): lm-eval decides
+    per_prompt = repeats >= 2  # diversity among one prompt's outputs needs K >= 2
+    if level != "per_input":
+        return r.name in run and r.name in corpus
+    if r.selectable:
+        return r.name in run and per_prompt
+    if r.name.startswith("pass@"):
+        return verifiable and int(r.name[5:]) <= repeats
+    if r.kind == "baseline":
+        return verifiable and baseline and r.requires in run
+    if r.requires is not None:
+        return verifiable and per_prompt and r.requires in run
+    if r.model_setting is not None:  # derived from a model's pass: shown when a metric of that model runs
+        return verifiable and per_prompt and bool(set(metrics_using(r.model_setting)) & run)
+    return True
+
+
+def docs_table() -> str:
+    """The metrics table of docs/metrics.md (name, inputs, levels, higher_is_better, default)."""
+    lines = [
+        "| metric | inputs | levels | higher is better | default |",
+        "|---|---|---|---|---|",
+    ]
+    for r in _BUILTIN:
+        inputs = r.inputs or r.kind + (f" (`{r.model_setting}`)" if r.model_setting else "")
+        levels = ", ".join(r.levels) if r.kind not in ("baseline",) else "task"
+        if r.selectable:
+            corpus = ", corpus levels on" if r.corpus_default else ", corpus levels opt-in" if r.corpus else ""
+            default = f"on{corpus}" if r.default else "off"
+        else:
+            default = "graded tasks" if r.graded else "always"
+            if r.tasks:
+                default = ", ".join(r.tasks) + " only"
+            elif r.requires:
+                default += f", with `{r.requires}`"
+            elif r.model_setting:
+                default += ", with " + " or ".join(f"`{m}`" for m in metrics_using(r.model_setting))
+        arrow = "↑" if r.higher_is_better else "↓"
+        lines.append(f"| `{r.name}` | {inputs} | {levels} | {arrow} | {default} |")
+    return "\n".join(lines) + "\n"

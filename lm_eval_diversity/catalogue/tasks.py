@@ -13,27 +13,17 @@ from __future__ import annotations
 
 import importlib
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from lm_eval_diversity import tasks as T
+from lm_eval_diversity.catalogue import TASK_PREFIX, short_name
 from lm_eval_diversity.tasks import DatasetSpec
 
-TASK_PREFIX = "diversity_"  # lm-eval task name = prefix + short name
 GROUP_PREFIX = "div_"  # category groups; must not match the glob diversity_* (docs/tasks.md, "Groups")
 DEFAULT_MAX_GEN_TOKS = 32768
 
 DocFn = Callable[[Mapping[str, Any]], str]
-
-
-def short_name(task: str) -> str:
-    """``"diversity_gsm8k"`` → ``"gsm8k"``; a name without the prefix is returned as is."""
-    return task.removeprefix(TASK_PREFIX)
-
-
-def task_name(short: str) -> str:
-    """``"gsm8k"`` → ``"diversity_gsm8k"``; a name that already has the prefix is returned as is."""
-    return short if short.startswith(TASK_PREFIX) else TASK_PREFIX + short
 
 
 @dataclass(frozen=True)
@@ -82,8 +72,8 @@ class TaskRecord:
     ``name`` is the short name (the lm-eval task is ``diversity_<name>``); ``dataset`` where its docs come from;
     ``prompt`` / ``target`` are ``doc_to_text`` / ``doc_to_target``; ``process_docs`` selects (and, for PRISM,
     filters) the docs; ``stops`` are the ``until`` strings (empty: none); ``grader`` None for diversity only;
-    ``verifiable`` marks the paper's six verifiable tasks (the ``div_verifiable`` group); ``extra_metrics`` are
-    ``metric_list`` entries beyond the template's (IFEval's lm-eval accuracies); ``description`` is the one line
+    ``verifiable`` marks the paper's six verifiable tasks (the ``div_verifiable`` group); a task's own metrics (IFEval's
+    lm-eval accuracies) are the metric catalogue's records with ``tasks``; ``description`` is the one line
     the docs and the YAML comment show; ``n_docs`` the prompts a full run evaluates (docs table); ``prompt_doc`` /
     ``target_doc`` how the docs table writes the prompt and target.
     """
@@ -102,7 +92,6 @@ class TaskRecord:
     process_docs_note: str = "Random(42) shuffle of split indices, first min(500, n); adds split_index"
     grader: Grader | None = None
     verifiable: bool = False
-    extra_metrics: tuple[Mapping[str, Any], ...] = field(default_factory=tuple)
     n_docs: int = 500
 
     @property
@@ -122,12 +111,6 @@ def _spec(hf_path: str, hf_name: str | None, split: str, local: str, **kw: Any) 
     return DatasetSpec(hf_path, hf_name, split, local, **kw)
 
 
-_INST_LEVEL = "lm_eval_diversity.harness.inst_level_mean"
-_IFEVAL_METRICS = (
-    {"metric": "prompt_level_loose_acc", "aggregation": "mean", "higher_is_better": True},
-    {"metric": "inst_level_strict_acc", "aggregation": _INST_LEVEL, "higher_is_better": True},
-    {"metric": "inst_level_loose_acc", "aggregation": _INST_LEVEL, "higher_is_better": True},
-)
 _MATH_STOPS = ("\nProblem:", "\n\nProblem")
 
 _RECORDS: dict[str, TaskRecord] = {
@@ -212,7 +195,7 @@ _RECORDS: dict[str, TaskRecord] = {
             _spec("google/IFEval", None, "train", "ifeval/train.jsonl"),
             T.prompt_ifeval, T.target_empty, (),
             '`"{prompt}"`', '`""`',
-            grader=IFEVAL_INSTRUCTIONS, verifiable=True, extra_metrics=_IFEVAL_METRICS,
+            grader=IFEVAL_INSTRUCTIONS, verifiable=True,
         ),
         TaskRecord(
             "writingprompts", "WritingPrompts story writing", CREATIVE,

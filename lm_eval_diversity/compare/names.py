@@ -1,18 +1,19 @@
 """The names ``compare`` relies on: task prefix, group, metrics shown by default and split, compared settings.
 
-Kept in one block so that they can follow the metric catalogue when it exists.
+Task names and the split metrics come from the catalogues; the rest are the report's own choices.
 """
 
 from __future__ import annotations
 
 import dataclasses
 
+from lm_eval_diversity.catalogue import short_name
+from lm_eval_diversity.catalogue.metrics import split_metrics
 from lm_eval_diversity.settings import DiversitySettings
 
-TASK_PREFIX = "diversity_"
 GROUP = "diversity"
-DEFAULT_METRICS = ("sbert", "vendi", "ead", "nli", "acc")
-SPLIT_METRICS = ("sbert", "vendi")  # the metrics with a QC/residual split (they have ``<metric>_correct`` values)
+DEFAULT_METRICS = ("sbert", "vendi", "ead", "nli", "acc")  # the report's default columns, in display order
+SPLIT_METRICS = split_metrics()  # the metrics with a QC/residual split (they have ``<metric>_correct`` values)
 GEN_KEYS = ("temperature", "top_p", "top_k", "min_p", "do_sample", "max_gen_toks")
 # every metric setting that changes a number (not which metrics run, the device, batch size or the baseline path)
 SETTING_KEYS = tuple(
@@ -23,6 +24,4 @@ SETTING_KEYS = tuple(
 CORPUS_SUFFIXES = ("_across_input", "_overall")  # corpus-level metric names: one value per task, no per-prompt values
 
 
-def short_task(task: str) -> str:
-    """A task name without the ``diversity_`` prefix."""
-    return task[len(TASK_PREFIX) :] if task.startswith(TASK_PREFIX) else task
+short_task = short_name

@@ -10,13 +10,8 @@ import pytest
 from helpers import FakeNLI, FakeSentenceModel, hashed_w, ref_ead, ref_sbert, ref_vendi
 
 from lm_eval_diversity.models import ModelUnavailableError, load_sentence_model, resolve_model_path
-from lm_eval_diversity.scoring import (
-    MetricModels,
-    PromptGroup,
-    corpus_positions,
-    score_groups,
-    task_scores_to_json,
-)
+from lm_eval_diversity.passes import corpus_positions
+from lm_eval_diversity.scoring import MetricModels, PromptGroup, score_groups, task_scores_to_json
 from lm_eval_diversity.settings import DiversitySettings
 
 E1, E2, E3 = (1.0, 0.0, 0.0), (0.0, 1.0, 0.0), (0.0, 0.0, 1.0)

@@ -1,0 +1,206 @@
+"""The batched passes of the input kinds (docs in :mod:`lm_eval_diversity.catalogue.metrics`): the sets of a task
+(each prompt's outputs, the corpus samples, the correct subsets) and, per kind, one pass that builds the kind's
+input once for the whole task and computes every chosen record on all the sets at once.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from lm_eval_diversity.catalogue import metrics as catalogue
+from lm_eval_diversity.metrics.nli import aligned_sentence_pairs, prompt_rng
+from lm_eval_diversity.settings import DiversitySettings
+
+if TYPE_CHECKING:
+    from lm_eval_diversity.scoring import MetricModels, PromptGroup
+
+NAN = float("nan")
+
+
+def corpus_positions(n_prompts: int, n_outputs: int, seed: int, size: int) -> tuple[list[int], list[int]]:
+    """Subsets for the across-input and overall levels, drawn as the reference's offline path does.
+
+    With ``RandomState(seed)``: first, if ``n_outputs >= size``, ``size`` of all outputs; then, if
+    ``n_prompts >= size``, ``size`` of the first outputs; each drawn without replacement and sorted. Smaller sets
+    are used whole. Returns (first-output prompt positions, flat output positions).
+    """
+    rs = np.random.RandomState(seed)
+    overall = sorted(rs.choice(n_outputs, size, replace=False).tolist()) if n_outputs >= size else None
+    first = sorted(rs.choice(n_prompts, size, replace=False).tolist()) if n_prompts >= size else None
+    return (
+        first if first is not None else list(range(n_prompts)),
+        overall if overall is not None else list(range(n_outputs)),
+    )
+
+
+def corpus_sets_of(stripped: Sequence[Sequence[str]], settings: DiversitySettings) -> dict[str, list[int]]:
+    """Flat output positions of the across-input set (first outputs) and the overall set of a task."""
+    n_outputs = sum(len(t) for t in stripped)
+    first_pos, overall_pos = corpus_positions(
+        sum(bool(t) for t in stripped), n_outputs, settings.seed, settings.corpus_sample_size
+    )
+    offsets = np.cumsum([0] + [len(t) for t in stripped])
+    has_first = [i for i, t in enumerate(stripped) if t]
+    return {"across_input": [int(offsets[has_first[p]]) for p in first_pos], "overall": overall_pos}
+
+
+def nli_sets_of(
+    groups: Sequence[PromptGroup], stripped: Sequence[list[str]], settings: DiversitySettings, corpus: bool
+) -> list[tuple[list[str], object]]:
+    """The output sets NLI scores, each with its sentence-sampling key: one per prompt (empty when it has fewer
+    than 2 outputs), then, with ``corpus``, the across-input and overall sets."""
+    sets: list[tuple[list[str], object]] = [
+        (list(texts) if len(texts) >= 2 else [], g.rng_key) for texts, g in zip(stripped, groups)
+    ]
+    if corpus:
+        flat = [t for texts in stripped for t in texts]
+        sets += [([flat[p] for p in pos], lvl) for lvl, pos in corpus_sets_of(stripped, settings).items()]
+    return sets
+
+
+@dataclass
+class TaskInput:
+    """What every pass of one task shares: the stripped outputs, flat, and the sets to score.
+
+    A set is a list of flat output positions; ``prompt_sets[i]`` is empty when prompt i has fewer than 2
+    outputs (diversity undefined), ``corpus_sets`` maps each corpus level to its sample.
+    """
+
+    groups: Sequence[PromptGroup]
+    stripped: list[list[str]]
+    settings: DiversitySettings
+    models: MetricModels
+    corpus_names: frozenset[str]
+    correct: Sequence[Sequence[bool]] | None
+    progress: bool
+    flat: list[str] = field(init=False)
+    prompt_sets: list[list[int]] = field(init=False)
+    corpus_sets: dict[str, list[int]] = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.flat = [t for texts in self.stripped for t in texts]
+        offsets = np.cumsum([0] + [len(t) for t in self.stripped])
+        self.prompt_sets = [
+            list(range(int(offsets[i]), int(offsets[i + 1]))) if len(t) >= 2 else []
+            for i, t in enumerate(self.stripped)
+        ]
+        self.corpus_sets = corpus_sets_of(self.stripped, self.settings)
+
+    def levels_for(self, recs: Sequence[catalogue.MetricRecord]) -> list[str]:
+        """The corpus levels any of ``recs`` is computed at."""
+        return list(self.corpus_sets) if any(r.name in self.corpus_names for r in recs) else []
+
+    def correct_sets(self) -> tuple[list[list[int]], list[list[int]]]:
+        """Per prompt, all outputs and the correct outputs (each empty unless it holds >= 2 outputs)."""
+        if self.correct is None:
+            raise ValueError("correct-subset sets need correctness flags")
+        if len(self.correct) != len(self.stripped):
+            raise ValueError(f"correct has {len(self.correct)} prompts, expected {len(self.stripped)}")
+        all_sets, corr_sets = [], []
+        start = 0
+        for texts, flags, g in zip(self.stripped, self.correct, self.groups):
+            rows = list(range(start, start + len(texts)))
+            start += len(texts)
+            if len(flags) != len(rows):
+                raise ValueError(f"doc_id {g.doc_id}: {len(flags)} correctness flags for {len(rows)} outputs")
+            chosen = [r for r, ok in zip(rows, flags) if ok]
+            all_sets.append(rows if len(rows) >= 2 else [])
+            corr_sets.append(chosen if len(chosen) >= 2 else [])
+        return all_sets, corr_sets
+
+
+# Each kind has two steps: ``build(task, records)`` makes the kind's input once per task (the embeddings of every
+# unique text; nothing for kinds that read the texts directly), and ``scores(task, built, records, sets)`` returns
+# ``{name: one value per set}`` for many sets at once, NaN for an empty set. The per-prompt sets, the corpus
+# samples and the correct subsets all reuse one build.
+
+
+def _no_input(task: TaskInput, recs) -> None:
+    return None
+
+
+def _texts_scores(task: TaskInput, prepared, recs, sets: list[list[int]]) -> dict[str, list[float]]:
+    out = {}
+    for r in recs:
+        filled = [i for i, s in enumerate(sets) if s]
+        values = r.fn([[task.flat[p] for p in sets[i]] for i in filled], task.settings) if filled else []
+        column = [NAN] * len(sets)
+        for i, v in zip(filled, values):
+            column[i] = float(v)
+        out[r.name] = column
+    return out
+
+
+def _embeddings_input(task: TaskInput, recs):
+    """Every unique text of the task embedded once; returns (float64 embeddings, row of each flat output)."""
+    from lm_eval_diversity.models import embed_texts, unique_texts
+
+    model = task.models.for_setting(recs[0].model_setting)
+    uniq = unique_texts(task.flat)
+    embeddings = embed_texts(model, uniq.texts, task.settings.batch_size, progress=task.progress)
+    return embeddings.astype(np.float64), [uniq.index[t] for t in task.flat]
+
+
+def _embeddings_scores(task: TaskInput, prepared, recs, sets: list[list[int]]) -> dict[str, list[float]]:
+    """Gram-matrix metrics of many sets, batched by set size (one Gram matrix per set, shared by the records)."""
+    emb, rows = prepared
+    out = {r.name: np.full(len(sets), NAN) for r in recs}
+    by_size: dict[int, list[int]] = defaultdict(list)
+    for i, positions in enumerate(sets):
+        by_size[len(positions)].append(i)
+    for size, members in by_size.items():
+        if size == 0:
+            continue
+        stacked = emb[np.asarray([[rows[p] for p in sets[i]] for i in members])]  # (b, m, d)
+        g = stacked @ np.swapaxes(stacked, -1, -2)
+        for r in recs:
+            out[r.name][members] = r.fn(g)
+    return {name: [float(v) for v in arr] for name, arr in out.items()}
+
+
+def _nli_scores_of(task: TaskInput, prepared, recs, sets: list[list[int]], keys: list) -> dict[str, list[float]]:
+    model = task.models.for_setting(recs[0].model_setting)
+    texts = [([task.flat[p] for p in s], key) for s, key in zip(sets, keys)]
+    aligned = aligned_pairs_of(texts, task.settings)
+    index = directional_pairs(aligned)
+    w = model.entail_minus_contradict(list(index), batch_size=task.settings.batch_size, progress=task.progress)
+    return {
+        r.name: [float(r.fn(pairs, lambda a, b: w[index[(a, b)]])) if s else NAN for pairs, s in zip(aligned, sets)]
+        for r in recs
+    }
+
+
+def _nli_pair_scores(task: TaskInput, prepared, recs, sets: list[list[int]]) -> dict[str, list[float]]:
+    """Sentence sampling is seeded per set: a prompt's ``rng_key``, a corpus sample's level name."""
+    n = len(task.groups)
+    keys = [g.rng_key for g in task.groups][: len(sets)] + list(task.corpus_sets)[: max(0, len(sets) - n)]
+    return _nli_scores_of(task, prepared, recs, sets, keys)
+
+
+KIND_PASSES = {  # input kind -> (build, scores); the kinds without a pass here are computed by score_task
+    "texts": (_no_input, _texts_scores),
+    "embeddings": (_embeddings_input, _embeddings_scores),
+    "nli_pairs": (_no_input, _nli_pair_scores),
+}
+
+
+def aligned_pairs_of(sets: Sequence[tuple[list[str], object]], settings: DiversitySettings) -> list[list]:
+    """Aligned sentence pairs of each NLI set, drawn with the set's own RNG."""
+    return [
+        aligned_sentence_pairs(texts, prompt_rng(settings.seed, key), settings.nli_max_sentences) for texts, key in sets
+    ]
+
+
+def directional_pairs(aligned: Sequence[Sequence[tuple[str, str]]]) -> dict[tuple[str, str], int]:
+    """Every unique (premise, hypothesis) pair the sets need, both directions, numbered in first-use order."""
+    index: dict[tuple[str, str], int] = {}
+    for pairs in aligned:
+        for a, b in pairs:
+            index.setdefault((a, b), len(index))
+            index.setdefault((b, a), len(index))
+    return index
