@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from lm_eval_diversity import tasks as T
-from lm_eval_diversity.catalogue import TASK_PREFIX, short_name
+from lm_eval_diversity.catalogue import TASK_PREFIX, short_name, task_name  # noqa: F401 (re-exported)
 from lm_eval_diversity.tasks import DatasetSpec
 
 GROUP_PREFIX = "div_"  # category groups; must not match the glob diversity_* (docs/tasks.md, "Groups")

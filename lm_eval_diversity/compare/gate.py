@@ -13,9 +13,10 @@ import math
 from typing import NamedTuple
 
 from lm_eval_diversity.analysis import as_float
+from lm_eval_diversity.catalogue import TASK_PREFIX
 from lm_eval_diversity.compare.errors import CompareError
 from lm_eval_diversity.compare.model import GateResult, Report
-from lm_eval_diversity.compare.names import GROUP, TASK_PREFIX
+from lm_eval_diversity.compare.names import GROUP
 
 
 class Gate(NamedTuple):
