@@ -247,6 +247,9 @@ def _worker_main(conn: Any) -> None:
             return
         if job is None:
             return
+        if job[0] == _EQUAL_JOB:
+            conn.send(_answers_equal_inprocess(job[1], job[2], job[3]))
+            continue
         task, gold, output, st = job
         v = _grade_one_inprocess(task, gold, output, st)
         conn.send((v.correct, v.answer, v.reason))
@@ -262,12 +265,20 @@ class _Worker:
         child.close()
 
     def run(self, job: tuple, hard_timeout: float) -> Verdict | None:
-        """Send one job; None when the worker overran ``hard_timeout`` (it is then killed)."""
+        """Send one grading job; None when the worker overran ``hard_timeout`` (it is then killed)."""
+        reply = self.call(job, hard_timeout)
+        if reply is None:
+            return None
+        c, a, r = reply
+        return Verdict(c, a, r)
+
+    def call(self, job: tuple, hard_timeout: float) -> Any:
+        """Send one job and return the worker's reply; None when it overran ``hard_timeout`` (it is then
+        killed)."""
         try:
             self.conn.send(job)
             if self.conn.poll(hard_timeout):
-                c, a, r = self.conn.recv()
-                return Verdict(c, a, r)
+                return self.conn.recv()
         except (EOFError, OSError, BrokenPipeError):
             pass
         self.kill()
@@ -316,6 +327,16 @@ class _WorkerPool:
             return Verdict(False, None, "timeout")
         self._idle.put(w)
         return v
+
+    def equal(self, a: str, b: str, hard_timeout: float) -> bool:
+        """:func:`answers_equal` in a worker; an overrun counts as not equal."""
+        w = self._get()
+        st = max(1, int(math.ceil(min(_SIGNAL_TIMEOUT_S, hard_timeout))))
+        v = w.call((_EQUAL_JOB, a, b, st), hard_timeout)
+        if v is None:
+            return False
+        self._idle.put(w)
+        return bool(v)
 
 
 _POOL = _WorkerPool()

@@ -18,3 +18,6 @@ class Verdict:
     reason: str = ""
     # IFEval only: (strict, loose) result of every instruction, in the doc's order
     instructions: tuple[tuple[bool, ...], tuple[bool, ...]] | None = None
+    # HumanEval / MBPP graded with ``behaviour=True``: the judge's behaviour signature (docs/sandbox.md), None when
+    # the program did not load or the run was killed; programs with equal signatures are one functional class
+    behaviour: str | None = None
