@@ -192,8 +192,9 @@ def grade_code_task(
     lm-eval's ``--confirm_run_unsafe_code``); otherwise nothing runs and :class:`CodeExecutionNotAllowedError` is
     raised.  Verdicts have ``answer=None`` and, on failure, ``reason`` from the sandbox (``timeout``,
     ``assertion``, ``syntax``, ``exit-before-tests``, ``unencodable-result``, ``memory``, ``output-limit``, ...) or
-    ``no-code``. ``behaviour=True`` (official mode only) adds each program's behaviour signature
-    (``Verdict.behaviour``, None for an empty output); the verdicts are the same either way.  A doc missing what its program needs (``entry_point``, ``test``, ``test_list``) is refused first.
+    ``no-code``.  A doc missing what its program needs (``entry_point``, ``test``, ``test_list``) is refused first.
+    ``behaviour=True`` (official mode only) adds each program's behaviour signature (``Verdict.behaviour``, None
+    for an empty output); the verdicts are the same either way.
     """
     if task not in CODE_TASKS:
         raise ValueError(f"unknown code task {task!r}; expected one of {CODE_TASKS}")

@@ -108,13 +108,21 @@ def test_compat_mode_gives_no_signature() -> None:
 def test_signature_is_canonical_over_handles_sets_and_floats() -> None:
     """Handles are renumbered by first use, set and dict order does not matter, floats count to 12 digits; an
     exception's type is part of the behaviour."""
-    tests = "r = f(1)\nassert g(r) == 1\nassert h() is not None\nassert k() > 0\ntry:\n    e(0)\nexcept Exception:\n    pass\n"
-    a = ("class Box:\n    pass\ndef f(x):\n    return Box()\ndef g(b):\n    return 1\n"
-         "def h():\n    return {'y': {3, 1, 2}, 'x': 1}\ndef k():\n    return 0.1 + 0.2\ndef e(x):\n    return 1 / x\n")
-    # unused objects first (other handle numbers), dict and set built in another order, 0.3 exactly
-    b = ("_pad = [object() for _ in range(3)]\nclass Box:\n    pass\ndef e(x):\n    return 1 / x\n"
-         "def k():\n    return 0.3\ndef h():\n    return {'x': 1, 'y': {2, 3, 1}}\ndef g(b):\n    return 1\n"
-         "def f(x):\n    return Box()\n")
+    tests = (
+        "r = f(1)\nassert g(r) == 1\nassert h() is not None\nassert k() > 0\n"
+        "try:\n    e(0)\nexcept Exception:\n    pass\n"
+    )
+    a = (
+        "class Box:\n    pass\ndef f(x):\n    return Box()\ndef g(b):\n    return 1\n"
+        "def h():\n    return {'y': {3, 1, 2}, 'x': 1}\ndef k():\n    return 0.1 + 0.2\ndef e(x):\n    return 1 / x\n"
+    )
+    # functions defined in another order (the candidate numbers their handles differently), dict and set built in
+    # another order, 0.3 exactly
+    b = (
+        "_pad = [object() for _ in range(3)]\nclass Box:\n    pass\ndef e(x):\n    return 1 / x\n"
+        "def k():\n    return 0.3\ndef h():\n    return {'x': 1, 'y': {2, 3, 1}}\ndef g(b):\n    return 1\n"
+        "def f(x):\n    return Box()\n"
+    )
     c = a.replace("return 1 / x", "raise KeyError(x)")  # another exception type
     d = a.replace("0.1 + 0.2", "0.3001")
     res = run_programs([Program(p, tests) for p in (a, b, c, d)], behaviour=True, timeout_s=10)
