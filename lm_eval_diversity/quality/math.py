@@ -29,7 +29,8 @@ regular expressions and no LaTeX awareness:
   anchors such as "final answer is", then the last expression). If it finds nothing, the text after a ``####``
   line or after "answer is" is parsed instead.
 * correct iff ``verify(gold, prediction)``; ``Verdict.answer`` is a canonical string of the prediction
-  (integers as ``"18"``, rationals as ``"1/2"``, otherwise sympy's ``str``), None when unparseable.
+  (integers as ``"18"``, rationals as ``"1/2"``, otherwise sympy's ``str``), None when unparseable;
+  ``Verdict.answer_text`` is the text math-verify extracted (what :func:`answers_equal` compares two outputs by).
 * sympy can hang on adversarial LaTeX (``9^{9^{9^9}}``). Every math-mode grading therefore runs in a child
   worker process (fork) with math-verify's own signal timeouts inside it, and a hard wall-clock limit in the
   parent: a worker that overruns is killed and restarted, and the output gets ``Verdict(False, None,
