@@ -4,8 +4,9 @@ diversity).
 * gsm8k, math_algebra, math_geometry, ``math_mode="math"``: :func:`.math.answers_equal` on the texts math-verify
   extracted (``Verdict.answer_text``): each parsed as the grader parses a gold answer, equal when math-verify
   accepts each against the other. Equal canonical answers (``Verdict.answer``, sympy's printed form of the value)
-  are one class without a comparison. ``math_mode="compat"``: the reference's ``compat_equal`` on
-  ``Verdict.answer``.
+  are one class without a comparison. A verdict without ``answer_text`` (not made by the math-mode grader) is
+  accepted only when its answer is a plain number, which parses back as itself; otherwise a ValueError says so.
+  ``math_mode="compat"``: the reference's ``compat_equal`` on ``Verdict.answer``.
 * cruxeval: ``cruxeval_equal`` on the normalised predictions (``Verdict.answer``), in both directions.
 * truthfulqa: undefined. Its grader extracts no answer: it matches the whole output against the reference answers
   by substring, and ``Verdict.answer`` is the matched reference or, for an unmatched output, the output itself, so
@@ -19,11 +20,13 @@ extracted answer (``Verdict.answer`` None) has class None.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Sequence
 
 from lm_eval_diversity.metrics.answers import answer_classes
 from lm_eval_diversity.quality.types import Verdict
 
+_PLAIN_NUMBER = re.compile(r"-?\d+(?:\.\d+)?(?:/\d+)?")  # a canonical answer that parses back as itself
 ANSWER_TASKS: tuple[str, ...] = ("gsm8k", "math_algebra", "math_geometry", "cruxeval")
 _UNDEFINED = {
     "truthfulqa": "its grader extracts no answer (whole outputs are matched to references by substring)",
@@ -55,9 +58,15 @@ def answer_equality(
     from lm_eval_diversity.quality.math import answers_equal
 
     text: dict[str, str] = {}  # canonical answer -> the first extracted text with that value
-    for v in verdicts:
-        if v.answer is not None:
-            text.setdefault(v.answer, v.answer_text if v.answer_text is not None else v.answer)
+    for i, v in enumerate(verdicts):
+        if v.answer is None:
+            continue
+        if v.answer_text is None and not _PLAIN_NUMBER.fullmatch(v.answer):
+            raise ValueError(
+                f"{short} output {i}: answer {v.answer!r} has no answer_text; math-mode answer classes need the "
+                "verdicts of the math grader in math mode (use math_mode='compat' for compat-mode verdicts)"
+            )
+        text.setdefault(v.answer, v.answer_text if v.answer_text is not None else v.answer)
     return lambda a, b: answers_equal(short, text.get(a, a), text.get(b, b), timeout_s=timeout_s)
 
 

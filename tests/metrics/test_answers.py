@@ -152,3 +152,10 @@ def test_cruxeval_classes() -> None:
 def test_answer_classes_undefined_tasks_say_why(task: str) -> None:
     with pytest.raises(ValueError, match=f"undefined for {task}"):
         answer_classes_for_task(task, [Verdict(True, "x")])
+
+
+def test_math_mode_needs_the_extracted_text_for_symbolic_answers() -> None:
+    numbers = [Verdict(False, "1/2"), Verdict(False, "0.5"), Verdict(False, "3")]  # plain numbers parse back
+    assert answer_classes_for_task("math_algebra", numbers) == [0, 0, 1]
+    with pytest.raises(ValueError, match=r"output 1: answer 'x\*\*2 \+ 1' has no answer_text"):
+        answer_classes_for_task("math_algebra", [Verdict(False, "2"), Verdict(False, "x**2 + 1")])
