@@ -10,6 +10,7 @@ from __future__ import annotations
 import gzip
 import importlib.resources
 import json
+from pathlib import Path
 
 import pytest
 
@@ -130,3 +131,26 @@ def test_signature_is_canonical_over_handles_sets_and_floats() -> None:
     assert res[0].behaviour == res[1].behaviour
     assert res[2].behaviour != res[0].behaviour
     assert res[3].behaviour != res[0].behaviour
+
+
+def test_functional_classes_on_mbpp(shared_data_dir: Path) -> None:
+    """MBPP task 11 (remove the first and last occurrence of a character): the reference solution, a rewrite with
+    str methods, and two wrong programs that fail on the first test with different results."""
+    path = shared_data_dir / "mbpp" / "test.jsonl"
+    if not path.is_file():
+        pytest.skip(f"{path} not available")
+    with path.open(encoding="utf-8") as f:
+        doc = next(d for d in map(json.loads, f) if d["task_id"] == 11)
+    rewrite = (
+        "def remove_Occ(s, ch):\n    s = s.replace(ch, '', 1)\n    i = s.rfind(ch)\n"
+        "    return s if i < 0 else s[:i] + s[i + 1:]\n"
+    )
+    first_only = "def remove_Occ(s, ch):\n    return s.replace(ch, '', 1)\n"  # "hello" -> "helo"
+    ends = "def remove_Occ(s, ch):\n    return s[1:-1]\n"  # "hello" -> "ell"
+    outs = [doc["code"], rewrite, first_only, ends, ends]
+    verdicts = grade_code_task("mbpp", [doc], [outs], allow_execution=True, behaviour=True)[0]
+    assert [v.correct for v in verdicts] == [True, True, False, False, False]
+    sigs = [v.behaviour for v in verdicts]
+    assert sigs[0] == sigs[1] and sigs[3] == sigs[4]
+    assert len({sigs[0], sigs[2], sigs[3]}) == 3  # right, and wrong in two different ways
+    assert functional_diversity(sigs)["distinct_behaviours"] == 3.0
