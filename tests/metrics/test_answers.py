@@ -4,6 +4,7 @@ equalities (math-verify, the reference's compat rule, CRUXEval)."""
 from __future__ import annotations
 
 import math
+import time
 
 import pytest
 
@@ -159,3 +160,9 @@ def test_math_mode_needs_the_extracted_text_for_symbolic_answers() -> None:
     assert answer_classes_for_task("math_algebra", numbers) == [0, 0, 1]
     with pytest.raises(ValueError, match=r"output 1: answer 'x\*\*2 \+ 1' has no answer_text"):
         answer_classes_for_task("math_algebra", [Verdict(False, "2"), Verdict(False, "x**2 + 1")])
+
+
+def test_math_equality_that_hangs_is_not_equal_and_bounded() -> None:
+    start = time.monotonic()
+    assert not answers_equal("math_algebra", "9^{9^{9^{9}}}", "2", timeout_s=2)
+    assert time.monotonic() - start < 15  # the worker is killed at the 2 s hard limit
