@@ -54,12 +54,14 @@ def grade_task(
     code_timeout_s: float = 10.0,
     math_timeout_s: float = 10.0,
     workers: int = 1,
+    code_behaviour: bool = False,
 ) -> list[list[Verdict]]:
     """Grade ``outputs[i]`` (the raw outputs of ``docs[i]``) for one task; see the module table for the rules.
 
     With ``allow_code_execution=False`` the code grader raises ``CodeExecutionNotAllowedError`` before running
     anything (opt-in, as lm-eval's ``--confirm_run_unsafe_code``). ``workers`` parallelises math (sympy
-    subprocesses) and code grading.
+    subprocesses) and code grading. ``code_behaviour=True`` adds the behaviour signatures of HumanEval / MBPP
+    programs (``Verdict.behaviour``, for functional classes; official code mode only).
     """
     short = short_task_name(task)
     if len(docs) != len(outputs):
@@ -73,5 +75,6 @@ def grade_task(
         code_timeout_s=code_timeout_s,
         math_timeout_s=math_timeout_s,
         workers=workers,
+        code_behaviour=code_behaviour,
     )
     return resolve_grader(short)(short, docs, outs, options)

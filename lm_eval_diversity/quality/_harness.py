@@ -450,12 +450,105 @@ def install_guard(scratch):
 
 
 # ------------------------------------------------------------------------------------------------ judge
+FLOAT_DIGITS = 12  # floats in a behaviour signature are compared to 12 significant digits
+
+
+class Behaviour:
+    """The judge's record of what it observed through the channel, folded into a sha256 as it goes.
+
+    Events, in order: every request the tests made (call with its arguments, attribute get or set) and its reply
+    (the returned value, or the exception's type name), in a canonical form: handles renumbered by first
+    appearance (the candidate numbers them in its own order), dict items and set elements sorted, floats to
+    FLOAT_DIGITS significant digits. :meth:`digest` adds the verdict (passed, reason). A value the record cannot
+    canonicalise marks it broken (no signature); it never disturbs the tests.
+    """
+
+    def __init__(self):
+        import hashlib
+
+        self.sha = hashlib.sha256()
+        self.handles = {}
+        self.broken = False
+        self.loaded = False  # set by the judge once the solution ran and its names arrived
+
+    def canon(self, v, depth=0):
+        t = type(v)
+        if v is None or t is bool or t is int or t is str:
+            return v
+        if t is float:
+            return {"F": format(v, "." + str(FLOAT_DIGITS) + "g")}
+        if depth > MAX_DEPTH + 2:
+            raise ChannelError("nesting too deep")
+        d = depth + 1
+        if t is list:
+            return [self.canon(x, d) for x in v]
+        ((tag, a),) = v.items()
+        if tag == "h":
+            hid = self.handles.setdefault(a[0], len(self.handles) + 1)
+            return {"h": [hid, a[1]]}
+        if tag == "d":
+            items = [[self.canon(k, d), self.canon(x, d)] for k, x in a]
+            return {"d": sorted(items, key=_sort_key)}
+        if tag in ("s", "f"):
+            return {tag: sorted((self.canon(x, d) for x in a), key=_sort_key)}
+        if tag in ("t", "c"):
+            return {tag: [self.canon(x, d) for x in a]}
+        return {tag: a}  # bytes, bytearray, module name: already canonical
+
+    def add(self, event):
+        if self.broken:
+            return
+        try:
+            self.sha.update(json.dumps(event, separators=(",", ":")).encode() + b"\n")
+        except BaseException:  # noqa: BLE001 - never let the record change the tests' outcome
+            self.broken = True
+
+    def request(self, msg):
+        try:
+            op = msg["op"]
+            event = [op, self.canon({"h": [msg["h"], ""]})["h"][0]]
+            if op == "call":
+                event += [self.canon(msg["a"]), self.canon(msg["k"])]
+            else:
+                event.append(msg["n"])
+                if op == "set":
+                    event.append(self.canon(msg["v"]))
+        except BaseException:  # noqa: BLE001
+            self.broken = True
+            return
+        self.add(event)
+
+    def reply(self, reply):
+        try:
+            if "ok" in reply:
+                event = ["ok", self.canon(reply["ok"])]
+            else:
+                names = reply.get("err")
+                event = ["err", names[0] if type(names) is list and names and type(names[0]) is str else "?"]
+        except BaseException:  # noqa: BLE001
+            self.broken = True
+            return
+        self.add(event)
+
+    def digest(self, passed, reason):
+        if self.broken:
+            return None
+        self.add(["verdict", passed, reason])
+        return None if self.broken else self.sha.hexdigest()
+
+
+def _sort_key(v):
+    return json.dumps(v, separators=(",", ":"))
+
+
 class CandidateExit(Exception):
     """The candidate raised SystemExit / KeyboardInterrupt / GeneratorExit inside a call."""
 
 
-def judge(cfg, job, pid, wfd, rfd):
-    """Run the tests here, against proxies of the candidate's names; return (passed, reason, detail)."""
+def judge(cfg, job, pid, wfd, rfd, record=None):
+    """Run the tests here, against proxies of the candidate's names; return (passed, reason, detail).
+
+    ``record`` (a :class:`Behaviour`) receives every request and reply of the tests, once the solution loaded."""
     import importlib
 
     opaque = []
@@ -474,6 +567,9 @@ def judge(cfg, job, pid, wfd, rfd):
             raise ChannelClosed() from None
         if type(reply) is not dict:
             raise ChannelError("malformed reply")
+        if record is not None:
+            record.request(msg)
+            record.reply(reply)
         if "ok" in reply:
             value = decode(reply["ok"], remote)
             if reply.get("opaque") is True and type(value) is Remote:
@@ -566,6 +662,11 @@ def judge(cfg, job, pid, wfd, rfd):
             g[name] = decode(value, remote)
         except (ChannelError, ImportError):
             continue  # a name the tests cannot use: they fail with NameError if they need it
+    if record is not None:
+        import random
+
+        random.seed(0)  # tests that draw random inputs draw the same ones for every program
+        record.loaded = True
     try:
         exec(tests_obj, g)
     except ChannelClosed:
@@ -698,16 +799,21 @@ def main():
             break
         chunks.append(b)
     job = json.loads(b"".join(chunks))
+    record = Behaviour() if cfg.get("behaviour") and not cfg["exit_status"] else None
     try:
         if cfg["exit_status"]:
             passed, reason, detail = exit_status_verdict(job, pid, j2c_w, c2j_r)
         else:
-            passed, reason, detail = judge(cfg, job, pid, j2c_w, c2j_r)
+            passed, reason, detail = judge(cfg, job, pid, j2c_w, c2j_r, record)
     except BaseException as exc:  # noqa: BLE001
         passed, reason, detail = False, "sandbox-error", _describe(exc)
+        record = None
     sys.stdout.flush()
     sys.stderr.flush()
-    os.write(status_fd, json.dumps({"passed": passed, "reason": reason, "detail": detail}).encode())
+    status = {"passed": passed, "reason": reason, "detail": detail}
+    if cfg.get("behaviour"):
+        status["behaviour"] = record.digest(passed, reason) if record is not None and record.loaded else None
+    os.write(status_fd, json.dumps(status).encode())
     try:
         os.kill(pid, 9)
         os.waitpid(pid, 0)

@@ -175,6 +175,7 @@ def grade_code_task(
     workers: int | None = None,
     allow_execution: bool = False,
     mode: str = "official",
+    behaviour: bool = False,
 ) -> list[list[Verdict]]:
     """Grade every output of a whole HumanEval or MBPP task by running it against the task's tests.
 
@@ -186,6 +187,8 @@ def grade_code_task(
     raised.  Verdicts have ``answer=None`` and, on failure, ``reason`` from the sandbox (``timeout``,
     ``assertion``, ``syntax``, ``exit-before-tests``, ``unencodable-result``, ``memory``, ``output-limit``, ...) or
     ``no-code``.  A doc missing what its program needs (``entry_point``, ``test``, ``test_list``) is refused first.
+    ``behaviour=True`` (official mode only) adds each program's behaviour signature (``Verdict.behaviour``, None
+    for an empty output); the verdicts are the same either way.
     """
     if task not in CODE_TASKS:
         raise ValueError(f"unknown code task {task!r}; expected one of {CODE_TASKS}")
@@ -216,10 +219,14 @@ def grade_code_task(
                 programs.append(build_program_parts(task, doc, out))
             where.append((i, j))
     results = run_programs(
-        programs, timeout_s=timeout_s, workers=workers, verdict="exit-status" if compat else "trusted-tests"
+        programs,
+        timeout_s=timeout_s,
+        workers=workers,
+        verdict="exit-status" if compat else "trusted-tests",
+        behaviour=behaviour and not compat,
     )
     for (i, j), res in zip(where, results, strict=True):
-        verdicts[i][j] = Verdict(res.passed, None, res.reason)
+        verdicts[i][j] = Verdict(res.passed, None, res.reason, behaviour=res.behaviour)
     return [[v for v in group if v is not None] for group in verdicts]
 
 

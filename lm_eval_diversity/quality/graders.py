@@ -38,6 +38,7 @@ def code_tests(task: str, docs: Docs, outputs: Outputs, options: GradingOptions)
         workers=options.workers,
         allow_execution=options.allow_code_execution,
         mode=options.code_mode,
+        behaviour=options.code_behaviour,
     )
 
 

@@ -29,7 +29,8 @@ regular expressions and no LaTeX awareness:
   anchors such as "final answer is", then the last expression). If it finds nothing, the text after a ``####``
   line or after "answer is" is parsed instead.
 * correct iff ``verify(gold, prediction)``; ``Verdict.answer`` is a canonical string of the prediction
-  (integers as ``"18"``, rationals as ``"1/2"``, otherwise sympy's ``str``), None when unparseable.
+  (integers as ``"18"``, rationals as ``"1/2"``, otherwise sympy's ``str``), None when unparseable;
+  ``Verdict.answer_text`` is the text math-verify extracted (what :func:`answers_equal` compares two outputs by).
 * sympy can hang on adversarial LaTeX (``9^{9^{9^9}}``). Every math-mode grading therefore runs in a child
   worker process (fork) with math-verify's own signal timeouts inside it, and a hard wall-clock limit in the
   parent: a worker that overruns is killed and restarted, and the output gets ``Verdict(False, None,
@@ -170,6 +171,7 @@ _FALLBACK_RES = (
     re.compile(r"answer\s*(?:is|:)\s*:?\s*(.+?)(?:\.\s|\.?$|\n)", re.IGNORECASE),
 )
 _SIGNAL_TIMEOUT_S = 3
+_EQUAL_JOB = "equal"  # first item of a worker job comparing two answers (grading jobs start with a task name)
 
 
 def _canon(expr: Any) -> str:
@@ -201,6 +203,31 @@ def _mv_parse(text: str, signal_timeout: int | None, *, gold_kind: str | None = 
         return []
 
 
+def _parse_gold(task: str, gold: str, signal_timeout: int | None) -> list[Any]:
+    """A math-mode gold answer string parsed as the grader parses it (GSM8K: number first; MATH: as ``\\boxed``)."""
+    if task == "gsm8k":
+        return _mv_parse(gold, signal_timeout, gold_kind="number")
+    return _mv_parse("$\\boxed{" + gold + "}$", signal_timeout)
+
+
+def _answers_equal_inprocess(task: str, a: str, b: str, signal_timeout: int | None) -> bool:
+    """Both answer texts parsed as gold answers of ``task``, then math-verify in both directions (each would be
+    graded correct against the other as gold); unparseable, timed out or failing comparisons are not equal."""
+    from math_verify import verify
+
+    try:
+        pa, pb = _parse_gold(task, a, signal_timeout), _parse_gold(task, b, signal_timeout)
+        if not (pa and pb):
+            return False
+        return bool(verify(pa, pb, timeout_seconds=signal_timeout, raise_on_error=True)) and bool(
+            verify(pb, pa, timeout_seconds=signal_timeout, raise_on_error=True)
+        )
+    except BaseException as e:  # math-verify's TimeoutException, sympy errors: not shown to be equal
+        if isinstance(e, (KeyboardInterrupt, SystemExit)):
+            raise
+        return False
+
+
 def _grade_one_inprocess(task: str, gold: str | None, output: str, signal_timeout: int | None) -> Verdict:
     """Grade one raw output against a math-mode gold string, in this process."""
     from math_verify import verify
@@ -208,12 +235,7 @@ def _grade_one_inprocess(task: str, gold: str | None, output: str, signal_timeou
 
     text = strip_cot(output or "")
     try:
-        if gold is None:
-            gold_parsed: list[Any] = []
-        elif task == "gsm8k":
-            gold_parsed = _mv_parse(gold, signal_timeout, gold_kind="number")
-        else:
-            gold_parsed = _mv_parse("$\\boxed{" + gold + "}$", signal_timeout)
+        gold_parsed = [] if gold is None else _parse_gold(task, gold, signal_timeout)
         pred: list[Any] = []
         hash_line = _FALLBACK_RES[0].search(text)
         if hash_line and "boxed" not in text:  # explicit GSM8K answer line beats "the last expression"
@@ -230,10 +252,11 @@ def _grade_one_inprocess(task: str, gold: str | None, output: str, signal_timeou
         if not pred:
             return Verdict(False, None, "unparseable")
         answer = _canon(pred[0])
+        answer_text = pred[-1] if isinstance(pred[-1], str) else None
         if not gold_parsed:
-            return Verdict(False, answer, "no_gold")
+            return Verdict(False, answer, "no_gold", answer_text=answer_text)
         ok = verify(gold_parsed, pred, timeout_seconds=signal_timeout, raise_on_error=True)
-        return Verdict(bool(ok), answer, "" if ok else "wrong")
+        return Verdict(bool(ok), answer, "" if ok else "wrong", answer_text=answer_text)
     except TimeoutException:
         return Verdict(False, None, "timeout")
     except Exception as e:  # sympy / parser errors on odd input: a failed, not a crashed, verdict
@@ -248,9 +271,12 @@ def _worker_main(conn: Any) -> None:
             return
         if job is None:
             return
+        if job[0] == _EQUAL_JOB:
+            conn.send(_answers_equal_inprocess(*job[1:]))
+            continue
         task, gold, output, st = job
         v = _grade_one_inprocess(task, gold, output, st)
-        conn.send((v.correct, v.answer, v.reason))
+        conn.send((v.correct, v.answer, v.reason, v.answer_text))
 
 
 class _Worker:
@@ -263,12 +289,20 @@ class _Worker:
         child.close()
 
     def run(self, job: tuple, hard_timeout: float) -> Verdict | None:
-        """Send one job; None when the worker overran ``hard_timeout`` (it is then killed)."""
+        """Send one grading job; None when the worker overran ``hard_timeout`` (it is then killed)."""
+        reply = self.call(job, hard_timeout)
+        if reply is None:
+            return None
+        c, a, r, text = reply
+        return Verdict(c, a, r, answer_text=text)
+
+    def call(self, job: tuple, hard_timeout: float) -> Any:
+        """Send one job and return the worker's reply; None when it overran ``hard_timeout`` (it is then
+        killed)."""
         try:
             self.conn.send(job)
             if self.conn.poll(hard_timeout):
-                c, a, r = self.conn.recv()
-                return Verdict(c, a, r)
+                return self.conn.recv()
         except (EOFError, OSError, BrokenPipeError):
             pass
         self.kill()
@@ -318,8 +352,31 @@ class _WorkerPool:
         self._idle.put(w)
         return v
 
+    def equal(self, task: str, a: str, b: str, hard_timeout: float) -> bool:
+        """:func:`answers_equal` in a worker; an overrun counts as not equal."""
+        w = self._get()
+        st = max(1, int(math.ceil(min(_SIGNAL_TIMEOUT_S, hard_timeout))))
+        v = w.call((_EQUAL_JOB, task, a, b, st), hard_timeout)
+        if v is None:
+            return False
+        self._idle.put(w)
+        return bool(v)
+
 
 _POOL = _WorkerPool()
+
+
+def answers_equal(task: str, a: str, b: str, *, timeout_s: float = 10.0, isolate: bool = True) -> bool:
+    """Math-mode equality of two extracted answers of ``task`` (``Verdict.answer_text``): each is parsed as the
+    grader parses a gold answer and they are equal when math-verify accepts each against the other (the grader's
+    own comparison, used in both directions). Runs in a grading worker with the hard ``timeout_s`` (an overrun is
+    "not equal"); ``isolate=False`` compares in-process."""
+    t = _short(task)
+    if not isolate:
+        in_main = threading.current_thread() is threading.main_thread()
+        st = max(1, int(math.ceil(min(_SIGNAL_TIMEOUT_S, timeout_s)))) if in_main else None
+        return _answers_equal_inprocess(t, a, b, st)
+    return _POOL.equal(t, a, b, timeout_s)
 
 
 def grade_math(

@@ -26,6 +26,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import re
 import selectors
 import shutil
 import signal
@@ -49,6 +50,7 @@ MODE_ENV = "LMEDS_SANDBOX_MODE"
 MODES = ("namespaces", "userns", "drop", "plain")
 VERDICTS = ("trusted-tests", "exit-status")
 SYSTEM_DIRS = ("/usr", "/bin", "/lib", "/lib32", "/lib64", "/sbin", "/etc")
+_HEX = re.compile("[0-9a-f]{64}")
 _HARNESS_SRC = (Path(__file__).with_name("_harness.py")).read_text(encoding="utf-8")
 
 
@@ -83,6 +85,8 @@ class ExecResult:
     stderr: str = ""
     detail: str = ""  # exception type and message, signal name, ...
     duration_s: float = 0.0
+    # with ``behaviour=True``: the judge's behaviour signature (docs/sandbox.md); None when none was computed
+    behaviour: str | None = None
 
 
 # ----------------------------------------------------------------------------------------------------------------
@@ -236,6 +240,7 @@ def _run_one(
     max_file_mb: int = 16,
     max_open_files: int = 256,
     verdict: str = "trusted-tests",
+    behaviour: bool = False,
 ) -> ExecResult:
     if isinstance(program, str):
         program = Program(program, "")
@@ -264,6 +269,8 @@ def _run_one(
             "cpu_s": int(timeout_s) + 2,
             "exit_status": verdict == "exit-status",
         }
+        if behaviour:
+            cfg["behaviour"] = True
         env = {
             "PATH": "/usr/bin:/bin",
             "HOME": scratch,
@@ -372,6 +379,9 @@ def _collect(
         passed, reason, detail = status["passed"], status["reason"], status["detail"]
         if not (type(passed) is bool and isinstance(reason, str) and isinstance(detail, str)):
             raise ValueError
+        sig = status.get("behaviour")
+        if not (sig is None or (isinstance(sig, str) and len(sig) == 64 and _HEX.fullmatch(sig))):
+            raise ValueError
     except (ValueError, KeyError, TypeError):
         if rc is not None and rc < 0:
             try:
@@ -382,10 +392,10 @@ def _collect(
         return ExecResult(False, "sandbox-error", rc, o, e, detail=f"no verdict (exit status {rc})",
                           duration_s=duration)  # fmt: skip
     if passed:
-        return ExecResult(True, "", rc, o, e, duration_s=duration)
+        return ExecResult(True, "", rc, o, e, duration_s=duration, behaviour=sig)
     if reason == "runtime-error" and "MemoryError" in detail:
         reason = "memory"
-    return ExecResult(False, reason or "runtime-error", rc, o, e, detail=detail, duration_s=duration)
+    return ExecResult(False, reason or "runtime-error", rc, o, e, detail=detail, duration_s=duration, behaviour=sig)
 
 
 def run_programs(
@@ -398,6 +408,7 @@ def run_programs(
     workers: int | None = None,
     verdict: str = "trusted-tests",
     mode: str | None = None,
+    behaviour: bool = False,
 ) -> list[ExecResult]:
     """Run every program in its own sandbox, ``workers`` at a time; results keep the input order.
 
@@ -406,6 +417,8 @@ def run_programs(
     sandbox user (RLIMIT_NPROC); ``max_output_bytes`` caps stdout+stderr together.  ``verdict``: ``"trusted-tests"``
     (the tests run in the judge process, outside the candidate's reach) or ``"exit-status"`` (the candidate runs the
     tests; exit status 0 passes).  ``mode`` overrides :func:`isolation_mode` (``plain`` still needs the opt-out).
+    ``behaviour=True`` has the judge compute each program's behaviour signature (``ExecResult.behaviour``; see
+    ``docs/sandbox.md``); it never changes a verdict. The exit-status verdict gives no signature.
     """
     if verdict not in VERDICTS:
         raise ValueError(f"verdict={verdict!r}: expected one of {', '.join(VERDICTS)}")
@@ -431,6 +444,7 @@ def run_programs(
                 max_procs=max_procs,
                 max_output_bytes=max_output_bytes,
                 verdict=verdict,
+                behaviour=behaviour,
             )
         except Exception as exc:  # noqa: BLE001 - a sandbox failure grades the program as failed, never crashes
             logger.exception("sandbox failure")

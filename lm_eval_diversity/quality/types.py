@@ -18,6 +18,12 @@ class Verdict:
     reason: str = ""
     # IFEval only: (strict, loose) result of every instruction, in the doc's order
     instructions: tuple[tuple[bool, ...], tuple[bool, ...]] | None = None
+    # math mode only: the answer as math-verify extracted it from the output (re-parses to the same value); used to
+    # compare two outputs' answers with the grader's own equality
+    answer_text: str | None = None
+    # HumanEval / MBPP graded with ``behaviour=True``: the judge's behaviour signature (docs/sandbox.md), None when
+    # the program did not load or the run was killed; programs with equal signatures are one functional class
+    behaviour: str | None = None
 
 
 @dataclass(frozen=True)
@@ -26,7 +32,8 @@ class GradingOptions:
 
     ``math_mode``: "math" (math-verify) or "compat" (the reference's rule); ``ifeval_mode`` and ``code_mode``:
     "official" or "compat"; ``allow_code_execution`` mirrors lm-eval's ``--confirm_run_unsafe_code``;
-    ``workers`` parallelises math (sympy subprocesses) and code grading.
+    ``workers`` parallelises math (sympy subprocesses) and code grading; ``code_behaviour`` asks the code grader for
+    behaviour signatures (functional classes, docs/sandbox.md).
     """
 
     math_mode: str = "math"
@@ -36,3 +43,4 @@ class GradingOptions:
     code_timeout_s: float = 10.0
     math_timeout_s: float = 10.0
     workers: int = 1
+    code_behaviour: bool = False  # code tasks: the judge also records each program's behaviour signature
