@@ -63,7 +63,7 @@ HIGHER_IS_BETTER: dict[str, bool] = {
 LEXICAL_MEASURES: tuple[str, ...] = tuple(HIGHER_IS_BETTER)
 
 # Pairs per LCS batch are chosen so that one batch row block holds about this many cells (cache-sized).
-_LCS_CELLS_PER_BATCH = 1 << 18
+_LCS_CELLS_PER_BATCH = 1 << 16
 
 
 def _check_mode(mode: str) -> None:
@@ -206,7 +206,7 @@ _ROUGE_TOKENIZER_CACHE: dict[str, object] = {}
 
 
 def lcs_lengths(pairs: Sequence[tuple[np.ndarray, np.ndarray]]) -> np.ndarray:
-    """Length of the longest common subsequence of each pair of integer arrays, batched over pairs.
+    """Length of the longest common subsequence of each pair of token-id arrays (ids >= 0, int32), batched.
 
     Row recurrence of the LCS table, one row for all pairs of a batch at once: with ``prev`` the previous row and
     ``m[j]`` = 1 where the row's token equals column token j, the new row is the running maximum of
@@ -228,8 +228,8 @@ def lcs_lengths(pairs: Sequence[tuple[np.ndarray, np.ndarray]]) -> np.ndarray:
         cols = max(len(oriented[p][1]) for p in idx)
         if rows == 0 or cols == 0:
             continue
-        a = np.full((len(idx), rows), -1, dtype=np.int64)
-        b = np.full((len(idx), cols), -2, dtype=np.int64)
+        a = np.full((len(idx), rows), -1, dtype=np.int32)
+        b = np.full((len(idx), cols), -2, dtype=np.int32)
         for r, p in enumerate(idx):
             x, y = oriented[p]
             a[r, : len(x)] = x
@@ -237,9 +237,12 @@ def lcs_lengths(pairs: Sequence[tuple[np.ndarray, np.ndarray]]) -> np.ndarray:
         dtype = np.int16 if cols < np.iinfo(np.int16).max else np.int32
         prev = np.zeros((len(idx), cols + 1), dtype=dtype)
         cur = np.zeros_like(prev)
+        match = np.empty((len(idx), cols), dtype=bool)
+        diagonal = np.empty((len(idx), cols), dtype=dtype)
         for i in range(rows):
-            match = (b == a[:, i : i + 1]).astype(dtype)
-            np.maximum(prev[:, 1:], prev[:, :-1] + match, out=cur[:, 1:])
+            np.equal(b, a[:, i : i + 1], out=match)
+            np.add(prev[:, :-1], match, out=diagonal)
+            np.maximum(prev[:, 1:], diagonal, out=cur[:, 1:])
             np.maximum.accumulate(cur[:, 1:], axis=1, out=cur[:, 1:])
             prev, cur = cur, prev
         out[idx] = prev[:, cols]
@@ -262,7 +265,7 @@ def homogenization_rouge_l_groups(groups: Sequence[Sequence[str]], mode: str = "
     token_ids: list[list[np.ndarray]] = []
     for texts in groups:
         token_ids.append(
-            [np.array([vocab.setdefault(w, len(vocab)) for w in rouge_tokens(t)], dtype=np.int64) for t in texts]
+            [np.array([vocab.setdefault(w, len(vocab)) for w in rouge_tokens(t)], dtype=np.int32) for t in texts]
         )
     pairs: list[tuple[np.ndarray, np.ndarray]] = []
     for ids in token_ids:
@@ -322,26 +325,61 @@ def _bleu():
     from sacrebleu.metrics import BLEU
 
     if "bleu" not in _BLEU_CACHE:
-        _BLEU_CACHE["bleu"] = BLEU(tokenize="13a", smooth_method="exp", effective_order=True)
+        _BLEU_CACHE["bleu"] = BLEU(tokenize=BLEU_TOKENIZER, smooth_method=BLEU_SMOOTHING, effective_order=True)
     return _BLEU_CACHE["bleu"]
 
 
 _BLEU_CACHE: dict[str, object] = {}
+BLEU_TOKENIZER = "13a"
+BLEU_SMOOTHING = "exp"
+BLEU_MAX_ORDER = 4
 
 
 def self_bleu(texts: Sequence[str]) -> float:
     """Self-BLEU: mean over texts of ``BLEU(text, references = the other texts) / 100`` (sacrebleu).
 
-    sacrebleu's sentence BLEU: tokenizer ``13a``, smoothing ``exp``, effective order (orders longer than the
-    hypothesis are left out), multi-reference n-gram clipping, brevity penalty against the closest reference length.
-    Texts with no whitespace-separated token have no BLEU and take no part, neither as hypothesis nor reference.
-    NaN when fewer than 2 texts have a token.
+    sacrebleu's sentence BLEU (``BLEU(tokenize="13a", smooth_method="exp", effective_order=True).sentence_score``):
+    n-grams up to 4, counts clipped by the largest count in any one reference, brevity penalty against the closest
+    reference length (the shorter on a tie), ``exp`` smoothing of zero-match orders, orders longer than the
+    hypothesis left out. Texts with no whitespace-separated token have no BLEU and take no part, neither as
+    hypothesis nor as reference. NaN when fewer than 2 texts have a token.
+
+    Same value as calling ``sentence_score`` K times, computed from sacrebleu's own tokenizer, n-gram extraction and
+    ``compute_bleu`` with each text's n-grams extracted once: the clipping count of an n-gram against "all texts but
+    i" is the largest count among the texts, or the second largest when text i holds the largest.
     """
+    from sacrebleu.metrics import BLEU
+    from sacrebleu.metrics.helpers import extract_all_word_ngrams
+
     kept = [t for t in texts if t.split()]
     if len(kept) < 2:
         return NAN
-    bleu = _bleu()
-    scores = [bleu.sentence_score(kept[i], kept[:i] + kept[i + 1 :]).score for i in range(len(kept))]
+    tokenizer = _bleu().tokenizer
+    stats = [extract_all_word_ngrams(tokenizer(t.rstrip()), 1, BLEU_MAX_ORDER) for t in kept]
+    best: dict[tuple[str, ...], tuple[int, int, int]] = {}  # n-gram -> (largest count, its text, second largest)
+    for i, (grams, _) in enumerate(stats):
+        for g, c in grams.items():
+            c1, i1, c2 = best.get(g, (0, -1, 0))
+            if c > c1:
+                best[g] = (c, i, c1)
+            elif c > c2:
+                best[g] = (c1, i1, c)
+    lengths = [n for _, n in stats]
+    scores = []
+    for i, (grams, hyp_len) in enumerate(stats):
+        correct = [0] * BLEU_MAX_ORDER
+        total = [0] * BLEU_MAX_ORDER
+        for g, c in grams.items():
+            c1, i1, c2 = best[g]
+            total[len(g) - 1] += c
+            correct[len(g) - 1] += min(c, c2 if i1 == i else c1)
+        others = lengths[:i] + lengths[i + 1 :]
+        ref_len = min(others, key=lambda n: (abs(hyp_len - n), n))
+        result = BLEU.compute_bleu(
+            correct, total, hyp_len, ref_len, smooth_method=BLEU_SMOOTHING, effective_order=True,
+            max_ngram_order=BLEU_MAX_ORDER,
+        )  # fmt: skip
+        scores.append(result.score)
     return math.fsum(scores) / len(scores) / 100.0
 
 

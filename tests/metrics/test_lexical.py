@@ -282,3 +282,17 @@ def test_default_differs_from_compat_as_documented(real_groups):
         assert lx.ngram_diversity_score(texts[::-1]) == pytest.approx(d["ngram_diversity"], abs=1e-12, nan_ok=True)
     # the package's n-gram diversity moves when the outputs are reordered on some real groups
     assert n_order > 0
+
+
+def test_self_bleu_equals_sacrebleu_sentence_score_per_text(real_groups):
+    from sacrebleu.metrics import BLEU
+
+    bleu = BLEU(tokenize="13a", smooth_method="exp", effective_order=True)
+    constructed = [["a b c d", "a b", "a b c d e", "d c b a"], ["x y x y", "x y x y", "x y", "y x y", "x"]]
+    for texts in real_groups + constructed:
+        kept = [t for t in texts if t.split()]
+        if len(kept) < 2:
+            assert math.isnan(lx.self_bleu(texts))
+            continue
+        expected = sum(bleu.sentence_score(h, kept[:i] + kept[i + 1 :]).score for i, h in enumerate(kept))
+        assert lx.self_bleu(texts) == pytest.approx(expected / len(kept) / 100, abs=1e-12), texts
