@@ -37,6 +37,7 @@ rounding included, on every set of at least 2 texts. ``mode="default"`` corrects
 
 from __future__ import annotations
 
+import functools
 import gzip
 import io
 import math
@@ -70,10 +71,6 @@ _LCS_CELLS_PER_BATCH = 1 << 16
 def _check_mode(mode: str) -> None:
     if mode not in MODES:
         raise ValueError(f"lexical metrics: mode must be one of {', '.join(MODES)}, got {mode!r}")
-
-
-def _round3(value: float, mode: str) -> float:
-    return round(value, 3) if mode == "compat" else value
 
 
 def words(text: str) -> list[str]:
@@ -196,14 +193,16 @@ def self_repetition_score(texts: Sequence[str], n: int = SELF_REPETITION_N, mode
 # homogenization by ROUGE-L
 
 
-def rouge_tokens(text: str) -> list[str]:
-    """rouge-score's default tokenisation without stemming: lower case, ``[a-z0-9]`` runs."""
+@functools.cache
+def _rouge_tokenizer():
     from rouge_score import tokenizers
 
-    return _ROUGE_TOKENIZER_CACHE.setdefault("t", tokenizers.DefaultTokenizer(use_stemmer=False)).tokenize(text)
+    return tokenizers.DefaultTokenizer(use_stemmer=False)
 
 
-_ROUGE_TOKENIZER_CACHE: dict[str, object] = {}
+def rouge_tokens(text: str) -> list[str]:
+    """rouge-score's default tokenisation without stemming: lower case, ``[a-z0-9]`` runs."""
+    return _rouge_tokenizer().tokenize(text)
 
 
 def lcs_lengths(pairs: Sequence[tuple[np.ndarray, np.ndarray]]) -> np.ndarray:
@@ -250,13 +249,23 @@ def lcs_lengths(pairs: Sequence[tuple[np.ndarray, np.ndarray]]) -> np.ndarray:
     return out
 
 
-def _pair_f1(lcs: int, len_i: int, len_j: int) -> float:
-    """ROUGE-L F1 as rouge-score computes it (precision against text i, recall against text j)."""
-    if len_i == 0 or len_j == 0 or lcs == 0:
-        return 0.0
-    precision = lcs / len_i
-    recall = lcs / len_j
-    return 2 * precision * recall / (precision + recall)
+def _f1_matrix(lcs: np.ndarray, lengths: np.ndarray, mode: str) -> np.ndarray:
+    """K x K ROUGE-L F1 from the LCS of the pairs i < j (row-major), as rouge-score computes it: ``P = LCS / |i|``,
+    ``R = LCS / |j|``, ``2 P R / (P + R)``, 0 when the LCS is 0. Default: two token-less texts score 1."""
+    k = len(lengths)
+    upper_i, upper_j = np.triu_indices(k, 1)
+    len_i, len_j = lengths[upper_i], lengths[upper_j]
+    f1 = np.zeros(len(lcs))
+    hit = lcs > 0
+    precision = lcs[hit] / len_i[hit]
+    recall = lcs[hit] / len_j[hit]
+    f1[hit] = 2 * precision * recall / (precision + recall)
+    if mode == "default":
+        f1[(len_i == 0) & (len_j == 0)] = 1.0
+    matrix = np.zeros((k, k))
+    matrix[upper_i, upper_j] = f1
+    matrix[upper_j, upper_i] = f1
+    return matrix
 
 
 def homogenization_rouge_l_groups(groups: Sequence[Sequence[str]], mode: str = "default") -> list[float]:
@@ -282,14 +291,7 @@ def homogenization_rouge_l_groups(groups: Sequence[Sequence[str]], mode: str = "
         if k < 2:
             results.append(NAN)
             continue
-        f1 = np.zeros((k, k))
-        p = 0
-        for i in range(k):
-            for j in range(i + 1, k):
-                f1[i, j] = f1[j, i] = _pair_f1(int(group_lcs[p]), len(ids[i]), len(ids[j]))
-                if mode == "default" and len(ids[i]) == 0 and len(ids[j]) == 0:
-                    f1[i, j] = f1[j, i] = 1.0
-                p += 1
+        f1 = _f1_matrix(group_lcs, np.array([len(x) for x in ids]), mode)
         results.append(_homogenization_from_matrix(f1, mode))
     return results
 
@@ -322,18 +324,16 @@ def homogenization_rouge_l(texts: Sequence[str], mode: str = "default") -> float
 # self-BLEU
 
 
-def _bleu():
-    from sacrebleu.metrics import BLEU
-
-    if "bleu" not in _BLEU_CACHE:
-        _BLEU_CACHE["bleu"] = BLEU(tokenize=BLEU_TOKENIZER, smooth_method=BLEU_SMOOTHING, effective_order=True)
-    return _BLEU_CACHE["bleu"]
-
-
-_BLEU_CACHE: dict[str, object] = {}
 BLEU_TOKENIZER = "13a"
 BLEU_SMOOTHING = "exp"
 BLEU_MAX_ORDER = 4  # sacrebleu's default n-gram order
+
+
+@functools.cache
+def _bleu_tokenizer():
+    from sacrebleu.metrics import BLEU
+
+    return BLEU(tokenize=BLEU_TOKENIZER, smooth_method=BLEU_SMOOTHING, effective_order=True).tokenizer
 
 
 def self_bleu(texts: Sequence[str]) -> float:
@@ -355,7 +355,7 @@ def self_bleu(texts: Sequence[str]) -> float:
     kept = [t for t in texts if t.split()]
     if len(kept) < 2:
         return NAN
-    tokenizer = _bleu().tokenizer
+    tokenizer = _bleu_tokenizer()
     stats = [extract_all_word_ngrams(tokenizer(t.rstrip()), 1, BLEU_MAX_ORDER) for t in kept]
     best: dict[tuple[str, ...], tuple[int, int, int]] = {}  # n-gram -> (largest count, its text, second largest)
     for i, (grams, _) in enumerate(stats):
