@@ -146,6 +146,14 @@ def test_self_bleu_hand_computed():
     texts = ["a b c d", "a b c d", "w x y z"]
     # the first two match a reference exactly (BLEU 1); the third shares no unigram with either (BLEU 0)
     assert lx.self_bleu(texts) == pytest.approx(2 / 3)
+    # "a b c d" against "a b c e" (and back): precisions 3/4, 2/3, 1/2 and, for the 4-gram with no match, exp
+    # smoothing 1 / (2 * 1); equal lengths, no brevity penalty: BLEU = (3/4 * 2/3 * 1/2 * 1/2) ** (1/4)
+    assert lx.self_bleu(["a b c d", "a b c e"]) == pytest.approx((3 / 4 * 2 / 3 * 1 / 2 * 1 / 2) ** 0.25)
+    # a shorter hypothesis: "a b" against "a b c e": precisions 1, 1 (effective order 2), brevity exp(1 - 4/2);
+    # "a b c e" against "a b": 2/4, 1/3, then no trigram/4-gram match: exp smoothing 1/(2*2), 1/(4*1)
+    forward = math.exp(1 - 4 / 2)
+    backward = (2 / 4 * 1 / 3 * 1 / 4 * 1 / 4) ** 0.25
+    assert lx.self_bleu(["a b", "a b c e"]) == pytest.approx((forward + backward) / 2)
 
 
 def test_higher_is_better_and_bad_mode():
