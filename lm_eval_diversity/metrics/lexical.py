@@ -20,7 +20,8 @@ punctuation kept.
 
 ``mode="compat"`` reproduces the PyPI package ``diversity`` 0.3.x (``compression_ratio``,
 ``ngram_diversity_score``, ``self_repetition_score``, ``homogenization_score(measure="rougel")``) value for value,
-rounding included, on every set of at least 2 texts. ``mode="default"`` corrects it where it is wrong
+rounding included, on every set of at least 2 texts where the package returns a value (where it divides by zero,
+NaN here). ``mode="default"`` corrects it where it is wrong
 (docs/metrics.md, "Lexical measures"):
 
 * compression: the package gzips the gzip output a second time (and its inner gzip header holds the current time);
@@ -383,6 +384,24 @@ def self_bleu(texts: Sequence[str]) -> float:
 
 # ---------------------------------------------------------------------------------------------------------------
 # every measure of a set
+
+
+def lexical_settings(mode: str = "default") -> dict[str, object]:
+    """Everything that fixes the lexical values, for the results that report them."""
+    import importlib.metadata
+
+    _check_mode(mode)
+    return {
+        "mode": mode,
+        "words": "str.split",
+        "gzip_level": GZIP_LEVEL,
+        "ngram_diversity_max_n": NGRAM_DIVERSITY_MAX_N,
+        "self_repetition_n": SELF_REPETITION_N,
+        "rouge": "rougeL F1, rouge-score DefaultTokenizer, no stemmer",
+        "bleu": f"sacrebleu sentence BLEU, tokenize={BLEU_TOKENIZER}, smooth={BLEU_SMOOTHING}, effective_order",
+        "sacrebleu": importlib.metadata.version("sacrebleu"),
+        "rouge_score": importlib.metadata.version("rouge-score"),
+    }
 
 
 def lexical_scores_groups(groups: Sequence[Sequence[str]], mode: str = "default") -> list[dict[str, float]]:

@@ -167,6 +167,16 @@ def test_higher_is_better_and_bad_mode():
         lx.distinct_n(["a", "b"], 0)
 
 
+def test_settings_name_the_mode_and_library_versions():
+    settings = lx.lexical_settings("compat")
+    assert settings["mode"] == "compat"
+    assert settings["sacrebleu"] == importlib.metadata.version("sacrebleu")
+    assert settings["rouge_score"] == importlib.metadata.version("rouge-score")
+    assert "tokenize=13a" in settings["bleu"] and "smooth=exp" in settings["bleu"]
+    with pytest.raises(ValueError, match="mode must be one of"):
+        lx.lexical_settings("exact")
+
+
 # ----------------------------------------------------------------------------------------------------------------
 # the batched LCS against the textbook table
 
