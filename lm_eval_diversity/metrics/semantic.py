@@ -8,10 +8,13 @@ output is equivalent to no non-empty one.
 
 Clustering rule (``rule``):
 
-* ``"greedy"`` (default, as the semantic-entropy reference code does): walk the outputs in order; an output joins
-  the first existing cluster whose *representative* (its first member) it is equivalent to, else it founds a new
-  cluster. Order-dependent when equivalence is not transitive: with a ~ b, b ~ c and not a ~ c, the order
-  (a, b, c) gives {a, b}, {c}.
+* ``"greedy"`` (default, as the semantic-entropy reference code of Farquhar et al. 2024, ``get_semantic_ids``,
+  does): walk the distinct texts in order; a text no earlier representative took becomes a *representative* and
+  founds a cluster, and takes every later text equivalent to it, a later representative overriding an earlier one.
+  So the representatives are the texts equivalent to no earlier representative, and every other text belongs to
+  the last representative before it that it is equivalent to. Order-dependent when equivalence is not transitive:
+  with a ~ b, b ~ c and not a ~ c, the order (a, b, c) gives {a, b}, {c}. (Kuhn et al.'s Algorithm 1 puts a text
+  in the *first* matching cluster instead: the same number of clusters, sizes can differ.)
 * ``"closure"``: clusters are the connected components of the equivalence graph (transitive closure); the same
   triple gives one cluster {a, b, c}. Order-independent.
 
@@ -80,16 +83,16 @@ def cluster_ids(texts: Sequence[str], entails: Entails | np.ndarray, rule: str =
         entails = _entails_from_matrix(texts, entails)
     unique = list(dict.fromkeys(texts))  # identical texts share one cluster without asking the model
     if rule == "greedy":
-        reps: list[str] = []
         cluster_of: dict[str, int] = {}
-        for t in unique:
-            for c, rep in enumerate(reps):
+        n_clusters = 0
+        for i, rep in enumerate(unique):
+            if rep in cluster_of:
+                continue
+            cluster_of[rep] = n_clusters
+            for t in unique[i + 1 :]:
                 if _equivalent(rep, t, entails):
-                    cluster_of[t] = c
-                    break
-            else:
-                cluster_of[t] = len(reps)
-                reps.append(t)
+                    cluster_of[t] = n_clusters  # a later representative it is equivalent to takes it over
+            n_clusters += 1
     else:
         parent = list(range(len(unique)))
 

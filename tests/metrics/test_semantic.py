@@ -1,6 +1,7 @@
 """Semantic clusters (bidirectional entailment) with fake NLI decisions given as matrices, and NLIModel.label_probs.
 
-Expected values are worked by hand from the stated rule: greedy against the first member of each cluster.
+Expected values are worked by hand from the stated rule: greedy against cluster representatives, a later
+representative taking over the texts it is equivalent to (the semantic-entropy reference code's rule).
 """
 
 from __future__ import annotations
@@ -63,7 +64,7 @@ def test_non_transitive_triple_greedy_vs_closure():
     # a ~ b, b ~ c, not a ~ c
     m = _matrix(3, equivalent_pairs=[(0, 1), (1, 2)])
     texts = ["a", "b", "c"]
-    # greedy: a founds cluster 0; b joins a; c is compared with a only (the representative) -> new cluster
+    # greedy: a founds cluster 0 and takes b; c is not equivalent to a (the only representative) -> new cluster
     assert cluster_ids(texts, m, rule="greedy") == [0, 0, 1]
     greedy = semantic_clusters(texts, m)
     assert greedy["semantic_clusters"] == 2.0
@@ -74,6 +75,16 @@ def test_non_transitive_triple_greedy_vs_closure():
     # greedy depends on order: with b first, both a and c join b
     order = [1, 0, 2]
     assert cluster_ids([texts[i] for i in order], m[np.ix_(order, order)]) == [0, 0, 0]
+
+
+def test_greedy_gives_a_text_to_the_last_representative_it_matches():
+    # r1, r2 are not equivalent (two representatives); x ~ r1 and x ~ r2; y ~ r1 only.
+    # r1 takes x and y, then r2 takes x over: {r1, y}, {r2, x} (sizes 2, 2; a first-match rule would give 3, 1)
+    m = _matrix(4, equivalent_pairs=[(0, 2), (1, 2), (0, 3)])
+    texts = ["r1", "r2", "x", "y"]
+    assert cluster_ids(texts, m) == [0, 1, 1, 0]
+    assert semantic_clusters(texts, m)["semantic_entropy"] == pytest.approx(math.log(2))
+    assert cluster_ids(texts, m, rule="closure") == [0, 0, 0, 0]
 
 
 def test_identical_texts_need_no_model():
