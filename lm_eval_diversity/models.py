@@ -325,7 +325,7 @@ class NLIModel:
         """
         import torch
 
-        out = np.zeros((len(pairs), int(self.model.config.num_labels)), dtype=np.float32)
+        out = np.zeros((len(pairs), len(self.model.config.id2label)), dtype=np.float32)
         if not pairs:
             return out
         chunks = _length_chunks(len(pairs), [len(p) + len(h) for p, h in pairs], TOKENIZE_CHUNK)
