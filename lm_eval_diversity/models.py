@@ -313,10 +313,11 @@ class NLIModel:
             return_tensors="pt",
         )
 
-    def entail_minus_contradict(
-        self, pairs: Sequence[tuple[str, str]], batch_size: int = 64, progress: bool = False
+    def class_probs(
+        self, pairs: Sequence[tuple[str, str]], batch_size: int = 64, progress: bool = False, desc: str = "NLI"
     ) -> np.ndarray:
-        """``P(entail) - P(contradict)`` for each (premise, hypothesis) pair, batched by token count.
+        """Softmax probabilities, shape (n, num_labels) float32 in the model's own label order, one row per
+        (premise, hypothesis) pair: the one batched forward loop every NLI quantity is read from.
 
         Callers pass unique pairs. Pairs are tokenised in large chunks (one fast-tokeniser call each, straight to
         tensors), then cut into batches of similar token count (:func:`token_batches`), so padding stays small
@@ -324,7 +325,7 @@ class NLIModel:
         """
         import torch
 
-        out = np.zeros(len(pairs), dtype=np.float64)
+        out = np.zeros((len(pairs), len(self.model.config.id2label)), dtype=np.float32)
         if not pairs:
             return out
         chunks = _length_chunks(len(pairs), [len(p) + len(h) for p, h in pairs], TOKENIZE_CHUNK)
@@ -333,19 +334,38 @@ class NLIModel:
         if progress:
             from tqdm.auto import tqdm
 
-            bar = tqdm(total=len(pairs), desc="NLI", unit="pair")
+            bar = tqdm(total=len(pairs), desc=desc, unit="pair")
         with torch.inference_mode():
             for chunk in chunks:
                 features = self.tokenize([pairs[i] for i in chunk])
                 for rows, batch in token_batches(features, batch_size, padding_side):
                     batch = {k: v.to(self.device) for k, v in batch.items()}
                     probs = torch.softmax(self.model(**batch).logits.float(), dim=-1).cpu().numpy()
-                    out[chunk[rows.numpy()]] = probs[:, self.entail_index] - probs[:, self.contradict_index]
+                    out[chunk[rows.numpy()]] = probs
                     if bar is not None:
                         bar.update(len(rows))
         if bar is not None:
             bar.close()
         return out
+
+    def entail_minus_contradict(
+        self, pairs: Sequence[tuple[str, str]], batch_size: int = 64, progress: bool = False
+    ) -> np.ndarray:
+        """``P(entail) - P(contradict)`` (float64 of the float32 difference) for each (premise, hypothesis) pair,
+        batched by token count (:meth:`class_probs`)."""
+        probs = self.class_probs(pairs, batch_size=batch_size, progress=progress)
+        return (probs[:, self.entail_index] - probs[:, self.contradict_index]).astype(np.float64)
+
+    def label_probs(
+        self, pairs: Sequence[tuple[str, str]], batch_size: int = 64, progress: bool = False
+    ) -> np.ndarray:
+        """``[P(entail), P(neutral), P(contradict)]`` (float64, shape (n, 3), rows sum to 1) per (premise,
+        hypothesis) pair; neutral is every label that is neither entailment nor contradiction. Same batching as
+        :meth:`entail_minus_contradict` (:meth:`class_probs`)."""
+        probs = self.class_probs(pairs, batch_size=batch_size, progress=progress).astype(np.float64)
+        others = [i for i in range(probs.shape[1]) if i not in (self.entail_index, self.contradict_index)]
+        neutral = probs[:, others].sum(axis=1)
+        return np.stack([probs[:, self.entail_index], neutral, probs[:, self.contradict_index]], axis=1)
 
 
 def load_nli_model(

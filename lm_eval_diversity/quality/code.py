@@ -56,7 +56,15 @@ def extract_code(text: str, entry_point: str | None) -> str:
     the longest block; stripped.  If the result parses, does not define ``entry_point`` and defines exactly one
     top-level function, ``entry_point = <that function>`` is appended.
     """
-    text = strip_cot(text)
+    code = code_block(strip_cot(text), entry_point)
+    if entry_point and code and not _defines(code, entry_point):
+        code = _alias_single_function(code, entry_point)
+    return code
+
+
+def code_block(text: str, entry_point: str | None = None) -> str:
+    """The code of an already CoT-stripped output: the fenced blocks as in :func:`extract_code`; none -> the whole
+    text; else the first block defining ``entry_point`` (when given), else the longest block; stripped."""
     blocks = _FENCE_RE.findall(text)
     if not blocks:
         code = text
@@ -65,10 +73,7 @@ def extract_code(text: str, entry_point: str | None) -> str:
         if entry_point:
             chosen = next((b for b in blocks if f"def {entry_point}" in b), None)
         code = chosen if chosen is not None else max(blocks, key=len)
-    code = code.strip()
-    if entry_point and code and not _defines(code, entry_point):
-        code = _alias_single_function(code, entry_point)
-    return code
+    return code.strip()
 
 
 def _alias_single_function(code: str, entry_point: str) -> str:
