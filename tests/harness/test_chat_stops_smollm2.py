@@ -11,7 +11,7 @@ import importlib.util
 import lm_eval
 import pytest
 
-from lm_eval_diversity.harness import task_manager
+from lm_eval_diversity.lm_eval_cli import task_manager
 from lm_eval_diversity.tasks import DEMO_DATA_DIR
 
 pytestmark = pytest.mark.skipif(

@@ -8,7 +8,8 @@ import lm_eval
 import pytest
 from lm_eval.api.model import LM
 
-from lm_eval_diversity.harness import SamplingConfigError, task_manager
+from lm_eval_diversity.generation import SamplingConfigError
+from lm_eval_diversity.lm_eval_cli import task_manager
 from lm_eval_diversity.tasks import TASK_NAMES
 from tests.harness.fakes import with_repeat_index
 
