@@ -12,7 +12,6 @@ from typing import Any
 from lm_eval_diversity import __version__
 
 DIVERSITY_METRICS = ("ead", "sbert", "vendi", "nli")
-LEVELS = ("per_input", "across_input", "overall")
 
 DEFAULT_SBERT_MODEL = "sentence-transformers/all-mpnet-base-v2"
 DEFAULT_NLI_MODEL = "FacebookAI/roberta-large-mnli"

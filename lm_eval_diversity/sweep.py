@@ -104,9 +104,6 @@ class SweepPlan:
     data_dir: str | None = None
     confirm_run_unsafe_code: bool = False
 
-    def checkpoint(self, label: str) -> Checkpoint:
-        return next(c for c in self.checkpoints if c.label == label)
-
 
 def _args_string(value, where: str) -> str:
     """Model args as lm-eval's ``key=value,...`` string (from a string or a flat mapping)."""
