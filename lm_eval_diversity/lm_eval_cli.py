@@ -10,8 +10,10 @@ where several of these move):
   lm-eval's command line has no public form that takes an argument list or more subcommands, and the wrapper must
   accept exactly lm-eval's flags. :func:`parse_cli_args` repeats lm-eval's one legacy rule (no subcommand means
   ``run``) instead of rewriting ``sys.argv``.
-- ``EvaluatorConfig.load_yaml_config`` (:func:`run_lm_eval_cli`): reads the ``include_path`` of a ``run --config``
-  file, so that the task directory is added to it rather than replacing it.
+- A list as the parsed ``include_path`` (:func:`run_lm_eval_cli`): lm-eval's parser types the flag ``str``, but
+  ``run``, ``ls`` and ``validate`` hand the value unchanged to ``TaskManager``, which takes a list (as a
+  ``--config`` file's list already reaches it). ``EvaluatorConfig.load_yaml_config`` reads the ``include_path`` of
+  a ``run --config`` file, so that the task directory is added to it rather than replacing it.
 - ``Task.apply_filters`` overridden in :class:`lm_eval_diversity.harness.DiversityTask`: the diversity filter needs
   which prompts opened a thought, known only once the requests are built, and ``--predict_only`` needs the K raw
   responses rather than lm-eval's ``take_first``. The override builds its pipelines with the public
@@ -20,10 +22,12 @@ where several of these move):
 - ``ConfigurableTask.download`` overridden there too: it calls the ``custom_dataset`` loader the way lm-eval does
   (``loader(**metadata, **dataset_kwargs)``), without lm-eval's generic "Custom kwargs can be passed to
   ``--metadata``" warning, which does not apply to tasks whose settings are already ``--metadata`` keys.
+- ``lm_eval.tasks.ifeval.utils`` (:mod:`lm_eval_diversity.quality.ifeval`, ``ifeval_mode official``): lm-eval's
+  own IFEval instruction checks, so that official grading is lm-eval's; that task module is not an API and may
+  change with lm-eval's IFEval task.
 
 Everything else goes through public names: ``TaskManager(include_path=...)`` (a list of directories),
-``simple_evaluate``, ``register_filter``, ``ConfigurableTask`` and the ``--include_path`` value of the parsed
-arguments, which ``run``, ``ls`` and ``validate`` all hand to ``TaskManager``.
+``simple_evaluate``, ``register_filter``, ``ConfigurableTask``, ``lm_eval.utils``.
 """
 
 from __future__ import annotations
