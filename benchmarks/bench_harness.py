@@ -39,6 +39,9 @@ def main() -> None:
 
     import lm_eval_diversity.harness as harness
     from lm_eval_diversity.catalogue.tasks import CODE_TASKS, task_name, task_names
+    from lm_eval_diversity.lm_eval_cli import task_manager
+    from lm_eval_diversity.preflight import models_for
+    from lm_eval_diversity.settings import COMMAND_DEFAULTS, resolve_settings
 
     timings: dict[str, float] = defaultdict(float)
     counts: dict[str, int] = defaultdict(int)
@@ -74,10 +77,10 @@ def main() -> None:
         return out
 
     harness.DiversityMetricsFilter.apply = timed_apply
-    harness.models_for(harness.harness_settings())  # load the metric model outside the timed phases
+    models_for(resolve_settings({}, COMMAND_DEFAULTS)[0])  # load the metric model outside the timed phases
     tasks = [task_name(t) for t in task_names() if args.code or t not in CODE_TASKS]
     t0 = time.perf_counter()
-    tm = harness.task_manager(include_defaults=False, metadata={"repeats": args.k})
+    tm = task_manager(include_defaults=False, metadata={"repeats": args.k})
     task_dict = tm.load(tasks)
     timings["task_loading"] = time.perf_counter() - t0
     t0 = time.perf_counter()

@@ -181,27 +181,23 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     if not argv or "-h" in argv or "--help" in argv:
         return _help(argv)
-    from lm_eval_diversity.harness import run_lm_eval_cli
+    from lm_eval_diversity.lm_eval_cli import run_lm_eval_cli
 
     return run_lm_eval_cli(argv, OWN_COMMANDS)
 
 
 def _help(argv: list[str]) -> int:
     """Help of lm-eval's subcommands and ours, with our flags under ``run`` (built without the task glue)."""
-    from lm_eval_diversity.command import build_cli
+    from lm_eval_diversity.lm_eval_cli import build_cli, parse_cli_args
 
     cli = build_cli(OWN_COMMANDS)
-    old_argv = sys.argv
-    sys.argv = ["lm-eval-diversity", *argv]
     try:
         if not argv:
             cli._parser.print_help()
             return 0
-        cli.parse_args()  # prints the help and exits
+        parse_cli_args(cli, argv)  # prints the help and exits
     except SystemExit as exc:
         return int(exc.code or 0) if not isinstance(exc.code, str) else 1
-    finally:
-        sys.argv = old_argv
     return 0
 
 

@@ -1,7 +1,6 @@
-"""The command-line channel of the settings: ``run`` flags, ``--metadata`` keys, and lm-eval's CLI parser with them.
+"""The command-line channel of the settings: ``run`` flags and ``--metadata`` keys, split from lm-eval's arguments.
 
-Light on purpose (settings and lm-eval's argument parser only): ``lm-eval-diversity --help`` builds its help from
-here without importing the task glue in :mod:`lm_eval_diversity.harness`.
+Light on purpose (settings only): lm-eval's parser with these flags is built in :mod:`lm_eval_diversity.lm_eval_cli`.
 """
 
 from __future__ import annotations
@@ -113,31 +112,6 @@ def merge_metadata(user: dict, from_flags: dict[str, str]) -> dict:
     merged = {**from_flags, **user}
     resolve_settings(merged, COMMAND_DEFAULTS)
     return merged
-
-
-def build_cli(own_commands: dict[str, str] | None = None):
-    """lm-eval's own CLI parser, named ``lm-eval-diversity``, listing our subcommands and, under ``run``, our flags.
-
-    Our flags are taken out of the arguments before lm-eval parses them (:func:`split_own_flags`); here they are
-    added for ``--help`` only.
-    """
-    from lm_eval._cli import HarnessCLI
-
-    cli = HarnessCLI()
-    cli._parser.prog = "lm-eval-diversity"
-    subparsers = cli._subparsers
-    for name, text in (own_commands or {}).items():
-        subparsers.add_parser(name, help=text, add_help=False)
-    run = subparsers.choices["run"]
-    run.prog = "lm-eval-diversity run"
-    group = run.add_argument_group(
-        "diversity settings",
-        "lm-eval-diversity flags; each is also a --metadata key of the same name, for plain lm_eval "
-        "(precedence: flag or --metadata, then LM_EVAL_DIVERSITY_* variables, then defaults; docs/settings.md)",
-    )
-    for flag, (_, text) in run_flags().items():
-        group.add_argument(flag, help=text, metavar="VALUE")
-    return cli
 
 
 class DataParallelError(ValueError):

@@ -60,7 +60,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def run_demo(argv: list[str]) -> int:
     from lm_eval_diversity.compare import run_compare
-    from lm_eval_diversity.harness import run_lm_eval_cli
+    from lm_eval_diversity.lm_eval_cli import run_lm_eval_cli
 
     args = build_parser().parse_args(argv)
     out = Path(args.output_path)

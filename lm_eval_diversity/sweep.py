@@ -104,9 +104,6 @@ class SweepPlan:
     data_dir: str | None = None
     confirm_run_unsafe_code: bool = False
 
-    def checkpoint(self, label: str) -> Checkpoint:
-        return next(c for c in self.checkpoints if c.label == label)
-
 
 def _args_string(value, where: str) -> str:
     """Model args as lm-eval's ``key=value,...`` string (from a string or a flat mapping)."""
@@ -430,13 +427,72 @@ def _finish(folder: Path, spec: dict, files: dict[str, str], attempt: int, start
     return manifest
 
 
+# ---------------------------------------------------------------- lm-eval calls (documents, samples)
+
+
+def task_doc_count(task: str, data_dir: str | None = None) -> int:
+    """Number of documents of one of our tasks after its own selection (the reference's N)."""
+    from lm_eval.tasks import get_task_dict
+
+    from lm_eval_diversity.lm_eval_cli import task_manager
+
+    metadata = {"data_dir": data_dir} if data_dir else {}
+    task_obj = get_task_dict([task], task_manager(include_defaults=False, metadata=metadata))[task]
+    return len(task_obj.eval_docs)
+
+
+def generate_samples(
+    model: str,
+    model_args: str,
+    task: str,
+    doc_ids: list[int],
+    *,
+    repeats: int,
+    seed: int,
+    gen_kwargs: dict | None = None,
+    batch_size: str | int = 1,
+    device: str | None = None,
+    apply_chat_template: bool = False,
+    data_dir: str | None = None,
+) -> list[dict]:
+    """K samples for the docs ``doc_ids`` of ``task`` through ``simple_evaluate`` (``samples`` selection,
+    ``predict_only``), every seed slot set to ``seed``; returns the logged sample records (JSON-safe).
+
+    lm-eval logs each record under its index in the task (the selection is passed sorted, so the mapping holds).
+    """
+    import lm_eval
+    from lm_eval.utils import handle_non_serializable
+
+    from lm_eval_diversity.lm_eval_cli import task_manager
+
+    metadata = {"repeats": repeats, **({"data_dir": data_dir} if data_dir else {})}
+    res = lm_eval.simple_evaluate(
+        model=model,
+        model_args=model_args,
+        tasks=[task],
+        task_manager=task_manager(include_defaults=False, metadata=metadata),
+        samples={task: sorted(doc_ids)},
+        predict_only=True,
+        log_samples=True,
+        bootstrap_iters=0,
+        gen_kwargs=dict(gen_kwargs) if gen_kwargs else None,
+        batch_size=batch_size,
+        device=device,
+        apply_chat_template=apply_chat_template,
+        random_seed=seed,
+        numpy_random_seed=seed,
+        torch_random_seed=seed,
+        fewshot_random_seed=seed,
+    )
+    records = res["samples"][task]
+    return json.loads(json.dumps(records, default=handle_non_serializable, ensure_ascii=False))
+
+
 # ---------------------------------------------------------------- the shard bodies (run inside Ray workers)
 
 
 def run_generation_shard(spec: dict, root: str) -> dict:
     """Generate one shard's samples through lm-eval and write them with a manifest; returns the manifest."""
-    from lm_eval_diversity.harness import generate_samples
-
     folder = shard_dir(Path(root), spec["id"])
     folder.mkdir(parents=True, exist_ok=True)
     (folder / MANIFEST).unlink(missing_ok=True)
@@ -488,7 +544,7 @@ def merge_shards(root: Path, spec: dict) -> list:
 
 def run_scoring_shard(spec: dict, root: str) -> dict:
     """Merge a checkpoint x task's generation shards, score the whole task once, write the task entry."""
-    from lm_eval_diversity.harness import models_for  # metric models loaded once per worker process
+    from lm_eval_diversity.preflight import models_for  # metric models loaded once per worker process
     from lm_eval_diversity.scoring import score_task, task_scores_to_json
 
     root_path = Path(root)
@@ -544,8 +600,6 @@ class SweepSummary:
 
 def task_doc_counts(plan: SweepPlan) -> dict[str, int]:
     """Prompts per task (``limit`` applied), read through lm-eval on the driver."""
-    from lm_eval_diversity.harness import task_doc_count
-
     counts = {}
     for task in plan.tasks:
         n = task_doc_count(task, plan.data_dir)

@@ -16,8 +16,9 @@ from pathlib import Path
 import pytest
 
 from lm_eval_diversity.cli import DEPRECATED_FLAGS, OWN_COMMANDS, build_score_parser, main
-from lm_eval_diversity.command import build_cli, split_own_flags
+from lm_eval_diversity.command import split_own_flags
 from lm_eval_diversity.compare import build_parser as build_compare_parser
+from lm_eval_diversity.lm_eval_cli import build_cli
 
 REPO = Path(__file__).resolve().parents[1]
 DOCS = [REPO / "README.md", *sorted((REPO / "docs").glob("*.md"))]

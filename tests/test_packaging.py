@@ -6,7 +6,11 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from lm_eval_diversity.catalogue.tasks import task_names
+
+pytestmark = pytest.mark.slow  # builds the wheel
 
 REPO = Path(__file__).resolve().parents[1]
 

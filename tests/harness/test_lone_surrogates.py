@@ -5,7 +5,8 @@ from __future__ import annotations
 import json
 import logging
 
-from lm_eval_diversity.harness import DiversityMetricsFilter, replace_lone_surrogates
+from lm_eval_diversity.harness import DiversityMetricsFilter
+from lm_eval_diversity.responses import replace_lone_surrogates
 from lm_eval_diversity.settings import DiversitySettings
 
 

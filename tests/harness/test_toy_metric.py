@@ -21,7 +21,7 @@ K = 4
 def test_toy_metric_in_a_fake_lm_run(harness_env, monkeypatch):
     import lm_eval
 
-    from lm_eval_diversity.harness import task_manager
+    from lm_eval_diversity.lm_eval_cli import task_manager
 
     monkeypatch.setenv("LM_EVAL_DIVERSITY_METRICS", "mean_length")  # no metric model: none is loaded
     with catalogue.registered(TOY):

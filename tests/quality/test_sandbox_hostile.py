@@ -333,6 +333,7 @@ def test_plain_mode_needs_the_loud_opt_out(monkeypatch: pytest.MonkeyPatch) -> N
         run_programs([Program("x = 1")], mode="plain")
 
 
+@pytest.mark.slow  # runs the hostile programs
 @pytest.mark.skipif(os.geteuid() == 0, reason="plain mode as root can ptrace anything; it is run unprivileged in CI")
 def test_no_forged_pass_without_isolation(monkeypatch: pytest.MonkeyPatch, listener: socket.socket) -> None:
     """Without any isolation (the explicit opt-out), the verdict still cannot be forged: the judge is another,
@@ -343,6 +344,7 @@ def test_no_forged_pass_without_isolation(monkeypatch: pytest.MonkeyPatch, liste
     assert not forged
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", list(HOSTILE))
 def test_hostile_program_fails_with_expected_reason(name: str, hostile_results: dict[str, ExecResult]) -> None:
     res = hostile_results[name]
@@ -351,6 +353,7 @@ def test_hostile_program_fails_with_expected_reason(name: str, hostile_results: 
     assert res.reason in HOSTILE[name][2], f"{name}: {res.reason} {res.detail} {res.stderr[-300:]}"
 
 
+@pytest.mark.slow
 def test_nothing_escaped_to_the_host(hostile_results: dict[str, ExecResult], listener: socket.socket) -> None:
     for path in [*ESCAPE_FILES, ESCAPE_SHM]:
         assert not os.path.exists(path), f"{path} was written by a sandboxed program"
@@ -361,6 +364,7 @@ def test_nothing_escaped_to_the_host(hostile_results: dict[str, ExecResult], lis
     assert conn is None, "a sandboxed program connected to the host's loopback"
 
 
+@pytest.mark.slow
 def test_no_secrets_read(hostile_results: dict[str, ExecResult]) -> None:
     shadow = hostile_results["read_etc_shadow"]
     assert "root:" not in shadow.stdout
@@ -372,12 +376,14 @@ def test_no_secrets_read(hostile_results: dict[str, ExecResult]) -> None:
         assert SECRET not in res.stdout + res.stderr + res.detail, "the user's cache was readable"
 
 
+@pytest.mark.slow
 def test_output_is_capped(hostile_results: dict[str, ExecResult]) -> None:
     for name in ("huge_stdout", "huge_stderr"):
         res = hostile_results[name]
         assert len(res.stdout) + len(res.stderr) <= 2 * 2000
 
 
+@pytest.mark.slow
 def test_parent_survives_and_sandbox_still_works(hostile_results: dict[str, ExecResult]) -> None:
     assert os.getpid() > 0  # we are still here after kill_parent / kill_everything
     [ok] = run_programs([Program("def f(x):\n    return x + 1", "assert f(1) == 2")], timeout_s=5)

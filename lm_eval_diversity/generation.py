@@ -1,0 +1,87 @@
+"""What generation gets: checks on the sampling settings, the task's stop strings, and the no-CoT pre-fill.
+
+Every setting here changes the K samples of a prompt; the values used are recorded by the task class in
+``config.metadata["generation_protocol"]`` (docs/tasks.md).
+"""
+
+from __future__ import annotations
+
+from lm_eval_diversity.preprocess import prompt_opens_think
+from lm_eval_diversity.settings import SAMPLING_PRESETS
+
+NO_COT_PREFIX = "<think>\n\n</think>\n\n"  # an empty thought, for templates that do not open one
+NO_COT_CLOSE = "\n</think>\n\n"  # closes the thought a thinking template opened with <think>
+
+
+class SamplingConfigError(ValueError):
+    """Generation settings that would make the K samples identical or stale."""
+
+
+def check_generation_kwargs(task: str, gen_kwargs: dict, repeats: int) -> list[str]:
+    """Refuse settings that make the K samples identical; return warnings for the doubtful ones.
+
+    Greedy decoding (``do_sample`` false, or temperature missing/0) gives K copies of one output; a per-request
+    ``seed`` makes vLLM draw the K clones identically; ``n`` makes vLLM generate n sequences and keep one.
+    """
+    do_sample = gen_kwargs.get("do_sample")
+    temperature = gen_kwargs.get("temperature")
+    if not do_sample or temperature is None or float(temperature) <= 0:
+        raise SamplingConfigError(
+            f"{task}: generation_kwargs do_sample={do_sample!r}, temperature={temperature!r} decode greedily, so "
+            f"the {repeats} samples per prompt would be identical; use --gen_kwargs do_sample=True,temperature=0.6"
+        )
+    for key, why in (
+        ("seed", "a per-request seed makes every repeat of a prompt draw the same sample (vLLM)"),
+        ("n", "vLLM would generate n sequences and the harness keeps only the first"),
+    ):
+        if key in gen_kwargs:
+            raise SamplingConfigError(
+                f"{task}: generation_kwargs contains {key!r}: {why}; remove it (vLLM engine seed: --model_args seed=N)"
+            )
+    warnings = []
+    if repeats < 2:
+        warnings.append(
+            f"{task}: repeats={repeats}: diversity needs K >= 2 samples per prompt; diversity metrics will be NaN "
+            "(undefined), not 0"
+        )
+    return warnings
+
+
+def check_sampling_preset(task: str, name: str, gen: dict) -> None:
+    """``--sampling NAME`` and ``--gen_kwargs`` must not disagree on temperature / top_p."""
+    for key, value in SAMPLING_PRESETS[name].items():
+        if key in gen and gen[key] is not None and float(gen[key]) != value:
+            raise SamplingConfigError(
+                f"{task}: --sampling {name} sets {key}={value} but generation_kwargs has {key}={gen[key]!r} "
+                f"(from --gen_kwargs?); drop one of the two"
+            )
+
+
+def uses_task_stops(mode: str, chat_template_applied: bool) -> bool:
+    """Whether generation stops at the task's ``until`` strings (``stop_sequences`` setting, docs/tasks.md).
+
+    ``auto`` follows the reference protocol: stop strings only for plain-text prompts; with a chat template the
+    output ends at EOS or ``max_gen_toks``. ``task`` always keeps them, ``none`` never uses them.
+    """
+    return mode == "task" or (mode == "auto" and not chat_template_applied)
+
+
+def no_cot_prefill(no_cot: bool | str | None, prompt: str) -> str:
+    """The text appended to a rendered prompt for the no-CoT condition ("" when it is off).
+
+    ``True``: an empty thought; when the prompt already opened one (a thinking template ends it with ``<think>``)
+    only its closing part. A string is used verbatim.
+    """
+    if no_cot is None or no_cot is False:
+        return ""
+    if isinstance(no_cot, str):
+        return no_cot
+    return NO_COT_CLOSE if prompt_opens_think(prompt) else NO_COT_PREFIX
+
+
+def no_cot_value(raw) -> bool | str | None:
+    if raw in (None, "", False, "0", "false", "False"):
+        return None
+    if raw in (True, "1", "true", "True"):
+        return True
+    return str(raw)

@@ -1,0 +1,97 @@
+"""Checks a run makes before generation starts, and the metric models it shares between tasks.
+
+Everything that could fail once the responses exist (model locations, the metric device, the NLI model's kind and
+labels, the baseline run, code-execution isolation) is checked before the first request reaches the model, so a bad
+setting costs no generation. The metric models are loaded once per process and shared by every task of a run.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+
+from lm_eval_diversity.catalogue import metrics as catalogue
+from lm_eval_diversity.catalogue import short_name
+from lm_eval_diversity.catalogue.tasks import CODE_TASKS, is_graded
+from lm_eval_diversity.scoring import MetricModels
+from lm_eval_diversity.settings import ENV_PREFIX, DiversitySettings
+
+
+@lru_cache(maxsize=4)
+def _models(
+    sbert_model: str, nli_model: str, device: str | None, metrics: tuple[str, ...], nli_max_length: int, dtype: str
+):
+    """Load metric models once per process (shared by every task of a run)."""
+    from lm_eval_diversity.scoring import load_models
+
+    return load_models(
+        DiversitySettings(
+            metrics=metrics,
+            sbert_model=sbert_model,
+            nli_model=nli_model,
+            device=device,
+            nli_max_length=nli_max_length,
+            dtype=dtype,
+        )
+    )
+
+
+def check_models_available(settings: DiversitySettings, sources: dict[str, str] | None = None) -> None:
+    """Resolve the metric models' locations (no loading); raises ``ModelUnavailableError`` naming the setting
+    the user gave (``--metadata sbert_model``, ``LM_EVAL_DIVERSITY_SBERT_MODEL``) or, for a default, the key."""
+    sources = sources or {}
+    for setting in catalogue.models_needed(settings.metrics):
+        _resolve(getattr(settings, setting), sources.get(setting, f"--{setting} / --metadata {setting}"))
+
+
+@lru_cache(maxsize=8)
+def _resolve(name: str, setting: str) -> str:
+    from lm_eval_diversity.models import resolve_model_path
+
+    return resolve_model_path(name, setting)
+
+
+def check_before_generation(task: str, settings: DiversitySettings, sources: dict[str, str] | None = None) -> None:
+    """Everything that could fail once the responses exist, checked before generation starts: model locations,
+    the metric device, the NLI model's kind and labels, the baseline run, and code-execution isolation.
+    Errors name the setting as the user gave it (``sources``, from :func:`resolve_settings`)."""
+    from lm_eval_diversity.models import check_device, check_nli_config
+
+    sources = sources or {}
+    check_models_available(settings, sources)
+    if catalogue.models_needed(settings.metrics):
+        check_device(settings.device, sources.get("device", "--metric_device / --metadata metric_device"))
+    if "nli_model" in catalogue.models_needed(settings.metrics):
+        nli_source = sources.get("nli_model", "--nli_model / --metadata nli_model")
+        check_nli_config(_resolve(settings.nli_model, nli_source), nli_source)
+    if settings.baseline and is_graded(task):
+        baseline_run(settings.baseline)
+    if short_name(task) in CODE_TASKS:
+        from lm_eval_diversity.quality.sandbox import isolation_mode
+
+        isolation_mode()  # raises SandboxUnavailableError, saying what to install or enable
+
+
+def models_for(settings: DiversitySettings) -> MetricModels:
+    """The metric models these settings use, loaded on first use and shared by every task of the process."""
+    return _models(
+        settings.sbert_model,
+        settings.nli_model,
+        settings.device,
+        settings.metrics,
+        settings.nli_max_length,
+        settings.dtype,
+    )
+
+
+@lru_cache(maxsize=2)
+def baseline_run(path: str):
+    """The baseline model's run (``diversity_baseline``), loaded once per process; one model's output expected."""
+    from lm_eval_diversity.runs import load_runs
+
+    runs = load_runs(path)
+    if len(runs) != 1:
+        raise ValueError(
+            f"{ENV_PREFIX}BASELINE={path!r}: expected the output of one model run, found {len(runs)} "
+            f"({', '.join(r.label for r in runs)}); point it at one model's directory or score JSON"
+        )
+    return runs[0]
