@@ -1,4 +1,5 @@
-"""Pure analysis helpers for comparing runs: the QC/residual split (docs/decomposition.md) and bootstrap CIs over prompts.
+"""Pure analysis helpers for comparing runs: the QC/residual split (docs/decomposition.md) and bootstrap CIs over
+prompts.
 
 Nothing here imports lm-eval; inputs are plain numbers, sequences or per-prompt dicts. Undefined values are ``None``
 or NaN (never 0) and are treated as missing.
@@ -114,8 +115,8 @@ def split_from_prompts(
     are reported (``ids_only_base``, ``ids_only_model``), never dropped silently. Per prompt, D_all is
     ``<metric>_all`` (or ``<metric>``) and D_corr is ``<metric>_correct`` (NaN/None: not computable, < 2 correct).
 
-    * ``matched=False`` (the reference's aggregation): D_all = mean over all common prompts with a defined D_all; D_corr =
-      mean over each run's own computable prompts (a different subset per run).
+    * ``matched=False`` (the reference's aggregation): D_all = mean over all common prompts with a defined D_all;
+      D_corr = mean over each run's own computable prompts (a different subset per run).
     * ``matched=True``: the prompt set P = prompts computable in BOTH runs; D_corr and D_all are both means over P.
 
     Returns the four means, the split, ``n_prompts`` (prompts behind D_all), ``n_corr_base``/``n_corr_model``

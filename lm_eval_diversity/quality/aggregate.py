@@ -1,4 +1,5 @@
-"""Per-prompt quality aggregates over K graded outputs: pass@k, majority vote, accuracy (docs/metrics.md, "Quality on graded tasks").
+"""Per-prompt quality aggregates over K graded outputs: pass@k, majority vote, accuracy (docs/metrics.md, "Quality
+on graded tasks").
 
 * ``pass@k`` is the unbiased estimator of Chen et al. (2021): ``1 − C(n−c, k) / C(n, k)``, computed in the
   stable product form ``1 − Π_{i=n−c+1..n} (1 − k/i)``; it is 1 when ``n − c < k``; k is clipped to n.

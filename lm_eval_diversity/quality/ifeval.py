@@ -11,7 +11,7 @@ nothing touches the network. ``None`` values in ``kwargs`` (``datasets`` 3.x fil
 dropped before the checkers see them. An instruction whose checker raises, or whose id is unknown to lm-eval,
 fails.
 
-``mode="compat"`` is the reference's lenient home-grown verifier, rule by rule (the ifeval rows of the table in docs/metrics.md): unknown
+``mode="compat"`` is the reference's lenient home-grown verifier, rule by rule (docs/metrics.md, ifeval rows): unknown
 ids pass, "less than" relations pass, paragraph counts always pass, non-English language checks pass, and so
 on; a checker that raises fails. Missing kwargs read as None in both dataset layouts, as in the reference, so a
 rule whose kwarg is None fails where it needs the value (``keywords:frequency``, ``postscript``, the language

@@ -1,4 +1,4 @@
-"""EAD (docs/metrics.md, `ead`): hand-computed test vectors, tokenisation quirks, and properties checked by hypothesis."""
+"""EAD (docs/metrics.md): hand-computed test vectors, tokenisation quirks, and properties checked by hypothesis."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""SBERT diversity and Vendi (docs/metrics.md, `sbert`, `vendi`): closed-form vectors and properties that are theorems."""
+"""SBERT diversity and Vendi (docs/metrics.md): closed-form vectors and properties that are theorems."""
 
 from __future__ import annotations
 
