@@ -1,4 +1,5 @@
-"""Pure analysis helpers for comparing runs: the QC/residual split (reference_spec §6.4) and bootstrap CIs over prompts.
+"""Pure analysis helpers for comparing runs: the QC/residual split (docs/decomposition.md) and bootstrap CIs over
+prompts.
 
 Nothing here imports lm-eval; inputs are plain numbers, sequences or per-prompt dicts. Undefined values are ``None``
 or NaN (never 0) and are treated as missing.
@@ -45,7 +46,7 @@ def qc_residual_split(
 ) -> dict[str, float]:
     """Split the diversity loss of a post-trained model M against its base B into quality-control and residual parts.
 
-    ``variant="additive"`` (default; the exact-additive reconstruction of reference_spec §6.4, which is inferred,
+    ``variant="additive"`` (default; the exact-additive reconstruction in docs/decomposition.md, which is inferred,
     not taken from released code)::
 
         loss     = D_all(B)  - D_all(M)
@@ -53,7 +54,7 @@ def qc_residual_split(
         qc       = loss - residual
                  = [D_all(B) - D_corr(B)] - [D_all(M) - D_corr(M)]
 
-    ``variant="base_qc"`` (the other reading of §6.4)::
+    ``variant="base_qc"`` (the other reading, docs/decomposition.md)::
 
         qc       = D_all(B)  - D_corr(B)          # diversity B loses purely by dropping its incorrect outputs
         residual = D_corr(B) - D_all(M)
@@ -114,8 +115,8 @@ def split_from_prompts(
     are reported (``ids_only_base``, ``ids_only_model``), never dropped silently. Per prompt, D_all is
     ``<metric>_all`` (or ``<metric>``) and D_corr is ``<metric>_correct`` (NaN/None: not computable, < 2 correct).
 
-    * ``matched=False`` (reference_spec §6.2): D_all = mean over all common prompts with a defined D_all; D_corr =
-      mean over each run's own computable prompts (a different subset per run).
+    * ``matched=False`` (the reference's aggregation): D_all = mean over all common prompts with a defined D_all;
+      D_corr = mean over each run's own computable prompts (a different subset per run).
     * ``matched=True``: the prompt set P = prompts computable in BOTH runs; D_corr and D_all are both means over P.
 
     Returns the four means, the split, ``n_prompts`` (prompts behind D_all), ``n_corr_base``/``n_corr_model``

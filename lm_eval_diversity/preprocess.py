@@ -1,4 +1,4 @@
-"""Output preprocessing shared by every metric: chain-of-thought removal (reference_spec §2).
+"""Output preprocessing shared by every metric: chain-of-thought removal (docs/metrics.md, first paragraph).
 
 The rules reproduce the reference exactly:
 

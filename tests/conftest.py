@@ -46,7 +46,8 @@ def shared_data_dir() -> Path:
 
 @pytest.fixture(scope="session")
 def tiny_nli_dir(tmp_path_factory) -> Path:
-    """A tiny random 3-way NLI cross-encoder built locally (env_notes §2.2), labels in a non-default order."""
+    """A tiny random 3-way NLI cross-encoder built locally (no real MNLI model installs offline), labels in a
+    non-default order."""
     from helpers import build_tiny_nli
 
     return build_tiny_nli(tmp_path_factory.mktemp("models") / "tiny_nli")

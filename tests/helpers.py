@@ -68,7 +68,7 @@ def write_samples_file(
 
 
 # ----------------------------------------------------------------------------------------------------------------
-# Independent EAD (written from reference_spec §3.1, not from the package)
+# Independent EAD (written from the formula in docs/metrics.md, not from the package)
 # ----------------------------------------------------------------------------------------------------------------
 
 
@@ -171,7 +171,7 @@ def hashed_w(premise: str, hypothesis: str) -> float:
 
 
 # ----------------------------------------------------------------------------------------------------------------
-# Tiny random NLI cross-encoder (env_notes §2.2)
+# Tiny random NLI cross-encoder (no real MNLI model installs offline)
 # ----------------------------------------------------------------------------------------------------------------
 
 # deliberately not the roberta-large-mnli order, and not the cross-encoder order either

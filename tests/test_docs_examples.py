@@ -9,6 +9,7 @@ small runs written under the paths they name.
 
 from __future__ import annotations
 
+import ast
 import re
 import shlex
 from pathlib import Path
@@ -94,3 +95,39 @@ def _run_compare_example(args: list[str], tmp_path: Path, monkeypatch) -> None:
     assert run_compare([*args, "--bootstrap_iters", "50"]) == 0
     if parsed.output:
         assert Path(parsed.output).stat().st_size > 0
+
+
+def _defined_names() -> set[str]:
+    """Every name the package defines (modules, classes, functions, assignments, fields) and its string constants."""
+    names: set[str] = set()
+    for path in (REPO / "lm_eval_diversity").rglob("*.py"):
+        names.add(path.stem)
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, (ast.FunctionDef, ast.ClassDef)):
+                names.add(node.name)
+            elif isinstance(node, ast.Name) and isinstance(node.ctx, ast.Store):
+                names.add(node.id)
+            elif isinstance(node, ast.AnnAssign) and isinstance(node.target, ast.Name):
+                names.add(node.target.id)
+            elif isinstance(node, ast.Constant) and isinstance(node.value, str):
+                names.add(node.value)
+    return names
+
+
+def test_extending_guide_names_exist():
+    """Every file path and Python name that docs/extending.md cites in backticks exists (placeholders skipped)."""
+    text = (REPO / "docs" / "extending.md").read_text(encoding="utf-8")
+    text = re.sub(r"```.*?```", "", text, flags=re.S)  # the example record is checked by the toy-task test
+    defined = _defined_names()
+    missing = []
+    for span in re.findall(r"`([^`\n]+)`", text):
+        if "<" in span or " " in span:
+            continue  # a placeholder or a command line
+        for part in (p.strip() for p in span.split(",")):
+            if "/" in part or re.search(r"\.(py|md|yaml)$", part):
+                if not any((base / part).exists() for base in (REPO, REPO / "lm_eval_diversity")):
+                    missing.append(part)
+            elif m := re.fullmatch(r"([A-Za-z_]\w*)(\(.*\))?", part):
+                if m.group(1) not in defined:
+                    missing.append(part)
+    assert not missing, f"docs/extending.md cites names that do not exist: {missing}"

@@ -1,4 +1,4 @@
-"""CoT stripping (reference_spec §2.2): expected values written by hand from the three rules."""
+"""CoT stripping (docs/metrics.md, first paragraph): expected values written by hand from the three rules."""
 
 from __future__ import annotations
 

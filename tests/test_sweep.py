@@ -9,7 +9,7 @@ import pytest
 from helpers import write_samples_file
 
 from lm_eval_diversity import sweep
-from lm_eval_diversity.sweep import PlanError, load_plan
+from lm_eval_diversity.sweep import PlanError, load_plan, shards
 
 BASE_PLAN = """\
 output_root: out
@@ -100,7 +100,7 @@ def _fake_shard(root: Path, spec: dict, groups) -> Path:
     folder = sweep.shard_dir(root, spec["id"])
     stamp = f"p{spec['prompt_shard']:03d}r{spec['repeat_shard']:02d}"
     path = write_samples_file(folder, spec["task"], groups, timestamp=stamp)
-    manifest = {"inputs_hash": sweep._hash(spec), "files": {path.name: sweep.file_sha256(path)}}
+    manifest = {"inputs_hash": shards._hash(spec), "files": {path.name: sweep.file_sha256(path)}}
     (folder / sweep.MANIFEST).write_text(json.dumps(manifest), encoding="utf-8")
     return path
 

@@ -1,4 +1,4 @@
-"""Embedding-based diversity: SBERT semantic diversity (§3.2) and the Vendi score (§3.3).
+"""Embedding-based diversity: SBERT semantic diversity and the Vendi score (docs/metrics.md, `sbert`, `vendi`).
 
 Both take L2-normalised embeddings of one set S of m outputs (rows of ``E``) and use the cosine Gram matrix
 ``G = E E^T`` (diagonal 1)::

@@ -1,4 +1,4 @@
-"""Expectation-adjusted distinct n-grams (EAD), reference_spec §3.1.
+"""Expectation-adjusted distinct n-grams (EAD); formula in docs/metrics.md (`ead`).
 
 Tokenisation: delete every ``.`` and ``\\n`` (deleted, not replaced by a space), then split on whitespace; case and
 all other punctuation are kept. n-grams are contiguous word n-grams inside each response; they never cross

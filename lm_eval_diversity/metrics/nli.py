@@ -1,4 +1,4 @@
-"""NLI logical diversity (reference_spec §3.4): the pure part (sentence splitting, alignment, the formula).
+"""NLI logical diversity (docs/metrics.md, `nli`): the pure part (sentence splitting, alignment, the formula).
 
 For every unordered pair of outputs (a, b), a < b in ``itertools.combinations`` order, both are split into
 sentences; a pair where either side has no sentence is skipped. With L = min(#sent_a, #sent_b), up to 3 positions

@@ -1,7 +1,8 @@
 """The sandbox's in-child program (standard library only; run as ``python -s -P -B -c <this source> CONFIG``).
 
 It is never imported by the package: :mod:`.sandbox` reads this file and passes its text to a fresh interpreter.
-CONFIG is a JSON object (see ``sandbox._config``).  The program:
+CONFIG is a JSON object (see ``sandbox._config``).  It stays one module of some 800 lines on purpose: the child gets
+this one source text and may import nothing from the package, so its steps cannot live in sibling modules.  The program:
 
 1. optionally builds the isolated file-system view (new root made of read-only binds of the system and the Python
    installation, private tmpfs for the shared writable directories, the scratch directory) and drops privileges;

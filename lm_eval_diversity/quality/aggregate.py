@@ -1,4 +1,5 @@
-"""Per-prompt quality aggregates over K graded outputs: pass@k, majority vote, accuracy (spec §5.1, §5.2).
+"""Per-prompt quality aggregates over K graded outputs: pass@k, majority vote, accuracy (docs/metrics.md, "Quality
+on graded tasks").
 
 * ``pass@k`` is the unbiased estimator of Chen et al. (2021): ``1 − C(n−c, k) / C(n, k)``, computed in the
   stable product form ``1 − Π_{i=n−c+1..n} (1 − k/i)``; it is 1 when ``n − c < k``; k is clipped to n.
@@ -47,7 +48,7 @@ def majority_vote(
 
     Ties between the two most common answers:
 
-    * ``tie="compat"`` (the default, the reference rule of §5.1): the prompt counts as **incorrect**; the
+    * ``tie="compat"`` (the default, the reference's rule): the prompt counts as **incorrect**; the
       returned answer is the first-seen of the tied answers.
     * ``tie="correct_first"``: among the tied answers a correct one wins if there is one (an optimistic upper
       bound).

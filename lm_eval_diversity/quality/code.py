@@ -1,6 +1,6 @@
-"""Code-task verifiers: HumanEval and MBPP by sandboxed execution, CRUXEval by comparison (reference §5.2, §5.4).
+"""Code-task verifiers: HumanEval and MBPP by sandboxed execution, CRUXEval by comparison.
 
-Differences from the reference, all deliberate (§9.12):
+Differences from the reference, all deliberate (docs/metrics.md, "Graders: default and compat"):
 
 * no first-``def`` renaming: a helper defined before the target function keeps its name.  Instead, when the extracted
   code parses, defines no ``entry_point`` function and defines exactly one top-level function, the line
@@ -49,7 +49,7 @@ def _defines(code: str, name: str) -> bool:
 
 
 def extract_code(text: str, entry_point: str | None) -> str:
-    """Extract the solution code from one model output (reference §5.2, without the renaming).
+    """Extract the solution code from one model output (the reference's rule, without the renaming).
 
     After CoT stripping: the fenced blocks (triple backticks, optional ``python`` tag, optional whitespace, newline,
     shortest text up to the next fence); none -> the whole text; else the first block defining ``entry_point``, else
@@ -236,7 +236,7 @@ def grade_code_task(
 
 
 # ----------------------------------------------------------------------------------------------------------------
-# CRUXEval (output prediction), QFD-script grader of reference §5.4: no execution at all.
+# CRUXEval (output prediction), the reference's QFD-script grader: no execution at all.
 # ----------------------------------------------------------------------------------------------------------------
 _CRUX_BOLD_RE = re.compile(r"\*\*Answer:\*\*\s*(.+?)(?:\n\s*\n|\Z)", re.DOTALL)
 _CRUX_LINE_RE = re.compile(r"^\s*(?:Answer|Output)\s*:\s*(.+?)\s*$", re.MULTILINE)
@@ -255,7 +255,7 @@ def _literal(text: str) -> tuple[bool, object]:
 
 def extract_cruxeval_answer(text: str) -> str | None:
     """The predicted output: ``**Answer:**`` block; ``Answer:``/``Output:`` line; last code block; last backtick
-    span that parses as a Python literal; first non-empty line (reference §5.4, QFD variant)."""
+    span that parses as a Python literal; first non-empty line (the reference's QFD-script order)."""
     text = strip_cot(text)
     m = _CRUX_BOLD_RE.search(text)
     if m and m.group(1).strip():

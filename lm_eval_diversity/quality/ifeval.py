@@ -1,4 +1,4 @@
-"""IFEval verifiers (reference_spec §5.3, §9.11).
+"""IFEval verifiers (docs/metrics.md, "Graders: default and compat").
 
 ``mode="official"`` (default) runs lm-evaluation-harness's own IFEval checkers
 (``lm_eval.tasks.ifeval.utils.test_instruction_following_strict/loose``; the Google implementation) on the
@@ -11,7 +11,7 @@ nothing touches the network. ``None`` values in ``kwargs`` (``datasets`` 3.x fil
 dropped before the checkers see them. An instruction whose checker raises, or whose id is unknown to lm-eval,
 fails.
 
-``mode="compat"`` is the reference's lenient home-grown verifier, rule by rule (the table of §5.3): unknown
+``mode="compat"`` is the reference's lenient home-grown verifier, rule by rule (docs/metrics.md, ifeval rows): unknown
 ids pass, "less than" relations pass, paragraph counts always pass, non-English language checks pass, and so
 on; a checker that raises fails. Missing kwargs read as None in both dataset layouts, as in the reference, so a
 rule whose kwarg is None fails where it needs the value (``keywords:frequency``, ``postscript``, the language
@@ -132,7 +132,7 @@ def _official_one(doc: dict[str, Any], response: str) -> dict[str, Any]:
 
 
 # ----------------------------------------------------------------------------------------------------------
-# compat verifier (reference §5.3 table)
+# compat verifier (the reference's rules)
 # ----------------------------------------------------------------------------------------------------------
 def _relation(count: int, relation: Any, n: Any, *, exactly: bool = False) -> bool:
     if relation == "at least":

@@ -1,8 +1,8 @@
-r"""Math verifiers for GSM8K, MATH-algebra and MATH-geometry (reference_spec §5.1, §9.10).
+r"""Math verifiers for GSM8K, MATH-algebra and MATH-geometry (docs/metrics.md, "Graders: default and compat").
 
 Two modes:
 
-``mode="compat"`` reproduces the reference grader (§5.1; the QFD script's gold rule) rule by rule, with its own
+``mode="compat"`` reproduces the reference grader (the QFD script's gold rule) rule by rule, with its own
 regular expressions and no LaTeX awareness:
 
 * prediction (after CoT stripping) = the first rule that matches:
@@ -58,7 +58,7 @@ MathMode = Literal["math", "compat"]
 MATH_TASKS = ("gsm8k", "math_algebra", "math_geometry")
 
 # ----------------------------------------------------------------------------------------------------------
-# compat mode (reference §5.1)
+# compat mode (the reference grader)
 # ----------------------------------------------------------------------------------------------------------
 _HASH_RE = re.compile(r"####\s*(.+?)(?:\n|$)")
 _GOLD_HASH_RE = re.compile(r"####\s*(.+?)$", re.MULTILINE)

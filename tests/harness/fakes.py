@@ -23,11 +23,21 @@ def with_repeat_index(requests):
         yield r, j
 
 
+class GenerationOnlyLM(LM):
+    """A fake LM that only generates: the diversity tasks never ask for log-likelihoods."""
+
+    def loglikelihood(self, requests):
+        raise NotImplementedError
+
+    def loglikelihood_rolling(self, requests):
+        raise NotImplementedError
+
+
 def gsm8k_gold(doc: dict) -> str:
     return re.search(r"####\s*(-?[\d,\.]+)", doc["answer"]).group(1).replace(",", "")
 
 
-class GoldLM(LM):
+class GoldLM(GenerationOnlyLM):
     """GSM8K answers ``<reason>\\n#### <answer>``: ``n_reasons`` distinct reasonings cycle over the K samples;
     every ``wrong_every``-th sample (0: none) answers gold + 1."""
 
@@ -43,12 +53,6 @@ class GoldLM(LM):
                 answer = str(int(float(answer)) + 1)
             out.append(f"{REASONS[j % self.n_reasons]}\n#### {answer}")
         return out
-
-    def loglikelihood(self, requests):
-        raise NotImplementedError
-
-    def loglikelihood_rolling(self, requests):
-        raise NotImplementedError
 
 
 def run_saved(lm: LM, tasks: list[str], out_dir: Path | None, *, repeats: int, limit: int) -> dict:

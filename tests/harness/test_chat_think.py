@@ -12,7 +12,7 @@ from lm_eval.api.model import LM
 
 from lm_eval_diversity.lm_eval_cli import task_manager
 from lm_eval_diversity.tasks import DEMO_DATA_DIR
-from tests.harness.fakes import with_repeat_index
+from tests.harness.fakes import GenerationOnlyLM, with_repeat_index
 
 THINKING_TEMPLATE = (
     "{% for m in messages %}<|{{ m['role'] }}|>\n{{ m['content'] }}\n{% endfor %}"
@@ -31,7 +31,7 @@ THINKING_OUTPUTS = [
 ]
 
 
-class TemplateLM(LM):
+class TemplateLM(GenerationOnlyLM):
     """Renders chat prompts with a real tokenizer's template; answers with fixed outputs; records the prompts."""
 
     def __init__(self, template: str, outputs: list[str]):
@@ -57,12 +57,6 @@ class TemplateLM(LM):
             self.requests.append(r.args)
             out.append(self.outputs[j % len(self.outputs)])
         return out
-
-    def loglikelihood(self, requests):
-        raise NotImplementedError
-
-    def loglikelihood_rolling(self, requests):
-        raise NotImplementedError
 
 
 @pytest.fixture

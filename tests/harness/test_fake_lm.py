@@ -6,12 +6,11 @@ import math
 
 import lm_eval
 import pytest
-from lm_eval.api.model import LM
 
 from lm_eval_diversity.catalogue.tasks import task_names
 from lm_eval_diversity.generation import SamplingConfigError
 from lm_eval_diversity.lm_eval_cli import task_manager
-from tests.harness.fakes import with_repeat_index
+from tests.harness.fakes import GenerationOnlyLM, with_repeat_index
 
 K = 4
 TASK_NAMES = task_names()
@@ -19,7 +18,7 @@ LIMIT = 3
 V = 50257
 
 
-class TwoAnswerLM(LM):
+class TwoAnswerLM(GenerationOnlyLM):
     """Sample j of every prompt is one of two fixed 3-word texts (j even / odd): exactly 2 distinct outputs."""
 
     TEXTS = ("alpha beta gamma", "delta epsilon zeta")
@@ -33,12 +32,6 @@ class TwoAnswerLM(LM):
         self.calls += 1
         self.requests.extend(requests)
         return [self.TEXTS[j % 2] for _, j in with_repeat_index(requests)]
-
-    def loglikelihood(self, requests):
-        raise NotImplementedError
-
-    def loglikelihood_rolling(self, requests):
-        raise NotImplementedError
 
 
 def ead_by_hand(c_n: list[int], u_n: list[int]) -> float:

@@ -26,7 +26,7 @@ def test_task_code_texts_unique_non_empty():
 
 
 def test_hand_vectors():
-    # the spec's vectors: I3 -> SBERT 1, Vendi 3; {e1, e1, e3} -> SBERT 2/3, Vendi 1.889882
+    # hand-computed vectors: I3 -> SBERT 1, Vendi 3; {e1, e1, e3} -> SBERT 2/3, Vendi 1.889882
     index = {"a": 0, "b": 1, "c": 2}
     eye = np.eye(3)
     got = code_embedding_metrics(["a", "b", "c"], eye, index)

@@ -1,4 +1,4 @@
-"""EAD (reference_spec §3.1): §8 test vectors, tokenisation quirks, and properties checked by hypothesis."""
+"""EAD (docs/metrics.md): hand-computed test vectors, tokenisation quirks, and properties checked by hypothesis."""
 
 from __future__ import annotations
 
@@ -31,7 +31,7 @@ def test_tokenize_deletes_dots_and_newlines():
     assert ead_tokenize("Case case") == ["Case", "case"]
 
 
-# ------------------------------------------------------------------------------------------------ §8 vectors
+# --------------------------------------------------------------------------------------- test vectors
 
 S8 = ["the cat sat on the mat.", "the dog sat on the log.\nIt was happy."]
 

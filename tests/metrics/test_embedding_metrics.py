@@ -1,4 +1,4 @@
-"""SBERT diversity (§3.2) and Vendi (§3.3): closed-form vectors and properties that are theorems."""
+"""SBERT diversity and Vendi (docs/metrics.md): closed-form vectors and properties that are theorems."""
 
 from __future__ import annotations
 
@@ -26,7 +26,7 @@ def entropy_exp(eigs) -> float:
     return math.exp(-sum(x * math.log(x) for x in lam))
 
 
-# ------------------------------------------------------------------------------------------------ §8 vectors
+# --------------------------------------------------------------------------------------- test vectors
 
 
 def test_identity_three():

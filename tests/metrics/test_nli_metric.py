@@ -1,4 +1,4 @@
-"""NLI logical diversity (§3.4): splitter, alignment, the pooled formula, per-prompt RNG, the real model call."""
+"""NLI diversity (docs/metrics.md): splitter, alignment, the pooled formula, per-prompt RNG, the real model call."""
 
 from __future__ import annotations
 

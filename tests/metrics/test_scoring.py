@@ -122,7 +122,7 @@ def test_corpus_metrics_subset():
 
 
 def reference_draws(n_prompts: int, n_outputs: int, seed: int, size: int = 500):
-    """The reference's order (§3.7/§3.8): seed numpy, overall first, then first outputs; legacy choice without
+    """The reference's order: seed numpy, overall first, then first outputs; legacy choice without
     replacement is permutation(n)[:size]."""
     rs = np.random.RandomState(seed)
     overall = sorted(rs.permutation(n_outputs)[:size].tolist()) if n_outputs >= size else list(range(n_outputs))

@@ -1,4 +1,4 @@
-"""pass@k, majority vote and per-prompt quality summaries (reference_spec §5.1, §5.2, §8)."""
+"""pass@k, majority vote and per-prompt quality summaries (docs/metrics.md, "Quality on graded tasks")."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""IFEval verifiers: lm-eval's official checkers offline, and the reference's compat verifier (§5.3)."""
+"""IFEval verifiers: lm-eval's official checkers offline, and the reference's compat verifier."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Math verifiers: compat (reference §5.1) and math-verify modes, gold checks on the real test sets."""
+"""Math verifiers: compat (the reference grader) and math-verify modes, gold checks on the real test sets."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""TruthfulQA substring rule (reference_spec §5.4)."""
+"""TruthfulQA substring rule (docs/metrics.md, "Graders: default and compat")."""
 
 from __future__ import annotations
 

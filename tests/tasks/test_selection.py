@@ -1,4 +1,4 @@
-"""Doc selection (Random(42) shuffle, first min(500, n)) and the PRISM filter (reference_spec §4.1, §4.2, §10)."""
+"""Doc selection (Random(42) shuffle, first min(500, n)) and the PRISM filter (docs/tasks.md)."""
 
 from __future__ import annotations
 

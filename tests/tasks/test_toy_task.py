@@ -37,28 +37,19 @@ TOY = TaskRecord(
 
 def _fake_lm():
     """A fake LM (built here so that importing this module needs no lm-eval) that records the prompts it gets."""
-    from lm_eval.api.model import LM
+    from tests.harness.fakes import GenerationOnlyLM, with_repeat_index
 
-    class _LM(LM):
+    class _LM(GenerationOnlyLM):
         def __init__(self) -> None:
             super().__init__()
             self.prompts: list[str] = []
 
         def generate_until(self, requests, disable_tqdm: bool = False):
-            seen: dict[int, int] = {}
             out = []
-            for r in requests:
-                j = seen.get(id(r), 0)
-                seen[id(r)] = j + 1
+            for r, j in with_repeat_index(requests):
                 self.prompts.append(r.args[0])
                 out.append(TEXTS[j % 2])
             return out
-
-        def loglikelihood(self, requests):
-            raise NotImplementedError
-
-        def loglikelihood_rolling(self, requests):
-            raise NotImplementedError
 
     return _LM()
 
