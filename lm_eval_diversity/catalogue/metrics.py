@@ -75,6 +75,9 @@ KINDS: dict[str, InputKind] = {
         InputKind("embeddings", "cosine Gram matrix of a set's sentence embeddings", "sbert_model"),
         InputKind("nli_pairs", "aligned sentence pairs of a set, P(entail) - P(contradict) both ways", "nli_model"),
         InputKind("verdicts", "grader verdicts of a prompt's outputs"),
+        InputKind(
+            "nli_matrix", "semantic clusters of a set: bidirectional entailment of whole outputs", "nli_model"
+        ),
         InputKind("baseline", "per-prompt values of this run and of a baseline run"),
     )
 }
@@ -205,6 +208,48 @@ _IFEVAL = (
                  graded=True, tasks=("ifeval",), aggregation="inst_level"),
 )  # fmt: skip
 
+# --- model-based beyond-paper metrics (docs/metrics.md, "Semantic clusters and code diversity")
+
+CODE_EMBEDDING_TASKS = ("humaneval", "mbpp", "cruxeval")  # the paper's code-diversity script: cruxeval embeddings only
+
+
+def _cluster_stat(name: str) -> Callable[[dict[str, float]], float]:
+    """``nli_matrix`` kind: one value of a set's cluster statistics (``metrics.semantic.cluster_stats``)."""
+
+    def fn(stats: dict[str, float]) -> float:
+        return stats[name]
+
+    fn.__qualname__ = fn.__name__ = name
+    return fn
+
+
+_BEYOND_MODELS = (
+    MetricRecord(
+        "semantic_clusters", "nli_matrix", "number of semantic clusters (bidirectional entailment of whole outputs)",
+        _cluster_stat("semantic_clusters"), selectable=True,
+    ),
+    MetricRecord(
+        "semantic_clusters_norm", "nli_matrix", "semantic clusters / K", _cluster_stat("semantic_clusters_norm"),
+        selectable=True,
+    ),
+    MetricRecord(
+        "semantic_entropy", "nli_matrix", "entropy (nats) of the semantic-cluster sizes",
+        _cluster_stat("semantic_entropy"), selectable=True,
+    ),
+    MetricRecord(
+        "code_sbert", "embeddings", "1 - mean pairwise cosine of code-model embeddings of the extracted code",
+        _lazy("lm_eval_diversity.metrics.embedding", "sbert_diversity_from_gram"), model_setting="code_model",
+        selectable=True, tasks=CODE_EMBEDDING_TASKS, correct_variants=("all", "correct"), split=True,
+        inputs="embeddings of the extracted code (`code_model`)",
+    ),
+    MetricRecord(
+        "code_vendi", "embeddings", "Vendi score of code-model embeddings of the extracted code",
+        _lazy("lm_eval_diversity.metrics.embedding", "vendi_from_gram"), model_setting="code_model",
+        selectable=True, tasks=CODE_EMBEDDING_TASKS, correct_variants=("all", "correct"), split=True,
+        inputs="embeddings of the extracted code (`code_model`)",
+    ),
+)  # fmt: skip
+
 SPLIT_PARTS = ("loss", "residual", "qc")
 
 
@@ -231,7 +276,7 @@ def split_records(records: tuple[MetricRecord, ...]) -> tuple[MetricRecord, ...]
     return tuple(
         MetricRecord(
             f"{part}_{r.name}", "baseline", f"{part} part of the {r.name} QC/residual split against a baseline",
-            graded=True, higher_is_better=False, aggregation="corpus", requires=r.name,
+            graded=True, higher_is_better=False, aggregation="corpus", requires=r.name, tasks=r.tasks,
         )
         for r in records
         if r.split
@@ -251,6 +296,9 @@ _BUILTIN: tuple[MetricRecord, ...] = (
     _COMPUTABLE,
     *split_records(_PRIMARY),
     *_IFEVAL,
+    *_BEYOND_MODELS,
+    *correct_variant_records(_BEYOND_MODELS),
+    *split_records(_BEYOND_MODELS),
 )
 _REGISTERED: list[MetricRecord] = []
 
@@ -372,7 +420,17 @@ def quality_filtered_metrics() -> tuple[str, ...]:
 def task_quality_metrics(task: str) -> tuple[str, ...]:
     """Quality metrics of one task only (IFEval's loose and instruction levels)."""
     short = short_name(task)
-    return tuple(r.name for r in records() if r.tasks is not None and short in r.tasks)
+    return tuple(r.name for r in records() if r.kind == "verdicts" and r.tasks is not None and short in r.tasks)
+
+
+def on_task(r: MetricRecord, task: str | None) -> bool:
+    """Whether a record is reported on a task (``tasks`` None: every task; ``task`` None: the shared templates)."""
+    return r.tasks is None or (task is not None and short_name(task) in r.tasks)
+
+
+def metrics_for_task(metrics, task: str) -> tuple[str, ...]:
+    """The chosen metrics that are defined on a task (a metric with ``tasks`` runs on those tasks only)."""
+    return tuple(m for m in metrics if on_task(record(m), task))
 
 
 def _entry(name: str, r: MetricRecord, aggregation: str | None = None) -> dict:
@@ -386,17 +444,13 @@ def _entry(name: str, r: MetricRecord, aggregation: str | None = None) -> dict:
 def harness_entries(rs: tuple[MetricRecord, ...], graded: bool, task: str | None = None) -> list[dict]:
     """lm-eval ``metric_list`` entries of some records: per-input values of the selectable ones, their corpus
     levels, the other ungraded records, then (``graded``) the graded ones; ``task`` adds that task's own."""
-    short = short_name(task) if task else None
-    selectable = [r for r in rs if r.selectable and r.harness]
+    rs = tuple(r for r in rs if r.harness and on_task(r, task))
+    selectable = [r for r in rs if r.selectable]
     out = [_entry(r.name, r) for r in selectable]
     out += [_entry(f"{r.name}_{lvl}", r, "corpus") for r in selectable if r.corpus for lvl in CORPUS_LEVELS]
-    out += [_entry(r.name, r) for r in rs if r.harness and not r.selectable and not r.graded]
+    out += [_entry(r.name, r) for r in rs if not r.selectable and not r.graded]
     if graded:
-        out += [
-            _entry(r.name, r)
-            for r in rs
-            if r.harness and r.graded and (r.tasks is None or (short is not None and short in r.tasks))
-        ]
+        out += [_entry(r.name, r) for r in rs if r.graded]
     return out
 
 
@@ -410,7 +464,9 @@ def harness_metric_list(graded: bool, task: str | None = None) -> list[dict]:
 def group_aggregate_metrics() -> list[str]:
     """The metrics every group YAML averages over its tasks (per-input, mean-aggregated, on every task)."""
     return [
-        r.name for r in _BUILTIN if r.harness and not r.graded and r.aggregation == "mean" and r.requires is None
+        r.name
+        for r in _BUILTIN
+        if r.harness and not r.graded and r.aggregation == "mean" and r.requires is None and r.tasks is None
     ]
 
 
@@ -473,10 +529,14 @@ def docs_table() -> str:
         if r.selectable:
             corpus = ", corpus levels on" if r.corpus_default else ", corpus levels opt-in" if r.corpus else ""
             default = f"on{corpus}" if r.default else "off"
+            if r.tasks:
+                default += "; " + ", ".join(r.tasks) + " only"
         else:
             default = "graded tasks" if r.graded else "always"
-            if r.tasks:
+            if r.tasks and r.kind == "verdicts":
                 default = ", ".join(r.tasks) + " only"
+            elif r.tasks:
+                default = ", ".join(r.tasks) + f", with `{r.requires}`"
             elif r.requires:
                 default += f", with `{r.requires}`"
             elif r.model_setting:
