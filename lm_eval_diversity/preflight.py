@@ -15,7 +15,6 @@ from lm_eval_diversity.catalogue.tasks import CODE_TASKS, is_graded
 from lm_eval_diversity.scoring import MetricModels
 from lm_eval_diversity.settings import ENV_PREFIX, DiversitySettings
 
-
 _MODEL_FIELDS = ("metrics", "sbert_model", "nli_model", "code_model", "device", "nli_max_length", "dtype")
 
 
