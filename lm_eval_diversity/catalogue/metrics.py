@@ -17,19 +17,21 @@ existing kind is therefore one function and one record. The kinds (:data:`KINDS`
   (compression ratio, n-gram diversity, distinct-n, self-BLEU).
 * ``embeddings``: the cosine Gram matrix of each set's L2-normalised embeddings, from the sentence-embedding
   model the record's ``model_setting`` names. Every unique text is embedded once per model; sets are batched by
-  size. ``fn(gram: (b, m, m)) -> (b,)``. SBERT diversity, Vendi; planned: the same over a code model
-  (``code_model``), which is one more record with another ``model_setting``.
+  size. ``fn(gram: (b, m, m)) -> (b,)``. SBERT diversity, Vendi; the same over the code model (``code_model``:
+  what it embeds of an output is the extracted code, empty code dropped; ``passes.embedded_texts``).
 * ``nli_pairs``: the aligned sentence pairs of each set (sampled per set with its own seeded RNG) and P_E - P_C of
   both directions; every unique directional pair is scored once for the whole task. ``fn(pairs, weight) ->
   float`` with ``weight(premise, hypothesis)``. NLI diversity.
+* ``nli_matrix``: the semantic clusters of each set (bidirectional entailment of whole outputs, every unique
+  directional output pair scored once for the whole task). ``fn(stats: dict) -> float`` reads one of the cluster
+  statistics (``metrics.semantic.cluster_stats``). Semantic clusters.
 * ``verdicts``: the grader's verdict of each output of a prompt (graded tasks). Accuracy, pass@k, maj@K,
   k_correct, extraction rate, IFEval's levels.
 * ``baseline``: this run's and a baseline run's per-prompt values; task-level. The QC/residual split.
 
 Planned kinds (issue "beyond the paper's four metrics") fit the same shape: ``answers`` (answer classes from the
 verdicts: distinct answers, answer entropy), ``behaviours`` (sandbox signatures of code outputs: functional
-classes), ``nli_matrix`` (whole-output entailment probabilities both ways, unique output pairs scored once:
-semantic clusters). Any kind can run on the correct subset of a prompt: a record's ``correct_variants`` derives the
+classes). Any kind can run on the correct subset of a prompt: a record's ``correct_variants`` derives the
 ``<name>_all`` / ``<name>_correct`` records, and ``split`` the ``loss_``/``residual_``/``qc_`` records of the
 QC/residual split (docs/decomposition.md).
 
