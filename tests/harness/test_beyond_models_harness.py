@@ -41,3 +41,16 @@ def test_semantic_cluster_rows_in_the_results(harness_env, monkeypatch):
     assert r["acc,div"] == 1.0
     # one batched pass: per prompt, 4 distinct outputs (its own answer) -> 6 pairs, both directions
     assert len(scored) == 1 and len(scored[0]) == 3 * 12
+
+
+def test_missing_code_model_stops_the_run_before_generation(harness_env, tmp_path, monkeypatch):
+    from lm_eval_diversity.models import ModelUnavailableError
+    from tests.harness.test_before_generation import CountingLM
+
+    monkeypatch.setenv("LM_EVAL_DIVERSITY_METRICS", "ead,code_sbert")
+    monkeypatch.setenv("LM_EVAL_DIVERSITY_CODE_MODEL", str(tmp_path / "no_such_model"))
+    lm = CountingLM()
+    tm = task_manager(include_defaults=False, metadata={"repeats": 2})
+    with pytest.raises(ModelUnavailableError, match="LM_EVAL_DIVERSITY_CODE_MODEL"):
+        lm_eval.simple_evaluate(model=lm, tasks=["diversity_gsm8k"], task_manager=tm, limit=2, bootstrap_iters=0)
+    assert lm.calls == 0
