@@ -151,10 +151,10 @@ def _embeddings_input(task: TaskInput, recs):
 
 def _embeddings_scores(task: TaskInput, prepared, recs, sets: list[list[int]]) -> dict[str, list[float]]:
     """Gram-matrix metrics of many sets, batched by set size (one Gram matrix per set, shared by the records).
-    Outputs with nothing to embed leave their set; a set left with fewer than 2 outputs is NaN."""
+    Outputs with nothing to embed (empty code) leave their set; a set that loses some and keeps fewer than 2 is NaN."""
     emb, rows = prepared
     kept = [[p for p in s if rows[p] is not None] for s in sets]
-    sets = [s if len(s) >= 2 else [] for s in kept]
+    sets = [k if len(k) == len(s) or len(k) >= 2 else [] for s, k in zip(sets, kept)]
     out = {r.name: np.full(len(sets), NAN) for r in recs}
     by_size: dict[int, list[int]] = defaultdict(list)
     for i, positions in enumerate(sets):
