@@ -267,7 +267,7 @@ def correct_variant_records(records: tuple[MetricRecord, ...]) -> tuple[MetricRe
                     r, name=f"{r.name}_{variant}", description=f"{r.name} over {over}", corpus=False,
                     selectable=False, default=False, corpus_default=False, graded=True, correct_variants=(),
                     split=False, requires=r.name, aggregation="mean" if variant == "all" else "nanmean",
-                    inputs=f"{r.kind}, {'all' if variant == 'all' else 'correct'} outputs",
+                    inputs=f"{r.inputs or r.kind}, {'all' if variant == 'all' else 'correct'} outputs",
                 )
             )  # fmt: skip
     return tuple(out)
