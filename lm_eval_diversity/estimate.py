@@ -36,6 +36,7 @@ class Work:
     n_outputs: int
     unique_texts: int
     nli_pairs: dict[str, int] = field(default_factory=dict)
+    cluster_pairs: int = 0  # unique directional whole-output pairs of the semantic clusters (per prompt)
     exact: bool = True  # False: upper bounds before generation
     sample_texts: list[str] = field(default_factory=list, repr=False)
     sample_pairs: list[tuple[str, str]] = field(default_factory=list, repr=False)
@@ -63,11 +64,12 @@ def planned_work(task: str, n_prompts: int, k: int, settings: DiversitySettings)
         "across_input": _pairs_bound(min(n_prompts, size), settings.nli_max_sentences),
         "overall": _pairs_bound(min(n_outputs, size), settings.nli_max_sentences),
     }
-    return Work(task, n_prompts, k, n_outputs, n_outputs, pairs, exact=False)
+    return Work(task, n_prompts, k, n_outputs, n_outputs, pairs, n_prompts * k * (k - 1), exact=False)
 
 
 def measured_work(task: str, groups: Sequence, settings: DiversitySettings, sample_size: int = 256) -> Work:
     """Exact work of a task's outputs (prompt groups), with a random sample of its texts and pairs to calibrate."""
+    from lm_eval_diversity.metrics.semantic import cluster_pairs
     from lm_eval_diversity.passes import aligned_pairs_of, directional_pairs, nli_sets_of
     from lm_eval_diversity.preprocess import strip_cot
 
@@ -90,6 +92,7 @@ def measured_work(task: str, groups: Sequence, settings: DiversitySettings, samp
         sum(len(t) for t in stripped),
         len(unique),
         pairs,
+        len(cluster_pairs([texts for texts in stripped if len(texts) >= 2])),
         exact=True,
         sample_texts=rng.sample(unique, min(sample_size, len(unique))),
         sample_pairs=rng.sample(all_pairs, min(sample_size, len(all_pairs))),
@@ -163,7 +166,9 @@ def format_work(works: Sequence[Work], settings: DiversitySettings, rates: Rates
     lines = []
     needed = catalogue.models_needed(settings.metrics)
     embed = "sbert_model" in needed
-    nli = "nli_model" in needed
+    kinds = {catalogue.record(m).kind for m in settings.metrics}
+    nli = "nli_pairs" in kinds
+    clusters = "nli_matrix" in kinds
     nli_corpus = nli and bool(set(catalogue.metrics_using("nli_model")) & set(settings.corpus_metrics))
     for w in works:
         parts = [f"{w.task}: {w.n_prompts} prompts x K={w.k}"]
@@ -174,6 +179,8 @@ def format_work(works: Sequence[Work], settings: DiversitySettings, rates: Rates
                 "NLI pairs " + ", ".join(f"{lvl} {bound}{w.nli_pairs[lvl]:,}" for lvl in NLI_LEVELS)
                 + ("" if nli_corpus else " (corpus levels not requested)")
             )  # fmt: skip
+        if clusters:
+            parts.append(f"semantic-cluster pairs {bound}{w.cluster_pairs:,}")
         lines.append("; ".join(parts))
     total_texts = sum(w.unique_texts for w in works)
     per_input = sum(w.nli_pairs.get("per_input", 0) for w in works)
@@ -196,7 +203,15 @@ def format_work(works: Sequence[Work], settings: DiversitySettings, rates: Rates
         phases.append(f"{label} {bound}{corpus:,} pairs: {ratio} the per-input work, {_duration(cs)}")
         if nli_corpus:
             total_s += cs or 0.0
-    uncalibrated = (embed and not rates.texts_per_s) or (nli and not rates.pairs_per_s)
+    if clusters:
+        n_clusters = sum(w.cluster_pairs for w in works)
+        s = _secs(n_clusters, rates.pairs_per_s)
+        phases.append(
+            f"NLI semantic clusters {bound}{n_clusters:,} whole-output pairs: {_duration(s)} at the sentence-pair "
+            "rate (whole outputs are longer: a lower bound)"
+        )
+        total_s += s or 0.0
+    uncalibrated = (embed and not rates.texts_per_s) or ((nli or clusters) and not rates.pairs_per_s)
     head = f"metric work, {len(works)} task(s), device {rates.device}"
     total = "time unknown (not calibrated)" if uncalibrated else _duration(total_s)
     return "\n".join([f"{head}: {total} in all", *(f"  {p}" for p in phases), *(f"  {line}" for line in lines)])

@@ -135,13 +135,21 @@ def torch_dtype(dtype: str):
 
 
 def load_sentence_model(
-    name: str, device: str | None = None, setting: str = "--sbert_model", dtype: str = "float32"
+    name: str,
+    device: str | None = None,
+    setting: str = "--sbert_model",
+    dtype: str = "float32",
+    max_seq_length: int | None = None,
 ):
-    """Load a SentenceTransformer once (eval mode) in ``dtype``; embeddings are returned as float32."""
+    """Load a SentenceTransformer once (eval mode) in ``dtype``; embeddings are returned as float32.
+    ``max_seq_length`` sets the tokens per text, at most what the tokenizer allows (None: the model's own)."""
     from sentence_transformers import SentenceTransformer
 
     path = resolve_model_path(name, setting)
     model = SentenceTransformer(path, device=resolve_device(device))
+    if max_seq_length is not None:
+        limit = getattr(getattr(model, "tokenizer", None), "model_max_length", None) or max_seq_length
+        model.max_seq_length = min(max_seq_length, int(limit))
     return model if dtype == "float32" else model.to(torch_dtype(dtype))
 
 

@@ -137,18 +137,24 @@ def _texts_scores(task: TaskInput, prepared, recs, sets: list[list[int]]) -> dic
 
 
 def _embeddings_input(task: TaskInput, recs):
-    """Every unique text of the task embedded once; returns (float64 embeddings, row of each flat output)."""
+    """Every unique text of the task embedded once; returns (float64 embeddings, row of each flat output, None for
+    an output with nothing to embed). What of an output is embedded depends on the model (:func:`embedded_texts`)."""
     from lm_eval_diversity.models import embed_texts, unique_texts
 
-    model = task.models.for_setting(recs[0].model_setting)
-    uniq = unique_texts(task.flat)
+    setting = recs[0].model_setting
+    model = task.models.for_setting(setting)
+    texts = embedded_texts(task.flat, setting)
+    uniq = unique_texts([t for t in texts if t is not None])
     embeddings = embed_texts(model, uniq.texts, task.settings.batch_size, progress=task.progress)
-    return embeddings.astype(np.float64), [uniq.index[t] for t in task.flat]
+    return embeddings.astype(np.float64), [None if t is None else uniq.index[t] for t in texts]
 
 
 def _embeddings_scores(task: TaskInput, prepared, recs, sets: list[list[int]]) -> dict[str, list[float]]:
-    """Gram-matrix metrics of many sets, batched by set size (one Gram matrix per set, shared by the records)."""
+    """Gram-matrix metrics of many sets, batched by set size (one Gram matrix per set, shared by the records).
+    Outputs with nothing to embed (empty code) leave their set; a set that loses some and keeps fewer than 2 is NaN."""
     emb, rows = prepared
+    kept = [[p for p in s if rows[p] is not None] for s in sets]
+    sets = [k if len(k) == len(s) or len(k) >= 2 else [] for s, k in zip(sets, kept)]
     out = {r.name: np.full(len(sets), NAN) for r in recs}
     by_size: dict[int, list[int]] = defaultdict(list)
     for i, positions in enumerate(sets):
@@ -204,3 +210,41 @@ def directional_pairs(aligned: Sequence[Sequence[tuple[str, str]]]) -> dict[tupl
             index.setdefault((a, b), len(index))
             index.setdefault((b, a), len(index))
     return index
+
+
+# --- model-based beyond-paper metrics ---------------------------------------------------------------------------
+
+
+def embedded_texts(flat: Sequence[str], model_setting: str | None) -> list[str | None]:
+    """What the embedding model of ``model_setting`` embeds of each stripped output: the code model the extracted
+    code (:func:`lm_eval_diversity.metrics.code_ast.code_text`; None, i.e. dropped, when empty, as the paper's
+    code-diversity script does), any other model the text itself."""
+    if model_setting != "code_model":
+        return list(flat)
+    from lm_eval_diversity.metrics.code_ast import code_text
+
+    return [code_text(t) or None for t in flat]
+
+
+def _nli_matrix_scores(task: TaskInput, prepared, recs, sets: list[list[int]]) -> dict[str, list[float]]:
+    """Semantic clusters of many sets from one batched NLI pass over every whole-output pair they need
+    (:func:`lm_eval_diversity.metrics.semantic.cluster_pairs`: unique directional pairs, each scored once)."""
+    from lm_eval_diversity.metrics.semantic import cluster_pairs, clusters_from_scores
+
+    filled = [i for i, s in enumerate(sets) if s]
+    texts = [[task.flat[p] for p in sets[i]] for i in filled]
+    pairs = cluster_pairs(texts)
+    if pairs:
+        model = task.models.for_setting(recs[0].model_setting)
+        probs = model.label_probs(pairs, batch_size=task.settings.batch_size, progress=task.progress)
+    else:
+        probs = np.zeros((0, 3))
+    stats = clusters_from_scores(texts, pairs, probs, rule=task.settings.semantic_rule)
+    out = {r.name: [NAN] * len(sets) for r in recs}
+    for i, st in zip(filled, stats):
+        for r in recs:
+            out[r.name][i] = float(r.fn(st))
+    return out
+
+
+KIND_PASSES["nli_matrix"] = (_no_input, _nli_matrix_scores)

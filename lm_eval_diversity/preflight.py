@@ -15,24 +15,15 @@ from lm_eval_diversity.catalogue.tasks import CODE_TASKS, is_graded
 from lm_eval_diversity.scoring import MetricModels
 from lm_eval_diversity.settings import ENV_PREFIX, DiversitySettings
 
+_MODEL_FIELDS = ("metrics", "sbert_model", "nli_model", "code_model", "device", "nli_max_length", "dtype")
+
 
 @lru_cache(maxsize=4)
-def _models(
-    sbert_model: str, nli_model: str, device: str | None, metrics: tuple[str, ...], nli_max_length: int, dtype: str
-):
-    """Load metric models once per process (shared by every task of a run)."""
+def _models(**fields):
+    """Load metric models once per process (shared by every task of a run); ``fields``: :data:`_MODEL_FIELDS`."""
     from lm_eval_diversity.scoring import load_models
 
-    return load_models(
-        DiversitySettings(
-            metrics=metrics,
-            sbert_model=sbert_model,
-            nli_model=nli_model,
-            device=device,
-            nli_max_length=nli_max_length,
-            dtype=dtype,
-        )
-    )
+    return load_models(DiversitySettings(**fields))
 
 
 def check_models_available(settings: DiversitySettings, sources: dict[str, str] | None = None) -> None:
@@ -73,14 +64,7 @@ def check_before_generation(task: str, settings: DiversitySettings, sources: dic
 
 def models_for(settings: DiversitySettings) -> MetricModels:
     """The metric models these settings use, loaded on first use and shared by every task of the process."""
-    return _models(
-        settings.sbert_model,
-        settings.nli_model,
-        settings.device,
-        settings.metrics,
-        settings.nli_max_length,
-        settings.dtype,
-    )
+    return _models(**{f: getattr(settings, f) for f in _MODEL_FIELDS})
 
 
 @lru_cache(maxsize=2)

@@ -30,6 +30,7 @@ from lm_eval_diversity.settings import DiversitySettings
 log = logging.getLogger(__name__)
 
 NAN = float("nan")
+CODE_MAX_SEQ_LENGTH = 512  # the paper's code-diversity script sets it on the code model (docs/metrics.md)
 
 
 @dataclass
@@ -59,11 +60,12 @@ class MetricModels:
     """Models loaded once per run and passed to :func:`score_groups` (None where a metric is not run).
 
     One attribute per model setting of the metric catalogue: ``sbert`` for ``sbert_model``, ``nli`` for
-    ``nli_model``.
+    ``nli_model``, ``code`` for ``code_model``.
     """
 
     sbert: object | None = None
     nli: object | None = None
+    code: object | None = None
 
     def for_setting(self, model_setting: str) -> object | None:
         return getattr(self, model_setting.removesuffix("_model"), None)
@@ -88,6 +90,10 @@ def _model_loaders(settings: DiversitySettings) -> dict:
         "sbert_model": lambda: load_sentence_model(settings.sbert_model, settings.device, dtype=settings.dtype),
         "nli_model": lambda: load_nli_model(
             settings.nli_model, settings.device, max_length=settings.nli_max_length, dtype=settings.dtype
+        ),
+        "code_model": lambda: load_sentence_model(
+            settings.code_model, settings.device, setting="--code_model", dtype=settings.dtype,
+            max_seq_length=CODE_MAX_SEQ_LENGTH,
         ),
     }
 
@@ -200,6 +206,7 @@ def score_groups(
     *,
     correct: Sequence[Sequence[bool]] | None = None,
     progress: bool = False,
+    metrics: Sequence[str] | None = None,
 ) -> TaskScores:
     """Score a whole task.
 
@@ -207,10 +214,11 @@ def score_groups(
     unclosed-think rates. A prompt with fewer than 2 outputs has undefined diversity (NaN, counted in
     ``diagnostics["n_undefined"]``), not 0. With ``correct`` (one bool per output), also the correct-subset variants
     of the kinds that ran (SBERT over all outputs, SBERT/Vendi over the correct outputs of prompts with >= 2
-    correct, NaN otherwise). The chosen records run grouped by input kind, one batched pass per kind.
+    correct, NaN otherwise). The chosen records run grouped by input kind, one batched pass per kind. ``metrics``
+    (default ``settings.metrics``): the metrics to run, e.g. those of the chosen ones defined on the task.
     """
     models = models or MetricModels()
-    metrics = tuple(settings.metrics)
+    metrics = tuple(settings.metrics if metrics is None else metrics)
     chosen = [catalogue.record(m) for m in metrics]
     _check_models(chosen, models)
 
@@ -311,6 +319,7 @@ def score_task(
     from lm_eval_diversity.quality.aggregate import prompt_quality
 
     short = short_name(task)
+    metrics = catalogue.metrics_for_task(settings.metrics, short)
     graded = tuple(GRADED_TASKS if graded_tasks is None else graded_tasks)
     skip_reason = None
     if short not in graded:
@@ -320,7 +329,7 @@ def score_task(
     elif any(g.doc is None for g in groups):
         skip_reason = "docs missing from the samples (gold answers unknown)"
     if skip_reason is not None:
-        scores = score_groups(groups, settings, models, progress=progress)
+        scores = score_groups(groups, settings, models, progress=progress, metrics=metrics)
         if short in graded:
             log.warning("%s: quality not computed: %s", task, skip_reason)
             scores.diagnostics["quality"] = f"not computed: {skip_reason}"
@@ -340,8 +349,10 @@ def score_task(
         [g.doc for g in groups], [g.outputs for g in groups]
     )
     correct = [[v.correct for v in vs] for vs in verdicts]
-    quality_filtered = catalogue.quality_filtered_metrics()
-    scores = score_groups(groups, settings, models, correct=correct, progress=progress)
+    quality_filtered = tuple(  # the variants of the metrics that run here, and computable
+        m for m in catalogue.quality_filtered_metrics() if catalogue.record(m).requires in (None, *metrics)
+    )
+    scores = score_groups(groups, settings, models, correct=correct, progress=progress, metrics=metrics)
     scores.verdicts = verdicts
     for row, vs in zip(scores.per_prompt, verdicts):
         ks = quality_ks(len(vs))

@@ -16,6 +16,8 @@ DIVERSITY_METRICS = catalogue.default_metrics()  # the metrics run by default (t
 
 DEFAULT_SBERT_MODEL = "sentence-transformers/all-mpnet-base-v2"
 DEFAULT_NLI_MODEL = "FacebookAI/roberta-large-mnli"
+DEFAULT_CODE_MODEL = "microsoft/unixcoder-base"  # the paper's code-embedding model (docs/metrics.md)
+SEMANTIC_RULES = ("greedy", "closure")  # semantic-cluster rules (lm_eval_diversity.metrics.semantic.RULES)
 DEFAULT_VOCAB_SIZE = 50257  # GPT-2 size: what the reference uses in practice (reference_spec §3.1)
 DEFAULT_SEED = 1234
 CORPUS_SAMPLE_SIZE = 500  # across-input / overall subset size (reference_spec §3)
@@ -62,6 +64,9 @@ class DiversitySettings:
     stop_sequences: str = "auto"
     sampling: str | None = None  # a SAMPLING_PRESETS name; None: the task's generation_kwargs
     baseline: str | None = None  # base-model run (lm-eval output dir or score JSON) for the QC/residual split
+    # model-based beyond-paper metrics
+    code_model: str = DEFAULT_CODE_MODEL  # sentence-transformers model of code_sbert / code_vendi
+    semantic_rule: str = "greedy"  # semantic clusters: "greedy" (semantic-entropy reference) or "closure"
 
     def __post_init__(self) -> None:
         valid = list(catalogue.selectable_metrics())
@@ -95,6 +100,8 @@ class DiversitySettings:
             raise ValueError(f"code_mode must be one of {list(CODE_MODES)}, got {self.code_mode!r}")
         if self.stop_sequences not in STOP_SEQUENCE_MODES:
             raise ValueError(f"stop_sequences must be one of {list(STOP_SEQUENCE_MODES)}, got {self.stop_sequences!r}")
+        if self.semantic_rule not in SEMANTIC_RULES:
+            raise ValueError(f"semantic_rule must be one of {list(SEMANTIC_RULES)}, got {self.semantic_rule!r}")
         if self.sampling is not None and self.sampling not in SAMPLING_PRESETS:
             raise ValueError(f"sampling must be one of {list(SAMPLING_PRESETS)}, got {self.sampling!r}")
 
@@ -158,6 +165,8 @@ FIELD_HELP = {
     "stop_sequences": "task stop strings: auto (dropped under a chat template, as the paper), task or none",
     "sampling": "sampling preset: paper (T 0.6, top_p 0.95) or hf_patch (T 1.0, top_p 1.0); default: the task's",
     "baseline": "base model's run (lm-eval output dir or score JSON): adds the QC/residual split",
+    "code_model": "sentence-transformers model (name or local path) for code_sbert and code_vendi",
+    "semantic_rule": "semantic clusters: greedy (against representatives, as semantic entropy) or closure (transitive)",
 }
 
 _FIELD_TYPES: dict[str, Any] = {}

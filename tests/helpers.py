@@ -163,6 +163,12 @@ class FakeNLI:
         self.calls.append(pairs)
         return np.asarray([self.w(a, b) for a, b in pairs], dtype=np.float64)
 
+    def label_probs(self, pairs, batch_size=64, progress=False):
+        """``[P(entail), P(neutral), P(contradict)]`` per pair: entailment iff ``w(premise, hypothesis) > 0``."""
+        pairs = list(pairs)
+        self.calls.append(pairs)
+        return np.asarray([[1.0, 0.0, 0.0] if self.w(a, b) > 0 else [0.0, 1.0, 0.0] for a, b in pairs])
+
 
 def hashed_w(premise: str, hypothesis: str) -> float:
     """A deterministic, asymmetric pseudo-score in [-1, 1] for any sentence pair."""

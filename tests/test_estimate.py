@@ -112,3 +112,19 @@ def test_duration_wording(per_s, expected):
     text = format_work([planned_work("t", 10, 10, ALL.replace(metrics=("sbert",)))], ALL.replace(metrics=("sbert",)),
                        Rates("cpu", texts_per_s=per_s))  # fmt: skip
     assert expected in text
+
+
+def test_semantic_cluster_pairs_counted_and_timed():
+    # before generation: every prompt's K outputs distinct, K (K - 1) directional pairs each
+    sem = ALL.replace(metrics=("semantic_clusters",))
+    w = planned_work("t", 10, 4, sem)
+    assert w.cluster_pairs == 10 * 4 * 3
+    text = format_work([w], sem, Rates("cpu", pairs_per_s=12.0))
+    assert "NLI semantic clusters at most 120 whole-output pairs: ~10 s" in text
+    assert "NLI per-input" not in text  # the sentence-pair metric was not chosen
+    # from outputs: prompt 0 has 3 distinct texts -> 6 pairs; prompt 1 two identical texts -> none
+    m = measured_work("t", GROUPS, sem)
+    assert m.cluster_pairs == 6
+    nli = FakeNLI()
+    score_groups(GROUPS, sem, MetricModels(nli=nli))
+    assert [len(c) for c in nli.calls] == [m.cluster_pairs]

@@ -17,19 +17,21 @@ existing kind is therefore one function and one record. The kinds (:data:`KINDS`
   (compression ratio, n-gram diversity, distinct-n, self-BLEU).
 * ``embeddings``: the cosine Gram matrix of each set's L2-normalised embeddings, from the sentence-embedding
   model the record's ``model_setting`` names. Every unique text is embedded once per model; sets are batched by
-  size. ``fn(gram: (b, m, m)) -> (b,)``. SBERT diversity, Vendi; planned: the same over a code model
-  (``code_model``), which is one more record with another ``model_setting``.
+  size. ``fn(gram: (b, m, m)) -> (b,)``. SBERT diversity, Vendi; the same over the code model (``code_model``:
+  what it embeds of an output is the extracted code, empty code dropped; ``passes.embedded_texts``).
 * ``nli_pairs``: the aligned sentence pairs of each set (sampled per set with its own seeded RNG) and P_E - P_C of
   both directions; every unique directional pair is scored once for the whole task. ``fn(pairs, weight) ->
   float`` with ``weight(premise, hypothesis)``. NLI diversity.
+* ``nli_matrix``: the semantic clusters of each set (bidirectional entailment of whole outputs, every unique
+  directional output pair scored once for the whole task). ``fn(stats: dict) -> float`` reads one of the cluster
+  statistics (``metrics.semantic.cluster_stats``). Semantic clusters.
 * ``verdicts``: the grader's verdict of each output of a prompt (graded tasks). Accuracy, pass@k, maj@K,
   k_correct, extraction rate, IFEval's levels.
 * ``baseline``: this run's and a baseline run's per-prompt values; task-level. The QC/residual split.
 
 Planned kinds (issue "beyond the paper's four metrics") fit the same shape: ``answers`` (answer classes from the
 verdicts: distinct answers, answer entropy), ``behaviours`` (sandbox signatures of code outputs: functional
-classes), ``nli_matrix`` (whole-output entailment probabilities both ways, unique output pairs scored once:
-semantic clusters). Any kind can run on the correct subset of a prompt: a record's ``correct_variants`` derives the
+classes). Any kind can run on the correct subset of a prompt: a record's ``correct_variants`` derives the
 ``<name>_all`` / ``<name>_correct`` records, and ``split`` the ``loss_``/``residual_``/``qc_`` records of the
 QC/residual split (docs/decomposition.md).
 
@@ -75,6 +77,9 @@ KINDS: dict[str, InputKind] = {
         InputKind("embeddings", "cosine Gram matrix of a set's sentence embeddings", "sbert_model"),
         InputKind("nli_pairs", "aligned sentence pairs of a set, P(entail) - P(contradict) both ways", "nli_model"),
         InputKind("verdicts", "grader verdicts of a prompt's outputs"),
+        InputKind(
+            "nli_matrix", "semantic clusters of a set: bidirectional entailment of whole outputs", "nli_model"
+        ),
         InputKind("baseline", "per-prompt values of this run and of a baseline run"),
     )
 }
@@ -205,6 +210,48 @@ _IFEVAL = (
                  graded=True, tasks=("ifeval",), aggregation="inst_level"),
 )  # fmt: skip
 
+# --- model-based beyond-paper metrics (docs/metrics.md, "Semantic clusters and code diversity")
+
+CODE_EMBEDDING_TASKS = ("humaneval", "mbpp", "cruxeval")  # the paper's code-diversity script: cruxeval embeddings only
+
+
+def _cluster_stat(name: str) -> Callable[[dict[str, float]], float]:
+    """``nli_matrix`` kind: one value of a set's cluster statistics (``metrics.semantic.cluster_stats``)."""
+
+    def fn(stats: dict[str, float]) -> float:
+        return stats[name]
+
+    fn.__qualname__ = fn.__name__ = name
+    return fn
+
+
+_BEYOND_MODELS = (
+    MetricRecord(
+        "semantic_clusters", "nli_matrix", "number of semantic clusters (bidirectional entailment of whole outputs)",
+        _cluster_stat("semantic_clusters"), selectable=True,
+    ),
+    MetricRecord(
+        "semantic_clusters_norm", "nli_matrix", "semantic clusters / K", _cluster_stat("semantic_clusters_norm"),
+        selectable=True,
+    ),
+    MetricRecord(
+        "semantic_entropy", "nli_matrix", "entropy (nats) of the semantic-cluster sizes",
+        _cluster_stat("semantic_entropy"), selectable=True,
+    ),
+    MetricRecord(
+        "code_sbert", "embeddings", "1 - mean pairwise cosine of code-model embeddings of the extracted code",
+        _lazy("lm_eval_diversity.metrics.embedding", "sbert_diversity_from_gram"), model_setting="code_model",
+        selectable=True, tasks=CODE_EMBEDDING_TASKS, correct_variants=("all", "correct"), split=True,
+        inputs="embeddings of the extracted code (`code_model`)",
+    ),
+    MetricRecord(
+        "code_vendi", "embeddings", "Vendi score of code-model embeddings of the extracted code",
+        _lazy("lm_eval_diversity.metrics.embedding", "vendi_from_gram"), model_setting="code_model",
+        selectable=True, tasks=CODE_EMBEDDING_TASKS, correct_variants=("all", "correct"), split=True,
+        inputs="embeddings of the extracted code (`code_model`)",
+    ),
+)  # fmt: skip
+
 SPLIT_PARTS = ("loss", "residual", "qc")
 
 
@@ -220,7 +267,7 @@ def correct_variant_records(records: tuple[MetricRecord, ...]) -> tuple[MetricRe
                     r, name=f"{r.name}_{variant}", description=f"{r.name} over {over}", corpus=False,
                     selectable=False, default=False, corpus_default=False, graded=True, correct_variants=(),
                     split=False, requires=r.name, aggregation="mean" if variant == "all" else "nanmean",
-                    inputs=f"{r.kind}, {'all' if variant == 'all' else 'correct'} outputs",
+                    inputs=f"{r.inputs or r.kind}, {'all' if variant == 'all' else 'correct'} outputs",
                 )
             )  # fmt: skip
     return tuple(out)
@@ -231,7 +278,7 @@ def split_records(records: tuple[MetricRecord, ...]) -> tuple[MetricRecord, ...]
     return tuple(
         MetricRecord(
             f"{part}_{r.name}", "baseline", f"{part} part of the {r.name} QC/residual split against a baseline",
-            graded=True, higher_is_better=False, aggregation="corpus", requires=r.name,
+            graded=True, higher_is_better=False, aggregation="corpus", requires=r.name, tasks=r.tasks,
         )
         for r in records
         if r.split
@@ -251,6 +298,9 @@ _BUILTIN: tuple[MetricRecord, ...] = (
     _COMPUTABLE,
     *split_records(_PRIMARY),
     *_IFEVAL,
+    *_BEYOND_MODELS,
+    *correct_variant_records(_BEYOND_MODELS),
+    *split_records(_BEYOND_MODELS),
 )
 _REGISTERED: list[MetricRecord] = []
 
@@ -372,7 +422,17 @@ def quality_filtered_metrics() -> tuple[str, ...]:
 def task_quality_metrics(task: str) -> tuple[str, ...]:
     """Quality metrics of one task only (IFEval's loose and instruction levels)."""
     short = short_name(task)
-    return tuple(r.name for r in records() if r.tasks is not None and short in r.tasks)
+    return tuple(r.name for r in records() if r.kind == "verdicts" and r.tasks is not None and short in r.tasks)
+
+
+def on_task(r: MetricRecord, task: str | None) -> bool:
+    """Whether a record is reported on a task (``tasks`` None: every task; ``task`` None: the shared templates)."""
+    return r.tasks is None or (task is not None and short_name(task) in r.tasks)
+
+
+def metrics_for_task(metrics, task: str) -> tuple[str, ...]:
+    """The chosen metrics that are defined on a task (a metric with ``tasks`` runs on those tasks only)."""
+    return tuple(m for m in metrics if on_task(record(m), task))
 
 
 def _entry(name: str, r: MetricRecord, aggregation: str | None = None) -> dict:
@@ -386,17 +446,13 @@ def _entry(name: str, r: MetricRecord, aggregation: str | None = None) -> dict:
 def harness_entries(rs: tuple[MetricRecord, ...], graded: bool, task: str | None = None) -> list[dict]:
     """lm-eval ``metric_list`` entries of some records: per-input values of the selectable ones, their corpus
     levels, the other ungraded records, then (``graded``) the graded ones; ``task`` adds that task's own."""
-    short = short_name(task) if task else None
-    selectable = [r for r in rs if r.selectable and r.harness]
+    rs = tuple(r for r in rs if r.harness and on_task(r, task))
+    selectable = [r for r in rs if r.selectable]
     out = [_entry(r.name, r) for r in selectable]
     out += [_entry(f"{r.name}_{lvl}", r, "corpus") for r in selectable if r.corpus for lvl in CORPUS_LEVELS]
-    out += [_entry(r.name, r) for r in rs if r.harness and not r.selectable and not r.graded]
+    out += [_entry(r.name, r) for r in rs if not r.selectable and not r.graded]
     if graded:
-        out += [
-            _entry(r.name, r)
-            for r in rs
-            if r.harness and r.graded and (r.tasks is None or (short is not None and short in r.tasks))
-        ]
+        out += [_entry(r.name, r) for r in rs if r.graded]
     return out
 
 
@@ -410,7 +466,9 @@ def harness_metric_list(graded: bool, task: str | None = None) -> list[dict]:
 def group_aggregate_metrics() -> list[str]:
     """The metrics every group YAML averages over its tasks (per-input, mean-aggregated, on every task)."""
     return [
-        r.name for r in _BUILTIN if r.harness and not r.graded and r.aggregation == "mean" and r.requires is None
+        r.name
+        for r in _BUILTIN
+        if r.harness and not r.graded and r.aggregation == "mean" and r.requires is None and r.tasks is None
     ]
 
 
@@ -473,10 +531,14 @@ def docs_table() -> str:
         if r.selectable:
             corpus = ", corpus levels on" if r.corpus_default else ", corpus levels opt-in" if r.corpus else ""
             default = f"on{corpus}" if r.default else "off"
+            if r.tasks:
+                default += "; " + ", ".join(r.tasks) + " only"
         else:
             default = "graded tasks" if r.graded else "always"
-            if r.tasks:
+            if r.tasks and r.kind == "verdicts":
                 default = ", ".join(r.tasks) + " only"
+            elif r.tasks:
+                default = ", ".join(r.tasks) + f", with `{r.requires}`"
             elif r.requires:
                 default += f", with `{r.requires}`"
             elif r.model_setting:

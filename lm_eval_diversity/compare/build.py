@@ -18,6 +18,7 @@ from lm_eval_diversity.analysis import (
     stratified_bootstrap_mean,
     stratified_paired_diff,
 )
+from lm_eval_diversity.catalogue import metrics as catalogue
 from lm_eval_diversity.compare.model import Bootstrap, Cell, Change, Check, Report, RunInfo, Split
 from lm_eval_diversity.compare.names import CORPUS_SUFFIXES, GEN_KEYS, GROUP, SETTING_KEYS, SPLIT_METRICS, short_task
 from lm_eval_diversity.quality import VERIFIABLE_TASKS
@@ -187,6 +188,17 @@ def _split(run: Run, baseline: Run, t: str, m: str, matched: bool) -> Split:
     return split
 
 
+def _split_listed(m: str, t: str, pair: list[Run]) -> bool:
+    """A split row for metric ``m`` on task ``t``: the default metrics' always (an unavailable split says why),
+    an opt-in metric's (``code_sbert``...) on its tasks when a run holds its ``<m>_correct`` values."""
+    r = catalogue.record(m)
+    if not catalogue.on_task(r, t):
+        return False
+    data = [run.tasks.get(t) for run in pair]
+    rows = [row for td in data if td is not None and td.per_prompt for row in td.per_prompt.values()]
+    return r.default or any(f"{m}_correct" in row for row in rows)
+
+
 def splits(runs: list[Run], baseline: Run, tasks: list[str]) -> list[Split]:
     """All-prompts and matched splits of every candidate vs the baseline on each verifiable task."""
     return [
@@ -196,6 +208,7 @@ def splits(runs: list[Run], baseline: Run, tasks: list[str]) -> list[Split]:
         for t in tasks
         if is_verifiable(t, [run, baseline])
         for m in SPLIT_METRICS
+        if _split_listed(m, t, [baseline, run])
         for matched in (False, True)
     ]
 

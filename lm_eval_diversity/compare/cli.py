@@ -11,7 +11,7 @@ import sys
 from lm_eval_diversity.atomic import check_output_path, write_atomic
 from lm_eval_diversity.compare.build import build_report
 from lm_eval_diversity.compare.errors import CompareError
-from lm_eval_diversity.compare.gate import evaluate_gates
+from lm_eval_diversity.compare.gate import evaluate_gates, parse_gate
 from lm_eval_diversity.compare.model import Bootstrap, Lineage, Report
 from lm_eval_diversity.compare.names import DEFAULT_METRICS
 from lm_eval_diversity.compare.render import FORMATS, render, summary_lines
@@ -71,7 +71,8 @@ def _check_options(args: argparse.Namespace) -> list[str]:
     metrics = [m.strip() for m in args.metrics.split(",") if m.strip()]
     if not metrics:
         raise CompareError(f"--metrics {args.metrics!r}: no metric given")
-    return metrics
+    gated = [parse_gate(spec).metric for spec in args.fail_if_drop or []]
+    return list(dict.fromkeys([*metrics, *gated]))  # a gated metric is compared even when --metrics omits it
 
 
 def _check_report(args: argparse.Namespace, report: Report, metrics: list[str]) -> None:

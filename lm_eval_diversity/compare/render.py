@@ -168,7 +168,10 @@ def gate_table(report: Report) -> Table:
         ]
         for g in report.gate
     ]
-    rule = "FAIL iff the CI upper bound of (candidate - baseline) < -FRACTION x |baseline value|"
+    rule = (
+        "FAIL iff the CI upper bound of (candidate - baseline) < -FRACTION x |baseline value| (lower-is-better "
+        "metrics: the CI lower bound > FRACTION x |baseline value|)"
+    )
     return Table("Gate (--fail_if_drop)", head, rows, [rule])
 
 

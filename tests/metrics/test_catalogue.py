@@ -57,14 +57,18 @@ def test_settings_lists_come_from_the_catalogue():
 
 
 def test_lookups_for_report_and_compare():
-    assert catalogue.metric_names("embeddings", selectable=True) == ("sbert", "vendi")
-    assert catalogue.split_metrics() == ("sbert", "vendi")
+    assert catalogue.metric_names("embeddings", selectable=True) == ("sbert", "vendi", "code_sbert", "code_vendi")
+    assert catalogue.split_metrics() == ("sbert", "vendi", "code_sbert", "code_vendi")
     assert catalogue.higher_is_better("sbert_overall") is True
     assert catalogue.higher_is_better("dup_rate") is False
     assert catalogue.higher_is_better("qc_vendi") is False
     assert catalogue.record("pass@7").aggregation == "nanmean"
     assert catalogue.models_needed(("ead", "vendi", "nli")) == ("sbert_model", "nli_model")
-    assert catalogue.quality_filtered_metrics() == ("sbert_all", "sbert_correct", "vendi_correct", "computable")
+    assert catalogue.models_needed(("code_vendi", "semantic_entropy")) == ("nli_model", "code_model")
+    assert catalogue.quality_filtered_metrics() == (
+        "sbert_all", "sbert_correct", "vendi_correct", "computable",
+        "code_sbert_all", "code_sbert_correct", "code_vendi_all", "code_vendi_correct",
+    )  # fmt: skip
     with pytest.raises(KeyError, match="unknown metric 'bogus'"):
         catalogue.record("bogus")
 

@@ -181,7 +181,10 @@ GROUPS = {
     "div_value_pluralism": ["prism", "wildbench"],
     "div_verifiable": ["humaneval", "mbpp", "gsm8k", "math_algebra", "math_geometry", "ifeval"],  # catalogue order
 }
-BASE_METRICS = ["ead", "sbert", "vendi", "nli", "dup_rate", "empty_rate", "unclosed_think_rate"]
+BASE_METRICS = [
+    "ead", "sbert", "vendi", "nli", "dup_rate", "empty_rate", "unclosed_think_rate",
+    "semantic_clusters", "semantic_clusters_norm", "semantic_entropy",  # opt-in, on every task: averaged when run
+]  # fmt: skip
 QUALITY_METRICS = ["acc", "sbert_all", "sbert_correct", "vendi_correct", "k_correct", "computable"]
 
 
