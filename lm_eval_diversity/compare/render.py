@@ -130,7 +130,7 @@ SPLIT_HEAD = ["run", "task", "metric", "prompts", "D_all(B)", "D_all(M)", "D_cor
 SPLIT_HEAD += ["residual", "QC share", "R share", "n (corr B/M)", "ids only B/M"]
 SPLIT_NOTE = (
     "loss = D_all(B) - D_all(M); residual = D_corr(B) - D_corr(M); QC = loss - residual "
-    "(reference_spec §6.4, reconstruction). 'matched' = prompts computable in both runs. "
+    "(a reconstruction: docs/decomposition.md). 'matched' = prompts computable in both runs. "
     "Shares are unstable when loss is small."
 )
 
