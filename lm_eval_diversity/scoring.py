@@ -193,6 +193,16 @@ def _summary(
     return summary
 
 
+def _defined(r: catalogue.MetricRecord, settings: DiversitySettings, task: str | None, verdicts) -> bool:
+    """Whether a chosen metric is defined for this task: on its record's ``tasks``; answer and functional classes
+    only with the grader's verdicts, functional classes only in official code mode (behaviour signatures)."""
+    if not catalogue.on_task(r, task):
+        return False
+    if r.kind in catalogue.VERDICT_KINDS and verdicts is None:
+        return False
+    return r.kind != "behaviours" or settings.code_mode == "official"
+
+
 def score_groups(
     groups: Sequence[PromptGroup],
     settings: DiversitySettings,
@@ -200,6 +210,8 @@ def score_groups(
     *,
     correct: Sequence[Sequence[bool]] | None = None,
     progress: bool = False,
+    verdicts: Sequence[Sequence[object]] | None = None,
+    task: str | None = None,
 ) -> TaskScores:
     """Score a whole task.
 
@@ -207,10 +219,12 @@ def score_groups(
     unclosed-think rates. A prompt with fewer than 2 outputs has undefined diversity (NaN, counted in
     ``diagnostics["n_undefined"]``), not 0. With ``correct`` (one bool per output), also the correct-subset variants
     of the kinds that ran (SBERT over all outputs, SBERT/Vendi over the correct outputs of prompts with >= 2
-    correct, NaN otherwise). The chosen records run grouped by input kind, one batched pass per kind.
+    correct, NaN otherwise). The chosen records run grouped by input kind, one batched pass per kind. A chosen
+    metric runs only where it is defined: on its record's ``tasks`` (``task``), and for the kinds read from the
+    grader's verdicts (answer and functional classes) only with ``verdicts``.
     """
     models = models or MetricModels()
-    metrics = tuple(settings.metrics)
+    metrics = tuple(m for m in settings.metrics if _defined(catalogue.record(m), settings, task, verdicts))
     chosen = [catalogue.record(m) for m in metrics]
     _check_models(chosen, models)
 
@@ -220,7 +234,7 @@ def score_groups(
     n_short = _warn_short(groups, stripped, k)
     task = TaskInput(
         groups, stripped, settings, models, frozenset(m for m in settings.corpus_metrics if m in metrics), correct,
-        progress,
+        progress, verdicts, task,
     )  # fmt: skip
 
     values: dict[str, list[float]] = {m: [NAN] * n for m in metrics}
@@ -320,12 +334,15 @@ def score_task(
     elif any(g.doc is None for g in groups):
         skip_reason = "docs missing from the samples (gold answers unknown)"
     if skip_reason is not None:
-        scores = score_groups(groups, settings, models, progress=progress)
+        scores = score_groups(groups, settings, models, progress=progress, task=task)
         if short in graded:
             log.warning("%s: quality not computed: %s", task, skip_reason)
             scores.diagnostics["quality"] = f"not computed: {skip_reason}"
         return scores
 
+    behaviours = set(catalogue.metric_names("behaviours")) & set(settings.metrics)
+    if behaviours and short in CODE_TASKS and settings.code_mode != "official":
+        log.warning("%s: functional classes need code_mode official (behaviour signatures); not computed", task)
     grade = functools.partial(
         grade_task,
         short,
@@ -335,13 +352,16 @@ def score_task(
         allow_code_execution=allow_code_execution,
         code_timeout_s=settings.code_timeout_s,
         workers=max(1, os.cpu_count() or 1),
+        code_behaviour=bool(behaviours) and settings.code_mode == "official",
     )
     verdicts = _grade_with_progress(task, grade, groups) if progress else grade(
         [g.doc for g in groups], [g.outputs for g in groups]
     )
     correct = [[v.correct for v in vs] for vs in verdicts]
-    quality_filtered = catalogue.quality_filtered_metrics()
-    scores = score_groups(groups, settings, models, correct=correct, progress=progress)
+    quality_filtered = catalogue.quality_filtered_metrics(short)
+    scores = score_groups(
+        groups, settings, models, correct=correct, progress=progress, verdicts=verdicts, task=task
+    )
     scores.verdicts = verdicts
     for row, vs in zip(scores.per_prompt, verdicts):
         ks = quality_ks(len(vs))

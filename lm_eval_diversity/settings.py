@@ -32,6 +32,10 @@ SAMPLING_PRESETS: dict[str, dict[str, float]] = {
 }
 
 
+# modes of lm_eval_diversity.metrics.lexical (MODES; not imported here: it needs numpy, and settings start fast)
+LEXICAL_MODES = ("default", "compat")
+
+
 @dataclass(frozen=True)
 class DiversitySettings:
     """Everything that changes a diversity or quality number.
@@ -62,6 +66,7 @@ class DiversitySettings:
     stop_sequences: str = "auto"
     sampling: str | None = None  # a SAMPLING_PRESETS name; None: the task's generation_kwargs
     baseline: str | None = None  # base-model run (lm-eval output dir or score JSON) for the QC/residual split
+    lexical_mode: str = "default"  # lexical measures: "default" (corrected) or "compat" (the PyPI package diversity)
 
     def __post_init__(self) -> None:
         valid = list(catalogue.selectable_metrics())
@@ -95,6 +100,8 @@ class DiversitySettings:
             raise ValueError(f"code_mode must be one of {list(CODE_MODES)}, got {self.code_mode!r}")
         if self.stop_sequences not in STOP_SEQUENCE_MODES:
             raise ValueError(f"stop_sequences must be one of {list(STOP_SEQUENCE_MODES)}, got {self.stop_sequences!r}")
+        if self.lexical_mode not in LEXICAL_MODES:
+            raise ValueError(f"lexical_mode must be one of {list(LEXICAL_MODES)}, got {self.lexical_mode!r}")
         if self.sampling is not None and self.sampling not in SAMPLING_PRESETS:
             raise ValueError(f"sampling must be one of {list(SAMPLING_PRESETS)}, got {self.sampling!r}")
 
@@ -158,6 +165,7 @@ FIELD_HELP = {
     "stop_sequences": "task stop strings: auto (dropped under a chat template, as the paper), task or none",
     "sampling": "sampling preset: paper (T 0.6, top_p 0.95) or hf_patch (T 1.0, top_p 1.0); default: the task's",
     "baseline": "base model's run (lm-eval output dir or score JSON): adds the QC/residual split",
+    "lexical_mode": "lexical measures: default (corrected) or compat (as the PyPI package diversity 0.3.x)",
 }
 
 _FIELD_TYPES: dict[str, Any] = {}
