@@ -372,8 +372,8 @@ def score_task(
         row["maj@K"] = q[f"maj@{len(vs)}"] if vs else NAN
         row["k_correct"] = q["k_correct"]
         row["extraction_rate"] = q["extraction_rate"]
-        if "computable" not in row:  # no correct-subset pass ran: quality-filtered diversity undefined
-            row.update({m: NAN for m in quality_filtered})
+        for m in quality_filtered:  # no correct-subset pass of its kind ran: undefined
+            row.setdefault(m, NAN)
     for m in (*catalogue.quality_metrics(), *quality_filtered):
         mean, std = _mean_std([row[m] for row in scores.per_prompt])
         scores.metrics[m] = {"per_input_mean": mean, "per_input_std": std}

@@ -5,11 +5,14 @@ from __future__ import annotations
 
 import json
 import math
+import re
 
+import lm_eval
 import pytest
 
 from lm_eval_diversity.cli import main as cli_main
-from tests.harness.fakes import GoldLM, run_saved
+from lm_eval_diversity.lm_eval_cli import task_manager
+from tests.harness.fakes import GoldLM, run_saved, with_repeat_index
 
 K = 4
 LIMIT = 2
@@ -81,3 +84,42 @@ def test_lexical_mode_compat_changes_compression(harness_env, tmp_path):
     assert compat.metrics["compression_ratio"]["per_input_mean"] < default.metrics["compression_ratio"][
         "per_input_mean"
     ]
+
+
+class CodeLM(GoldLM):
+    """MBPP programs: sample 0 the gold solution; samples 1 and 2 a stub returning None under the entry point's name
+    (the same program, one with a comment: one behaviour, one AST); sample 3 does not parse."""
+
+    def generate_until(self, requests, disable_tqdm: bool = False):
+        out = []
+        for r, j in with_repeat_index(requests):
+            name = re.search(r"assert\s+(?:not\s+)?\(?\s*(\w+)\(", r.doc["test_list"][0]).group(1)
+            stub = f"def {name}(*args, **kwargs):\n    return None"
+            out.append([f"```python\n{r.doc['code']}\n```", stub, stub + "  # a comment", f"def {name}(:"][j])
+        return out
+
+
+def test_code_run_shows_functional_classes_and_ast(harness_env):
+    chosen = ("distinct_behaviours", "distinct_behaviours_norm", "behaviour_entropy", "unrunnable_rate",
+              "ast_distinct", "ast_pairwise", "parseability_rate")  # fmt: skip
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("LM_EVAL_DIVERSITY_METRICS", ",".join(chosen))
+        tm = task_manager(include_defaults=False, metadata={"repeats": K})
+        res = lm_eval.simple_evaluate(
+            model=CodeLM(), tasks=["diversity_mbpp"], task_manager=tm, limit=LIMIT, log_samples=True,
+            bootstrap_iters=0, confirm_run_unsafe_code=True,
+        )  # fmt: skip
+    r = res["results"]["diversity_mbpp"]
+    assert r["pass@1,div"] == 0.25  # the gold solution only
+    # classes: {gold}, {stub, stub with comment}, {no signature: does not parse}
+    assert r["distinct_behaviours,div"] == 3.0
+    assert r["distinct_behaviours_norm,div"] == 0.75
+    assert r["behaviour_entropy,div"] == pytest.approx(-(2 * 0.25 * math.log(0.25) + 0.5 * math.log(0.5)))
+    assert r["unrunnable_rate,div"] == 0.25
+    assert r["parseability_rate,div"] == 0.75
+    assert 0 < r["ast_distinct,div"] <= 1 and 0 < r["ast_pairwise,div"] <= 1
+    assert "distinct_answers,div" not in r  # answer classes: maths and cruxeval only
+    # one correct program per prompt: no diversity among the correct ones
+    assert r["ast_pairwise_correct,div"] is None or math.isnan(r["ast_pairwise_correct,div"])
+    for s in res["samples"]["diversity_mbpp"]:
+        assert s["distinct_behaviours"] == 3.0 and s["parseability_rate"] == 0.75
