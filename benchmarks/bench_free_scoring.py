@@ -50,7 +50,7 @@ def main() -> None:
     }  # fmt: skip
     for name, (groups, settings) in runs.items():
         task = "diversity_mbpp" if "AST" in name else None
-        wall, cpu = _median_time(lambda g=groups, s=settings, t=task: score_groups(g, s, task=t), args.reps)
+        wall, cpu = _median_time(lambda g=groups, s=settings, t=task: score_groups(g, s, task_name=t), args.reps)
         print(f"| {name} ({args.n_prompts} x {args.k}) | {cpu:.2f} | {wall:.2f} |")
 
 

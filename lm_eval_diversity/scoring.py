@@ -211,7 +211,7 @@ def score_groups(
     correct: Sequence[Sequence[bool]] | None = None,
     progress: bool = False,
     verdicts: Sequence[Sequence[object]] | None = None,
-    task: str | None = None,
+    task_name: str | None = None,
 ) -> TaskScores:
     """Score a whole task.
 
@@ -220,11 +220,11 @@ def score_groups(
     ``diagnostics["n_undefined"]``), not 0. With ``correct`` (one bool per output), also the correct-subset variants
     of the kinds that ran (SBERT over all outputs, SBERT/Vendi over the correct outputs of prompts with >= 2
     correct, NaN otherwise). The chosen records run grouped by input kind, one batched pass per kind. A chosen
-    metric runs only where it is defined: on its record's ``tasks`` (``task``), and for the kinds read from the
+    metric runs only where it is defined: on its record's ``tasks`` (``task_name``), and for the kinds read from the
     grader's verdicts (answer and functional classes) only with ``verdicts``.
     """
     models = models or MetricModels()
-    metrics = tuple(m for m in settings.metrics if _defined(catalogue.record(m), settings, task, verdicts))
+    metrics = tuple(m for m in settings.metrics if _defined(catalogue.record(m), settings, task_name, verdicts))
     chosen = [catalogue.record(m) for m in metrics]
     _check_models(chosen, models)
 
@@ -234,7 +234,7 @@ def score_groups(
     n_short = _warn_short(groups, stripped, k)
     task = TaskInput(
         groups, stripped, settings, models, frozenset(m for m in settings.corpus_metrics if m in metrics), correct,
-        progress, verdicts, task,
+        progress, verdicts, task_name,
     )  # fmt: skip
 
     values: dict[str, list[float]] = {m: [NAN] * n for m in metrics}
@@ -334,7 +334,7 @@ def score_task(
     elif any(g.doc is None for g in groups):
         skip_reason = "docs missing from the samples (gold answers unknown)"
     if skip_reason is not None:
-        scores = score_groups(groups, settings, models, progress=progress, task=task)
+        scores = score_groups(groups, settings, models, progress=progress, task_name=task)
         if short in graded:
             log.warning("%s: quality not computed: %s", task, skip_reason)
             scores.diagnostics["quality"] = f"not computed: {skip_reason}"
@@ -360,7 +360,7 @@ def score_task(
     correct = [[v.correct for v in vs] for vs in verdicts]
     quality_filtered = catalogue.quality_filtered_metrics(short)
     scores = score_groups(
-        groups, settings, models, correct=correct, progress=progress, verdicts=verdicts, task=task
+        groups, settings, models, correct=correct, progress=progress, verdicts=verdicts, task_name=task
     )
     scores.verdicts = verdicts
     for row, vs in zip(scores.per_prompt, verdicts):
