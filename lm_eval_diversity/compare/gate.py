@@ -2,9 +2,11 @@
 
 For every candidate run C (each run but the baseline B) and every gate: Δ = C − B (a task's metric, or the
 task-averaged ``diversity`` group metric) with the (1 − alpha) CI [lo, hi] the report already holds for that
-change; the gate FAILS iff ``hi < −FRACTION × |value(B)|``. That CI is a paired bootstrap over prompts (stratified
-by task for a group metric, ``--bootstrap_iters`` resamples from ``--seed``); without per-prompt values a normal
-interval from lm-eval's stderrs, and without those the point estimate (lo = hi = Δ), named in ``method``.
+change; the gate FAILS iff ``hi < −FRACTION × |value(B)|``, or, for a metric where lower is more diverse (the
+catalogue's ``higher_is_better`` False, e.g. ``self_bleu``), iff ``lo > FRACTION × |value(B)|`` (a rise). That
+CI is a paired bootstrap over prompts (stratified by task for a group metric, ``--bootstrap_iters`` resamples from
+``--seed``); without per-prompt values a normal interval from lm-eval's stderrs, and without those the point
+estimate (lo = hi = Δ), named in ``method``.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ from typing import NamedTuple
 
 from lm_eval_diversity.analysis import as_float
 from lm_eval_diversity.catalogue import TASK_PREFIX
+from lm_eval_diversity.catalogue.metrics import higher_is_better
 from lm_eval_diversity.compare.errors import CompareError
 from lm_eval_diversity.compare.model import GateResult, Report
 from lm_eval_diversity.compare.names import GROUP
@@ -70,7 +73,11 @@ def _evaluate(report: Report, spec: str, gate: Gate, run: str, baseline: str) ->
     lo, hi = as_float(ch.diff_low if ch else None), as_float(ch.diff_high if ch else None)
     if math.isnan(hi):
         lo = hi = diff
-    threshold = -gate.fraction * abs(base_v)
+    try:
+        up = higher_is_better(gate.metric)
+    except KeyError:  # not a catalogue metric (a user's own YAML entry): a drop is a fall
+        up = True
+    threshold = (-1.0 if up else 1.0) * gate.fraction * abs(base_v)
     if math.isnan(hi) or math.isnan(threshold):
         raise CompareError(f"--fail_if_drop {spec!r}: {gate.metric} of {tkey} is undefined for {run} or the baseline")
     return GateResult(
@@ -84,7 +91,7 @@ def _evaluate(report: Report, spec: str, gate: Gate, run: str, baseline: str) ->
         diff_high=hi,
         threshold=threshold,
         method=ch.diff_method if ch else "",
-        failed=hi < threshold,
+        failed=hi < threshold if up else lo > threshold,
     )
 
 

@@ -88,6 +88,7 @@ def test_lexical_directions_are_the_modules():
     from lm_eval_diversity.metrics import lexical
     from lm_eval_diversity.settings import LEXICAL_MODES
 
+    assert catalogue.metric_names("texts", selectable=True) == ("ead", *lexical.LEXICAL_MEASURES)
     assert {m: catalogue.higher_is_better(m) for m in lexical.HIGHER_IS_BETTER} == lexical.HIGHER_IS_BETTER
     assert LEXICAL_MODES == lexical.MODES
     with pytest.raises(ValueError, match="lexical_mode must be one of"):
