@@ -171,6 +171,8 @@ _PRIMARY = (
     ),
 )  # fmt: skip
 
+PAPER_METRICS = tuple(r.name for r in _PRIMARY)  # the paper's four
+
 
 def _rate(texts, diagnostics, test) -> float:
     return sum(map(test, texts, diagnostics)) / len(texts) if texts else float("nan")
