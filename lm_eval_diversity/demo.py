@@ -13,7 +13,7 @@ import importlib.util
 import os
 from pathlib import Path
 
-from lm_eval_diversity.catalogue.metrics import metrics_using
+from lm_eval_diversity.catalogue.metrics import PAPER_METRICS, metrics_using
 from lm_eval_diversity.settings import DIVERSITY_METRICS
 from lm_eval_diversity.tasks import DEMO_DATA_DIR
 
@@ -83,8 +83,9 @@ def run_demo(argv: list[str]) -> int:
     if rc != 0:
         return rc
     label = "SmolLM2-135M-Instruct" if not args.model_args else "model"
-    # the report: every default diversity metric without a model of its own beyond SBERT's, and accuracy
-    shown = [m for m in DIVERSITY_METRICS if m not in metrics_using("nli_model")]
+    # the report: the paper's metrics without a model of their own beyond SBERT's, and accuracy (the model-free
+    # metrics beyond the paper are in lm-eval's results table and the samples)
+    shown = [m for m in PAPER_METRICS if m in DIVERSITY_METRICS and m not in metrics_using("nli_model")]
     report_args = [str(out), "--labels", label, "--metrics", ",".join([*shown, "acc"])]
     rc = run_compare([*report_args, "--plot", str(out / "report.png"), "--format", "html", "--output",
                       str(out / "report.html")])  # fmt: skip

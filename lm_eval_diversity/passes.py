@@ -78,6 +78,8 @@ class TaskInput:
     corpus_names: frozenset[str]
     correct: Sequence[Sequence[bool]] | None
     progress: bool
+    verdicts: Sequence[Sequence[object]] | None = None  # graded tasks: the Verdict of each output, per prompt
+    task_name: str | None = None  # the task's name (answer equality is the task's grader's)
     flat: list[str] = field(init=False)
     prompt_sets: list[list[int]] = field(init=False)
     corpus_sets: dict[str, list[int]] = field(init=False)
@@ -210,6 +212,61 @@ def directional_pairs(aligned: Sequence[Sequence[tuple[str, str]]]) -> dict[tupl
             index.setdefault((a, b), len(index))
             index.setdefault((b, a), len(index))
     return index
+
+
+# --- answer classes, functional classes, AST (docs/metrics.md, last sections) -------------------------------------
+
+
+def _flat_verdicts(task: TaskInput) -> list:
+    if task.verdicts is None or len(task.verdicts) != len(task.stripped):
+        raise ValueError("answer-level and functional-class diversity need the grader's verdicts of every prompt")
+    return [list(vs) for vs in task.verdicts]
+
+
+def _answer_classes(task: TaskInput, recs) -> list:
+    """The answer class of every flat output, ``(prompt, class)``, or None (no extracted answer): the task's own
+    equality, per prompt (math: math-verify in grading workers with the grader's timeout)."""
+    from lm_eval_diversity.quality.equivalence import answer_classes_for_task
+
+    out: list = []
+    for i, vs in enumerate(_flat_verdicts(task)):
+        classes = answer_classes_for_task(task.task_name or "", vs, math_mode=task.settings.math_mode)
+        out += [None if c is None else (i, c) for c in classes]
+    return out
+
+
+def _behaviour_classes(task: TaskInput, recs) -> list:
+    """The behaviour signature of every flat program (``Verdict.behaviour``), or None (no signature)."""
+    return [v.behaviour for vs in _flat_verdicts(task) for v in vs]
+
+
+def _class_scores(task: TaskInput, classes: list, recs, sets: list[list[int]]) -> dict[str, list[float]]:
+    """Class statistics of each set (each record's ``fn`` maps a set's classes to its value), NaN for an empty set.
+    Classes carry their prompt, so they are only compared within a prompt."""
+    return {r.name: [float(r.fn([classes[p] for p in s])) if s else NAN for s in sets] for r in recs}
+
+
+def _subtree_cache(task: TaskInput, recs):
+    from lm_eval_diversity.metrics.code_ast import SubtreeCache
+
+    return SubtreeCache()
+
+
+def _code_scores(task: TaskInput, cache, recs, sets: list[list[int]]) -> dict[str, list[float]]:
+    """AST metrics of each set (every program parsed once per task), NaN for an empty set."""
+    from lm_eval_diversity.metrics.code_ast import ast_metrics
+
+    results = [ast_metrics([task.flat[p] for p in s], cache=cache).as_dict() if s else None for s in sets]
+    return {r.name: [NAN if res is None else float(res[r.name]) for res in results] for r in recs}
+
+
+KIND_PASSES.update(
+    {
+        "answers": (_answer_classes, _class_scores),
+        "behaviours": (_behaviour_classes, _class_scores),
+        "code": (_subtree_cache, _code_scores),
+    }
+)
 
 
 # --- model-based beyond-paper metrics ---------------------------------------------------------------------------

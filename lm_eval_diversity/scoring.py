@@ -199,6 +199,16 @@ def _summary(
     return summary
 
 
+def _defined(r: catalogue.MetricRecord, settings: DiversitySettings, task: str | None, verdicts) -> bool:
+    """Whether a chosen metric is defined for this task: on its record's ``tasks``; answer and functional classes
+    only with the grader's verdicts, functional classes only in official code mode (behaviour signatures)."""
+    if not catalogue.on_task(r, task):
+        return False
+    if r.kind in catalogue.VERDICT_KINDS and verdicts is None:
+        return False
+    return r.kind != "behaviours" or settings.code_mode == "official"
+
+
 def score_groups(
     groups: Sequence[PromptGroup],
     settings: DiversitySettings,
@@ -206,7 +216,8 @@ def score_groups(
     *,
     correct: Sequence[Sequence[bool]] | None = None,
     progress: bool = False,
-    metrics: Sequence[str] | None = None,
+    verdicts: Sequence[Sequence[object]] | None = None,
+    task_name: str | None = None,
 ) -> TaskScores:
     """Score a whole task.
 
@@ -214,11 +225,12 @@ def score_groups(
     unclosed-think rates. A prompt with fewer than 2 outputs has undefined diversity (NaN, counted in
     ``diagnostics["n_undefined"]``), not 0. With ``correct`` (one bool per output), also the correct-subset variants
     of the kinds that ran (SBERT over all outputs, SBERT/Vendi over the correct outputs of prompts with >= 2
-    correct, NaN otherwise). The chosen records run grouped by input kind, one batched pass per kind. ``metrics``
-    (default ``settings.metrics``): the metrics to run, e.g. those of the chosen ones defined on the task.
+    correct, NaN otherwise). The chosen records run grouped by input kind, one batched pass per kind. A chosen
+    metric runs only where it is defined: on its record's ``tasks`` (``task_name``), and for the kinds read from the
+    grader's verdicts (answer and functional classes) only with ``verdicts``.
     """
     models = models or MetricModels()
-    metrics = tuple(settings.metrics if metrics is None else metrics)
+    metrics = tuple(m for m in settings.metrics if _defined(catalogue.record(m), settings, task_name, verdicts))
     chosen = [catalogue.record(m) for m in metrics]
     _check_models(chosen, models)
 
@@ -228,7 +240,7 @@ def score_groups(
     n_short = _warn_short(groups, stripped, k)
     task = TaskInput(
         groups, stripped, settings, models, frozenset(m for m in settings.corpus_metrics if m in metrics), correct,
-        progress,
+        progress, verdicts, task_name,
     )  # fmt: skip
 
     values: dict[str, list[float]] = {m: [NAN] * n for m in metrics}
@@ -308,7 +320,7 @@ def score_task(
     allow_code_execution: bool = False,
     progress: bool = False,
 ) -> TaskScores:
-    """Diversity of any task; on graded tasks also quality and quality-filtered diversity (reference §5–6).
+    """Diversity of any task; on graded tasks also quality and quality-filtered diversity (docs/metrics.md).
 
     Quality per prompt: ``acc`` (output #0 correct), ``pass@k`` (unbiased; NaN for k > K), ``maj@K``,
     ``k_correct``, ``extraction_rate``; with the embeddings of the same pass, ``sbert_all``, ``sbert_correct`` and
@@ -319,7 +331,6 @@ def score_task(
     from lm_eval_diversity.quality.aggregate import prompt_quality
 
     short = short_name(task)
-    metrics = catalogue.metrics_for_task(settings.metrics, short)
     graded = tuple(GRADED_TASKS if graded_tasks is None else graded_tasks)
     skip_reason = None
     if short not in graded:
@@ -329,12 +340,15 @@ def score_task(
     elif any(g.doc is None for g in groups):
         skip_reason = "docs missing from the samples (gold answers unknown)"
     if skip_reason is not None:
-        scores = score_groups(groups, settings, models, progress=progress, metrics=metrics)
+        scores = score_groups(groups, settings, models, progress=progress, task_name=task)
         if short in graded:
             log.warning("%s: quality not computed: %s", task, skip_reason)
             scores.diagnostics["quality"] = f"not computed: {skip_reason}"
         return scores
 
+    behaviours = set(catalogue.metric_names("behaviours")) & set(settings.metrics)
+    if behaviours and short in CODE_TASKS and settings.code_mode != "official":
+        log.warning("%s: functional classes need code_mode official (behaviour signatures); not computed", task)
     grade = functools.partial(
         grade_task,
         short,
@@ -344,15 +358,19 @@ def score_task(
         allow_code_execution=allow_code_execution,
         code_timeout_s=settings.code_timeout_s,
         workers=max(1, os.cpu_count() or 1),
+        code_behaviour=bool(behaviours) and settings.code_mode == "official",
     )
     verdicts = _grade_with_progress(task, grade, groups) if progress else grade(
         [g.doc for g in groups], [g.outputs for g in groups]
     )
     correct = [[v.correct for v in vs] for vs in verdicts]
-    quality_filtered = tuple(  # the variants of the metrics that run here, and computable
-        m for m in catalogue.quality_filtered_metrics() if catalogue.record(m).requires in (None, *metrics)
+    chosen = (None, *settings.metrics)  # the correct-subset variants of the chosen metrics defined here, computable
+    quality_filtered = tuple(
+        m for m in catalogue.quality_filtered_metrics(short) if catalogue.record(m).requires in chosen
     )
-    scores = score_groups(groups, settings, models, correct=correct, progress=progress, metrics=metrics)
+    scores = score_groups(
+        groups, settings, models, correct=correct, progress=progress, verdicts=verdicts, task_name=task
+    )
     scores.verdicts = verdicts
     for row, vs in zip(scores.per_prompt, verdicts):
         ks = quality_ks(len(vs))
@@ -363,8 +381,8 @@ def score_task(
         row["maj@K"] = q[f"maj@{len(vs)}"] if vs else NAN
         row["k_correct"] = q["k_correct"]
         row["extraction_rate"] = q["extraction_rate"]
-        if "computable" not in row:  # no correct-subset pass ran: quality-filtered diversity undefined
-            row.update({m: NAN for m in quality_filtered})
+        for m in quality_filtered:  # no correct-subset pass of its kind ran: undefined
+            row.setdefault(m, NAN)
     for m in (*catalogue.quality_metrics(), *quality_filtered):
         mean, std = _mean_std([row[m] for row in scores.per_prompt])
         scores.metrics[m] = {"per_input_mean": mean, "per_input_std": std}

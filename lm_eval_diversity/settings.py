@@ -34,6 +34,10 @@ SAMPLING_PRESETS: dict[str, dict[str, float]] = {
 }
 
 
+# modes of lm_eval_diversity.metrics.lexical (MODES; not imported here: it needs numpy, and settings start fast)
+LEXICAL_MODES = ("default", "compat")
+
+
 @dataclass(frozen=True)
 class DiversitySettings:
     """Everything that changes a diversity or quality number.
@@ -64,6 +68,7 @@ class DiversitySettings:
     stop_sequences: str = "auto"
     sampling: str | None = None  # a SAMPLING_PRESETS name; None: the task's generation_kwargs
     baseline: str | None = None  # base-model run (lm-eval output dir or score JSON) for the QC/residual split
+    lexical_mode: str = "default"  # lexical measures: "default" (corrected) or "compat" (the PyPI package diversity)
     # model-based beyond-paper metrics
     code_model: str = DEFAULT_CODE_MODEL  # sentence-transformers model of code_sbert / code_vendi
     semantic_rule: str = "greedy"  # semantic clusters: "greedy" (semantic-entropy reference) or "closure"
@@ -100,6 +105,8 @@ class DiversitySettings:
             raise ValueError(f"code_mode must be one of {list(CODE_MODES)}, got {self.code_mode!r}")
         if self.stop_sequences not in STOP_SEQUENCE_MODES:
             raise ValueError(f"stop_sequences must be one of {list(STOP_SEQUENCE_MODES)}, got {self.stop_sequences!r}")
+        if self.lexical_mode not in LEXICAL_MODES:
+            raise ValueError(f"lexical_mode must be one of {list(LEXICAL_MODES)}, got {self.lexical_mode!r}")
         if self.semantic_rule not in SEMANTIC_RULES:
             raise ValueError(f"semantic_rule must be one of {list(SEMANTIC_RULES)}, got {self.semantic_rule!r}")
         if self.sampling is not None and self.sampling not in SAMPLING_PRESETS:
@@ -165,6 +172,7 @@ FIELD_HELP = {
     "stop_sequences": "task stop strings: auto (dropped under a chat template, as the paper), task or none",
     "sampling": "sampling preset: paper (T 0.6, top_p 0.95) or hf_patch (T 1.0, top_p 1.0); default: the task's",
     "baseline": "base model's run (lm-eval output dir or score JSON): adds the QC/residual split",
+    "lexical_mode": "lexical measures: default (corrected) or compat (as the PyPI package diversity 0.3.x)",
     "code_model": "sentence-transformers model (name or local path) for code_sbert and code_vendi",
     "semantic_rule": "semantic clusters: greedy (against representatives, as semantic entropy) or closure (transitive)",
 }

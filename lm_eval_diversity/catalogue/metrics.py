@@ -13,8 +13,8 @@ existing kind is therefore one function and one record. The kinds (:data:`KINDS`
   only; no model. ``fn(texts, diagnostics) -> float``. The diagnostics ``dup_rate``, ``empty_rate``,
   ``unclosed_think_rate``.
 * ``texts``: the stripped texts of each set. ``fn(sets: list[list[str]], settings) -> list[float]``, one value
-  per set; an empty set is never passed (its value is NaN). No model. EAD; planned: lexical measures
-  (compression ratio, n-gram diversity, distinct-n, self-BLEU).
+  per set; an empty set is never passed (its value is NaN). No model. EAD and the lexical measures (compression
+  ratio, n-gram diversity, self-repetition, ROUGE-L homogenization, distinct-n, self-BLEU; ``lexical_mode``).
 * ``embeddings``: the cosine Gram matrix of each set's L2-normalised embeddings, from the sentence-embedding
   model the record's ``model_setting`` names. Every unique text is embedded once per model; sets are batched by
   size. ``fn(gram: (b, m, m)) -> (b,)``. SBERT diversity, Vendi; the same over the code model (``code_model``:
@@ -28,10 +28,14 @@ existing kind is therefore one function and one record. The kinds (:data:`KINDS`
 * ``verdicts``: the grader's verdict of each output of a prompt (graded tasks). Accuracy, pass@k, maj@K,
   k_correct, extraction rate, IFEval's levels.
 * ``baseline``: this run's and a baseline run's per-prompt values; task-level. The QC/residual split.
+* ``answers``: the answer class of each output by the task's own equality (from the verdicts; graded runs of the
+  record's ``tasks`` only). ``fn(classes) -> float`` per set. Distinct answers, answer entropy, no-answer rate.
+* ``behaviours``: the sandbox's behaviour signature of each program (``Verdict.behaviour``, asked of the grader only
+  when such a metric is chosen). ``fn(signatures) -> float`` per set. Functional classes.
+* ``code``: the AST subtree profile of each output's code, every distinct program parsed once per task. The AST
+  distinct ratio, pairwise distance and parseability rate (also on the correct subset).
 
-Planned kinds (issue "beyond the paper's four metrics") fit the same shape: ``answers`` (answer classes from the
-verdicts: distinct answers, answer entropy), ``behaviours`` (sandbox signatures of code outputs: functional
-classes). Any kind can run on the correct subset of a prompt: a record's ``correct_variants`` derives the
+Any kind can run on the correct subset of a prompt: a record's ``correct_variants`` derives the
 ``<name>_all`` / ``<name>_correct`` records, and ``split`` the ``loss_``/``residual_``/``qc_`` records of the
 QC/residual split (docs/decomposition.md).
 
@@ -69,6 +73,7 @@ class InputKind:
     model_setting: str | None = None
 
 
+VERDICT_KINDS = ("answers", "behaviours")  # kinds read from the grader's verdicts (graded tasks only)
 KINDS: dict[str, InputKind] = {
     k.name: k
     for k in (
@@ -81,6 +86,9 @@ KINDS: dict[str, InputKind] = {
             "nli_matrix", "semantic clusters of a set: bidirectional entailment of whole outputs", "nli_model"
         ),
         InputKind("baseline", "per-prompt values of this run and of a baseline run"),
+        InputKind("answers", "answer classes of a set's outputs by the task's own equality (grader verdicts)"),
+        InputKind("behaviours", "behaviour signatures of a set's programs from the sandboxed tests (verdicts)"),
+        InputKind("code", "AST subtree profiles of the code of a set's outputs (longest fenced block)"),
     )
 }
 
@@ -168,6 +176,8 @@ _PRIMARY = (
     ),
 )  # fmt: skip
 
+PAPER_METRICS = tuple(r.name for r in _PRIMARY)  # the paper's four
+
 
 def _rate(texts, diagnostics, test) -> float:
     return sum(map(test, texts, diagnostics)) / len(texts) if texts else float("nan")
@@ -209,6 +219,104 @@ _IFEVAL = (
     MetricRecord("inst_level_loose_acc", "verdicts", "share of followed instructions, all prompts (loose)",
                  graded=True, tasks=("ifeval",), aggregation="inst_level"),
 )  # fmt: skip
+
+_DISTINCT_ORDERS = (1, 2, 3, 4)
+
+
+def _lexical_sets(measure: str) -> Callable:
+    """One lexical measure (``lm_eval_diversity.metrics.lexical``) of each set in the run's ``lexical_mode``
+    (``texts`` kind); ROUGE-L homogenization batches the LCS of all the task's sets at once."""
+
+    def fn(sets, settings) -> list[float]:
+        from lm_eval_diversity.metrics import lexical
+
+        mode = settings.lexical_mode
+        if measure == "homogenization_rougel":
+            return lexical.homogenization_rouge_l_groups(sets, mode)
+        one = {
+            "compression_ratio": lambda t: lexical.compression_ratio(t, mode),
+            "ngram_diversity": lambda t: lexical.ngram_diversity_score(t, mode=mode),
+            "self_repetition": lambda t: lexical.self_repetition_score(t, mode=mode),
+            "self_bleu": lexical.self_bleu,
+            **{f"distinct_{n}": (lambda t, n=n: lexical.distinct_n(t, n)) for n in _DISTINCT_ORDERS},
+        }[measure]
+        return [one(texts) for texts in sets]
+
+    fn.__qualname__ = fn.__name__ = measure
+    return fn
+
+# True: a higher value means more diverse outputs (lm_eval_diversity.metrics.lexical.HIGHER_IS_BETTER, which a test
+# checks against these records; the catalogue does not import the module so that commands start fast).
+_LEXICAL = {
+    "compression_ratio": ("bytes / gzip bytes of the texts joined by a space", False),
+    "ngram_diversity": ("sum over n = 1..4 of distinct n-grams / n-grams", True),
+    "self_repetition": ("mean log(1 + 4-grams shared with the other outputs)", False),
+    "homogenization_rougel": ("mean pairwise ROUGE-L F1", False),
+    **{f"distinct_{n}": (f"distinct {n}-grams / {n}-grams, pooled over the outputs", True) for n in _DISTINCT_ORDERS},
+    "self_bleu": ("mean sentence BLEU of each output against the others (0..1)", False),
+}
+_CODE_TASKS = ("humaneval", "mbpp")
+_ANSWER_TASKS = ("gsm8k", "math_algebra", "math_geometry", "cruxeval")
+
+
+_answer_diversity = _lazy("lm_eval_diversity.metrics.answers", "answer_diversity")
+_functional_diversity = _lazy("lm_eval_diversity.metrics.answers", "functional_diversity")
+
+
+def _answers(key: str) -> Callable:
+    """One statistic of a set's answer classes (``answers`` kind)."""
+    return lambda classes: _answer_diversity(classes)[key]
+
+
+def _behaviours(key: str) -> Callable:
+    """One statistic of a set's behaviour signatures (``behaviours`` kind)."""
+    return lambda signatures: _functional_diversity(signatures)[key]
+
+
+_CLASS_METRICS = (  # (kind, statistic, tasks, {name: (description, higher_is_better)})
+    ("answers", _answers, _ANSWER_TASKS, {
+        "distinct_answers": ("distinct answer classes among the K outputs (no answer: one class)", True),
+        "distinct_answers_norm": ("distinct answer classes / K", True),
+        "answer_entropy": ("entropy (nats) of the answer classes", True),
+        "no_answer_rate": ("share of outputs without an extracted answer", False),
+    }),
+    ("behaviours", _behaviours, _CODE_TASKS, {
+        "distinct_behaviours": ("functional classes (same behaviour on the tests) among the K programs", True),
+        "distinct_behaviours_norm": ("functional classes / K", True),
+        "behaviour_entropy": ("entropy (nats) of the functional classes", True),
+        "unrunnable_rate": ("share of programs without a behaviour signature", False),
+    }),
+)  # fmt: skip
+
+
+# Beyond the paper's four, model-free (docs/metrics.md, last sections): per-input and on by default, as they cost
+# no model call. A lexical or AST value can be undefined on one prompt (e.g. distinct_4 when no output has 4 words),
+# so those average over the prompts where they are defined (nanmean). Homogenization has no corpus levels: its
+# overall level would be ROUGE-L over every pair of the overall sample (about 125,000 pairs at the default size).
+_BEYOND_FREE = (
+    *(
+        MetricRecord(
+            name, "texts", desc, _lexical_sets(name), corpus=name != "homogenization_rougel",
+            higher_is_better=higher, selectable=True, default=True, aggregation="nanmean",
+        )
+        for name, (desc, higher) in _LEXICAL.items()
+    ),
+    *(
+        MetricRecord(
+            name, kind, desc, fn(name), higher_is_better=higher, selectable=True, default=True, tasks=tasks,
+        )
+        for kind, fn, tasks, measures in _CLASS_METRICS
+        for name, (desc, higher) in measures.items()
+    ),
+    MetricRecord("ast_distinct", "code", "distinct / pooled AST subtrees of height 4", selectable=True, default=True,
+                 tasks=_CODE_TASKS, correct_variants=("correct",), aggregation="nanmean"),
+    MetricRecord("ast_pairwise", "code", "mean pairwise multiset-Jaccard distance of AST subtree profiles",
+                 selectable=True, default=True, tasks=_CODE_TASKS, correct_variants=("correct",),
+                 aggregation="nanmean"),
+    MetricRecord("parseability_rate", "code", "share of outputs whose code parses", selectable=True, default=True,
+                 tasks=_CODE_TASKS, correct_variants=("correct",)),
+)
+
 
 # --- model-based beyond-paper metrics (docs/metrics.md, "Semantic clusters and code diversity")
 
@@ -298,6 +406,8 @@ _BUILTIN: tuple[MetricRecord, ...] = (
     _COMPUTABLE,
     *split_records(_PRIMARY),
     *_IFEVAL,
+    *_BEYOND_FREE,
+    *correct_variant_records(_BEYOND_FREE),
     *_BEYOND_MODELS,
     *correct_variant_records(_BEYOND_MODELS),
     *split_records(_BEYOND_MODELS),
@@ -414,25 +524,24 @@ def quality_metrics() -> tuple[str, ...]:
     return tuple(r.name for r in records() if r.kind == "verdicts" and r.tasks is None)
 
 
-def quality_filtered_metrics() -> tuple[str, ...]:
-    """Quality-filtered diversity: the ``_all``/``_correct`` variants, then ``computable``."""
-    return tuple(r.name for r in records() if r.graded and r.kind != "verdicts" and r.kind != "baseline")
+def quality_filtered_metrics(task: str | None = None) -> tuple[str, ...]:
+    """Quality-filtered diversity: the ``_all``/``_correct`` variants, then ``computable`` (with ``task``, also the
+    variants of that task's own metrics, e.g. the AST ones of code tasks)."""
+    return tuple(
+        r.name for r in records() if r.graded and r.kind not in ("verdicts", "baseline") and on_task(r, task)
+    )
+
+
+def on_task(r: MetricRecord, task: str | None) -> bool:
+    """Whether a record is defined on a task (records without ``tasks`` are defined on every task; with
+    ``task=None``, only those)."""
+    return r.tasks is None or (task is not None and short_name(task) in r.tasks)
 
 
 def task_quality_metrics(task: str) -> tuple[str, ...]:
     """Quality metrics of one task only (IFEval's loose and instruction levels)."""
     short = short_name(task)
     return tuple(r.name for r in records() if r.kind == "verdicts" and r.tasks is not None and short in r.tasks)
-
-
-def on_task(r: MetricRecord, task: str | None) -> bool:
-    """Whether a record is reported on a task (``tasks`` None: every task; ``task`` None: the shared templates)."""
-    return r.tasks is None or (task is not None and short_name(task) in r.tasks)
-
-
-def metrics_for_task(metrics, task: str) -> tuple[str, ...]:
-    """The chosen metrics that are defined on a task (a metric with ``tasks`` runs on those tasks only)."""
-    return tuple(m for m in metrics if on_task(record(m), task))
 
 
 def _entry(name: str, r: MetricRecord, aggregation: str | None = None) -> dict:

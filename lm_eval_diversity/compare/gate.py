@@ -2,9 +2,9 @@
 
 For every candidate run C (each run but the baseline B) and every gate: Δ = C − B (a task's metric, or the
 task-averaged ``diversity`` group metric) with the (1 − alpha) CI [lo, hi] the report already holds for that
-change; the gate FAILS iff ``hi < −FRACTION × |value(B)|``, or, for a metric whose catalogue record says lower is
-better (``dup_rate``, the split parts...), iff ``lo > FRACTION × |value(B)|`` (a rise is the loss). That CI is a
-paired bootstrap over prompts (stratified by task for a group metric, ``--bootstrap_iters`` resamples from
+change; the gate FAILS iff ``hi < −FRACTION × |value(B)|``, or, for a metric where lower is more diverse (the
+catalogue's ``higher_is_better`` False, e.g. ``self_bleu``), iff ``lo > FRACTION × |value(B)|`` (a rise). That
+CI is a paired bootstrap over prompts (stratified by task for a group metric, ``--bootstrap_iters`` resamples from
 ``--seed``); without per-prompt values a normal interval from lm-eval's stderrs, and without those the point
 estimate (lo = hi = Δ), named in ``method``.
 """

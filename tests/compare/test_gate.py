@@ -55,6 +55,20 @@ def test_fails_only_when_the_ci_upper_bound_is_below_the_allowed_drop(high, fail
     assert g.method == "paired bootstrap"
 
 
+@pytest.mark.parametrize(("low", "failed"), [(0.08, True), (0.04, False), (0.05, False)])
+def test_a_lower_is_better_metric_fails_on_a_rise(low, failed):
+    # self_bleu (lower = more diverse): baseline 0.5, FRACTION 0.1: fails iff the CI's lower end is above +0.05
+    change = Change(0.5, 20.0, 0.1, low, 0.12, 10, "paired bootstrap")
+    cells = [
+        Cell(run, "diversity_gsm8k", "self_bleu", v, NAN, NAN, NAN, None, "", change=ch)
+        for run, v, ch in (("base", 0.5, None), ("cand", 0.6, change))
+    ]
+    report = _report(cells)
+    assert evaluate_gates(report, ["gsm8k/self_bleu=0.1"], "base") is failed
+    (g,) = report.gate
+    assert (g.threshold, g.diff_low, g.failed) == (0.05, low, failed)
+
+
 def test_without_a_ci_the_point_estimate_decides():
     change = Change(0.5, -8.0, -0.04, NAN, NAN, None, "point estimate (no CI)")
     report = _report([_cell("base", "diversity_gsm8k", 0.5), _cell("cand", "diversity_gsm8k", 0.46, change)])

@@ -49,9 +49,20 @@ def test_group_aggregate_metrics_equal_the_committed_groups():
 
 
 def test_settings_lists_come_from_the_catalogue():
-    assert DIVERSITY_METRICS == ("ead", "sbert", "vendi", "nli")  # the paper's four, default on
-    assert DiversitySettings().corpus_metrics == ("ead", "sbert", "vendi", "nli")
-    assert COMMAND_DEFAULTS.corpus_metrics == ("ead", "sbert", "vendi")  # NLI corpus levels opt-in (cost)
+    lexical = ("compression_ratio", "ngram_diversity", "self_repetition", "homogenization_rougel", "distinct_1",
+               "distinct_2", "distinct_3", "distinct_4", "self_bleu")  # fmt: skip
+    free = (
+        *lexical, "distinct_answers", "distinct_answers_norm", "answer_entropy", "no_answer_rate",
+        "distinct_behaviours", "distinct_behaviours_norm", "behaviour_entropy", "unrunnable_rate", "ast_distinct",
+        "ast_pairwise", "parseability_rate",
+    )  # fmt: skip
+    # the paper's four, then the measures that cost no model call, default on
+    assert DIVERSITY_METRICS == ("ead", "sbert", "vendi", "nli", *free)
+    # homogenization has no corpus levels (every pair of the overall sample)
+    corpus_lexical = tuple(m for m in lexical if m != "homogenization_rougel")
+    assert DiversitySettings().corpus_metrics == ("ead", "sbert", "vendi", "nli", *corpus_lexical)
+    # NLI and lexical corpus levels opt-in
+    assert COMMAND_DEFAULTS.corpus_metrics == ("ead", "sbert", "vendi")
     with pytest.raises(ValueError, match=r"unknown metric\(s\) \['bogus'\] in metrics; choose from \['ead'"):
         DiversitySettings(metrics=("bogus",))
 
@@ -65,10 +76,38 @@ def test_lookups_for_report_and_compare():
     assert catalogue.record("pass@7").aggregation == "nanmean"
     assert catalogue.models_needed(("ead", "vendi", "nli")) == ("sbert_model", "nli_model")
     assert catalogue.models_needed(("code_vendi", "semantic_entropy")) == ("nli_model", "code_model")
-    assert catalogue.quality_filtered_metrics() == (
-        "sbert_all", "sbert_correct", "vendi_correct", "computable",
+    assert catalogue.quality_filtered_metrics() == ("sbert_all", "sbert_correct", "vendi_correct", "computable")
+    assert catalogue.quality_filtered_metrics("diversity_mbpp")[4:] == (
+        "ast_distinct_correct", "ast_pairwise_correct", "parseability_rate_correct",
         "code_sbert_all", "code_sbert_correct", "code_vendi_all", "code_vendi_correct",
     )  # fmt: skip
+    assert catalogue.higher_is_better("self_bleu_overall") is False
+    assert catalogue.higher_is_better("distinct_answers") is True
+    assert catalogue.higher_is_better("unrunnable_rate") is False
+
+
+def test_lexical_directions_are_the_modules():
+    from lm_eval_diversity.metrics import lexical
+    from lm_eval_diversity.settings import LEXICAL_MODES
+
+    assert catalogue.metric_names("texts", selectable=True) == ("ead", *lexical.LEXICAL_MEASURES)
+    assert {m: catalogue.higher_is_better(m) for m in lexical.HIGHER_IS_BETTER} == lexical.HIGHER_IS_BETTER
+    assert LEXICAL_MODES == lexical.MODES
+    with pytest.raises(ValueError, match="lexical_mode must be one of"):
+        DiversitySettings(lexical_mode="shaib")
+
+
+def test_task_metrics_are_listed_only_where_defined():
+    def names(graded, task=None):
+        return {e["metric"] for e in catalogue.harness_metric_list(graded, task)}
+
+    assert "distinct_1" in names(False) and "self_bleu_overall" in names(False)
+    assert "homogenization_rougel_overall" not in names(True, "gsm8k")
+    assert {"distinct_answers", "answer_entropy"} <= names(True, "gsm8k") - names(True, "mbpp")
+    assert {"distinct_behaviours", "ast_pairwise", "ast_pairwise_correct"} <= names(True, "humaneval") - names(
+        True, "gsm8k"
+    )
+    assert not {"distinct_answers", "ast_distinct"} & names(True)  # not in the verifiable template
     with pytest.raises(KeyError, match="unknown metric 'bogus'"):
         catalogue.record("bogus")
 
