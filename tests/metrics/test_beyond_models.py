@@ -102,7 +102,7 @@ def test_code_embeddings_with_minilm_all_and_correct(minilm):
     ]
     correct = [[True, True, False, True], [True, True, False], [True, True]]
     settings = DiversitySettings(metrics=CODE, code_model="sentence-transformers/all-MiniLM-L6-v2")
-    scores = score_groups(groups, settings, MetricModels(code=minilm), correct=correct)
+    scores = score_groups(groups, settings, MetricModels(code=minilm), correct=correct, task_name="diversity_humaneval")
     rows = scores.per_prompt
     codes_0 = ["def add(a, b):\n    return a + b", BARE, "import os\nprint(os.getcwd())"]
     sbert_0, vendi_0 = by_hand(minilm, codes_0)
