@@ -18,9 +18,9 @@ DEFAULT_SBERT_MODEL = "sentence-transformers/all-mpnet-base-v2"
 DEFAULT_NLI_MODEL = "FacebookAI/roberta-large-mnli"
 DEFAULT_CODE_MODEL = "microsoft/unixcoder-base"  # the paper's code-embedding model (docs/metrics.md)
 SEMANTIC_RULES = ("greedy", "closure")  # semantic-cluster rules (lm_eval_diversity.metrics.semantic.RULES)
-DEFAULT_VOCAB_SIZE = 50257  # GPT-2 size: what the reference uses in practice (reference_spec §3.1)
+DEFAULT_VOCAB_SIZE = 50257  # GPT-2 size: what the reference uses in practice (docs/metrics.md, EAD)
 DEFAULT_SEED = 1234
-CORPUS_SAMPLE_SIZE = 500  # across-input / overall subset size (reference_spec §3)
+CORPUS_SAMPLE_SIZE = 500  # across-input / overall subset size (docs/metrics.md, Levels)
 
 ENV_PREFIX = "LM_EVAL_DIVERSITY_"
 METRIC_DTYPES = ("float32", "bfloat16", "float16")  # weights/activations of the SBERT and NLI models
@@ -59,8 +59,8 @@ class DiversitySettings:
     corpus_sample_size: int = CORPUS_SAMPLE_SIZE
     nli_max_sentences: int = 3
     nli_max_length: int = 512
-    math_mode: str = "math"  # "math" (math-verify) or "compat" (reference_spec §5.1)
-    ifeval_mode: str = "official"  # "official" (lm-eval checkers) or "compat" (reference_spec §5.3)
+    math_mode: str = "math"  # "math" (math-verify) or "compat" (docs/metrics.md, graders)
+    ifeval_mode: str = "official"  # "official" (lm-eval checkers) or "compat" (docs/metrics.md, graders)
     code_mode: str = "official"  # "official" (sandboxed, positive evidence) or "compat" (the reference's rules)
     code_timeout_s: float = 10.0
     # "auto": drop the task's stop strings when a chat template is applied (the reference's rule); "task": always
