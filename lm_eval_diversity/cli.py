@@ -115,7 +115,6 @@ def _fmt(v) -> str:
 
 def run_score(argv: list[str]) -> dict:
     """The ``score`` subcommand; returns the results dict it writes."""
-    from lm_eval_diversity.catalogue.tasks import graded_task_names
     from lm_eval_diversity.samples import read_samples
     from lm_eval_diversity.scoring import load_models, score_task, task_scores_to_json
 
@@ -135,7 +134,7 @@ def run_score(argv: list[str]) -> dict:
     for task, sf in files.items():
         logging.getLogger(__name__).info("scoring %s (%d prompts) from %s", task, len(sf.groups), sf.path)
         scores = score_task(
-            task, sf.groups, settings, models, graded_tasks=graded_task_names(),
+            task, sf.groups, settings, models,
             allow_code_execution=args.confirm_run_unsafe_code, progress=True,
         )  # fmt: skip
         entry = task_scores_to_json(scores)

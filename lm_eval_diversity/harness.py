@@ -22,7 +22,7 @@ from lm_eval.api.registry import register_filter
 from lm_eval.api.task import ConfigurableTask
 
 from lm_eval_diversity.catalogue import metrics as catalogue
-from lm_eval_diversity.catalogue.tasks import graded_task_names, is_graded
+from lm_eval_diversity.catalogue.tasks import is_graded
 from lm_eval_diversity.command import SettingsError, check_metadata_keys
 from lm_eval_diversity.generation import (
     check_generation_kwargs,
@@ -351,7 +351,7 @@ class DiversityMetricsFilter(Filter):
         # lm-eval itself refuses unsafe_code tasks (humaneval, mbpp) without --confirm_run_unsafe_code
         try:
             scores = score_task(
-                self.task, groups, settings, models_for(settings), graded_tasks=graded_task_names(),
+                self.task, groups, settings, models_for(settings),
                 allow_code_execution=True, progress=True,
             )  # fmt: skip
         except Exception as exc:

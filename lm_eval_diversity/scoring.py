@@ -316,7 +316,6 @@ def score_task(
     settings: DiversitySettings,
     models: MetricModels | None = None,
     *,
-    graded_tasks: Sequence[str] | None = None,
     allow_code_execution: bool = False,
     progress: bool = False,
 ) -> TaskScores:
@@ -327,11 +326,12 @@ def score_task(
     ``vendi_correct`` (prompts with >= 2 correct outputs), ``computable``. Code tasks are graded only with
     ``allow_code_execution``; otherwise their quality is reported as not computed (``diagnostics``), never 0.
     """
-    from lm_eval_diversity.quality import GRADED_TASKS, grade_task
+    from lm_eval_diversity.catalogue.tasks import graded_task_names
+    from lm_eval_diversity.quality import grade_task
     from lm_eval_diversity.quality.aggregate import prompt_quality
 
     short = short_name(task)
-    graded = tuple(GRADED_TASKS if graded_tasks is None else graded_tasks)
+    graded = graded_task_names()  # read at call time: tasks registered at run time are graded too
     skip_reason = None
     if short not in graded:
         skip_reason = "not a graded task"

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import dataclasses
 
-from lm_eval_diversity.catalogue import short_name
 from lm_eval_diversity.catalogue.metrics import split_metrics
 from lm_eval_diversity.settings import DiversitySettings
 
@@ -23,5 +22,3 @@ SETTING_KEYS = tuple(
 )
 CORPUS_SUFFIXES = ("_across_input", "_overall")  # corpus-level metric names: one value per task, no per-prompt values
 
-
-short_task = short_name

@@ -6,8 +6,9 @@ import io
 import math
 
 from lm_eval_diversity.atomic import write_atomic
+from lm_eval_diversity.catalogue import short_name
 from lm_eval_diversity.compare.model import Report
-from lm_eval_diversity.compare.names import GROUP, short_task
+from lm_eval_diversity.compare.names import GROUP
 from lm_eval_diversity.compare.render import undefined
 from lm_eval_diversity.runs import Run
 
@@ -58,7 +59,7 @@ def plot_lineages(
                     hi.append(c.ci_high if not undefined(c.ci_high) else c.value)
                 if not xs:
                     continue
-                label = name if not per_task else f"{name} · {short_task(t)}"
+                label = name if not per_task else f"{name} · {short_name(t)}"
                 (line,) = ax.plot(xs, ys, marker="o", label=label)
                 ax.fill_between(xs, lo, hi, alpha=0.15, color=line.get_color())
                 for x, y in zip(xs, ys):
@@ -102,7 +103,7 @@ def _plot_task_bars(cells: dict, tasks: list[str], runs: list[str], metrics: lis
                 err[1].append(max(hi - c.value, 0.0))
             ax.barh(ys, xs, height=height, xerr=err, label=run, capsize=2)
         ax.set_yticks([i + 0.4 - height / 2 for i in range(len(rows))])
-        ax.set_yticklabels([short_task(t) for t in rows], fontsize=7)
+        ax.set_yticklabels([short_name(t) for t in rows], fontsize=7)
         ax.invert_yaxis()
         ax.set_title(m)
         ax.grid(axis="x", alpha=0.3)

@@ -18,8 +18,9 @@ import json
 import math
 from typing import Any, NamedTuple
 
+from lm_eval_diversity.catalogue import short_name
 from lm_eval_diversity.compare.model import Cell, Report, Split
-from lm_eval_diversity.compare.names import GROUP, short_task
+from lm_eval_diversity.compare.names import GROUP
 
 CSV_FIELDS = (
     "run",
@@ -100,7 +101,7 @@ def leaderboard_table(report: Report) -> Table:
     rows = [[r.label, *[_leaderboard_entry(cells.get((r.label, t, m))) for t, m in cols]] for r in report.runs]
     note = "diversity = unweighted mean over the compared tasks where the metric is defined"
     note += " ; (x%) = change vs baseline" if report.baseline else ""
-    return Table("Leaderboard", ["run", *[f"{short_task(t)}/{m}" for t, m in cols]], rows, [note])
+    return Table("Leaderboard", ["run", *[f"{short_name(t)}/{m}" for t, m in cols]], rows, [note])
 
 
 def _detail_row(c: Cell) -> list[str]:
@@ -108,7 +109,7 @@ def _detail_row(c: Cell) -> list[str]:
     ci = fmt_ci(c.ci_low, c.ci_high) or f"no CI: {c.ci_note or 'n/a'}"
     diff = f"{fmt(ch.diff)} {fmt_ci(ch.diff_low, ch.diff_high)} ({ch.diff_method})" if ch else ""
     change = fmt_pct(ch.change_pct) if ch else ""
-    return [c.run, short_task(c.task), c.metric, fmt(c.value), ci, fmt(c.n), change, diff]
+    return [c.run, short_name(c.task), c.metric, fmt(c.value), ci, fmt(c.n), change, diff]
 
 
 def details_table(report: Report) -> Table:
@@ -121,7 +122,7 @@ def details_table(report: Report) -> Table:
 
 def comparability_table(report: Report) -> Table:
     head = ["task", "run", "setting", f"{report.reference} (reference)", "this run"]
-    rows = [[short_task(c.task), c.run, c.field, str(c.reference_value), str(c.value)] for c in report.checks]
+    rows = [[short_name(c.task), c.run, c.field, str(c.reference_value), str(c.value)] for c in report.checks]
     agree = "all checked settings agree (task hashes, doc ids, K, sampling, metric settings)"
     return Table("Comparability", head, rows, list(report.notes) + ([] if report.checks else [agree]))
 
@@ -136,7 +137,7 @@ SPLIT_NOTE = (
 
 
 def _split_row(s: Split) -> list[str]:
-    lead = [s.run, short_task(s.task), s.metric, "matched" if s.matched else "all"]
+    lead = [s.run, short_name(s.task), s.metric, "matched" if s.matched else "all"]
     if s.status != "ok":
         return [*lead, f"unavailable: {s.reason}"] + [""] * 10
     v = s.values
@@ -158,7 +159,7 @@ def gate_table(report: Report) -> Table:
         [
             g.spec,
             g.run,
-            f"{short_task(g.task)}/{g.metric}",
+            f"{short_name(g.task)}/{g.metric}",
             fmt(g.baseline_value),
             fmt(g.diff),
             fmt_ci(g.diff_low, g.diff_high),

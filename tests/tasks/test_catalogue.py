@@ -131,9 +131,7 @@ def test_score_grades_a_registered_task_from_its_record(toy_graded: TaskRecord) 
     from lm_eval_diversity.settings import DiversitySettings
 
     groups = [PromptGroup(doc_id=0, outputs=["ab", "abc", "xy", "z"], doc={"n": 2})]
-    scores = score_task(
-        "diversity_toy_graded", groups, DiversitySettings(metrics=("ead",)), graded_tasks=graded_task_names()
-    )
+    scores = score_task("diversity_toy_graded", groups, DiversitySettings(metrics=("ead",)))
     row = scores.per_prompt[0]
     assert row["acc"] == 1.0 and row["k_correct"] == 2  # "ab" and "xy" have length 2
     assert row["pass@1"] == pytest.approx(0.5)  # unbiased pass@1 = c / n = 2 / 4
