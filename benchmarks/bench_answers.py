@@ -22,10 +22,10 @@ import random
 import time
 from pathlib import Path
 
+from lm_eval_diversity.catalogue.tasks import GSM8K_ANSWER, HUMANEVAL_TESTS, answer_classes_for_task
 from lm_eval_diversity.metrics.answers import answer_diversity
 from lm_eval_diversity.quality import math as qmath
 from lm_eval_diversity.quality.code import grade_code_task
-from lm_eval_diversity.quality.equivalence import answer_classes_for_task
 from lm_eval_diversity.quality.math import grade_math_docs
 from lm_eval_diversity.quality.sandbox import isolation_mode
 
@@ -50,9 +50,9 @@ def bench_answers(data_dir: Path, n: int, k: int, workers: int) -> None:
     with (data_dir / "gsm8k" / "test.jsonl").open(encoding="utf-8") as f:
         docs = [json.loads(line) for line in f if line.strip()][:n]
     rng = random.Random(0)
-    outputs = [[_perturbed(qmath.gold_answer("gsm8k", d) or "0", rng) for _ in range(k)] for d in docs]
+    outputs = [[_perturbed(qmath.gold_answer(GSM8K_ANSWER.gold, d) or "0", rng) for _ in range(k)] for d in docs]
     start = time.perf_counter()
-    verdicts = grade_math_docs("gsm8k", docs, outputs, workers=workers)
+    verdicts = grade_math_docs(GSM8K_ANSWER.gold, docs, outputs, workers=workers)
     graded = time.perf_counter() - start
     calls = 0
     real_equal = qmath.answers_equal
@@ -83,7 +83,9 @@ def bench_signatures(workers: int) -> None:
     print(f"isolation mode: {isolation_mode()}  workers: {workers}  cpus: {os.cpu_count()}")
     for behaviour in (False, True, False, True):
         start = time.perf_counter()
-        verdicts = grade_code_task("humaneval", he, outs, allow_execution=True, workers=workers, behaviour=behaviour)
+        verdicts = grade_code_task(
+            HUMANEVAL_TESTS.programs, he, outs, allow_execution=True, workers=workers, behaviour=behaviour
+        )
         elapsed = time.perf_counter() - start
         passed = sum(v.correct for g in verdicts for v in g)
         sigs = sum(v.behaviour is not None for g in verdicts for v in g)

@@ -17,6 +17,7 @@ import os
 import time
 from pathlib import Path
 
+from lm_eval_diversity.catalogue.tasks import get_task
 from lm_eval_diversity.quality.code import grade_code_task
 from lm_eval_diversity.quality.sandbox import isolation_mode
 
@@ -48,7 +49,9 @@ def main() -> None:
         best = None
         for _ in range(args.repeat):
             start = time.perf_counter()
-            verdicts = grade_code_task(task, docs, outs, allow_execution=True, workers=args.workers)
+            verdicts = grade_code_task(
+                get_task(task).grader.programs, docs, outs, allow_execution=True, workers=args.workers
+            )
             elapsed = time.perf_counter() - start
             best = elapsed if best is None else min(best, elapsed)
         passed = sum(v.correct for group in verdicts for v in group)

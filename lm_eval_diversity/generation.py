@@ -6,8 +6,8 @@ Every setting here changes the K samples of a prompt; the values used are record
 
 from __future__ import annotations
 
+from lm_eval_diversity.modes import SAMPLING_PRESETS
 from lm_eval_diversity.preprocess import prompt_opens_think
-from lm_eval_diversity.settings import SAMPLING_PRESETS
 
 NO_COT_PREFIX = "<think>\n\n</think>\n\n"  # an empty thought, for templates that do not open one
 NO_COT_CLOSE = "\n</think>\n\n"  # closes the thought a thinking template opened with <think>
@@ -77,11 +77,3 @@ def no_cot_prefill(no_cot: bool | str | None, prompt: str) -> str:
     if isinstance(no_cot, str):
         return no_cot
     return NO_COT_CLOSE if prompt_opens_think(prompt) else NO_COT_PREFIX
-
-
-def no_cot_value(raw) -> bool | str | None:
-    if raw in (None, "", False, "0", "false", "False"):
-        return None
-    if raw in (True, "1", "true", "True"):
-        return True
-    return str(raw)

@@ -22,13 +22,13 @@ from lm_eval.api.registry import register_filter
 from lm_eval.api.task import ConfigurableTask
 
 from lm_eval_diversity.catalogue import metrics as catalogue
+from lm_eval_diversity.catalogue import views
 from lm_eval_diversity.catalogue.tasks import is_graded
 from lm_eval_diversity.command import SettingsError, check_metadata_keys
 from lm_eval_diversity.generation import (
     check_generation_kwargs,
     check_sampling_preset,
     no_cot_prefill,
-    no_cot_value,
     uses_task_stops,
 )
 from lm_eval_diversity.preflight import baseline_run, check_before_generation, models_for
@@ -40,16 +40,10 @@ from lm_eval_diversity.responses import (
     response_records,
     save_unscored,
 )
-from lm_eval_diversity.scoring import PromptGroup, score_task
-from lm_eval_diversity.settings import (
-    COMMAND_DEFAULTS,
-    ENV_PREFIX,
-    SAMPLING_PRESETS,
-    DiversitySettings,
-    parse_bool,
-    resolve_settings,
-)
-from lm_eval_diversity.tasks import max_docs
+from lm_eval_diversity.scoring import score_task
+from lm_eval_diversity.scoring_types import PromptGroup
+from lm_eval_diversity.selection import docs_per_task
+from lm_eval_diversity.settings import COMMAND_DEFAULTS, SAMPLING_PRESETS, DiversitySettings, resolve_settings
 
 log = logging.getLogger(__name__)
 
@@ -57,21 +51,12 @@ log = logging.getLogger(__name__)
 FILTER_NAME = "diversity_metrics"
 CORPUS_LEVELS = catalogue.CORPUS_LEVELS
 
-def _task_setting(metadata: dict, key: str, environ=None):
-    """A run setting that is not a metric setting: ``--metadata`` key first, then its environment variable."""
-    env = os.environ if environ is None else environ
-    if key in metadata:
-        return metadata[key], f"--metadata {key}"
-    raw = env.get(ENV_PREFIX + key.upper())
-    return (raw, ENV_PREFIX + key.upper()) if raw not in (None, "") else (None, None)
-
 
 class DiversityTask(ConfigurableTask):
     """A ``generate_until`` task with K samples per prompt and the diversity filter wired to its own name.
 
-    Every setting comes from ``--metadata`` (JSON) first, then from its ``LM_EVAL_DIVERSITY_*`` environment
-    variable, then from the defaults: the metric settings (:class:`DiversitySettings` fields, docs/settings.md)
-    and ``repeats``, ``no_cot``, ``data_dir``, ``all_metrics`` (:data:`TASK_KEYS`). ``no_cot`` true pre-fills an
+    Every setting (a :class:`DiversitySettings` field, docs/settings.md) comes from ``--metadata`` (JSON) first,
+    then from its ``LM_EVAL_DIVERSITY_*`` environment variable, then from the defaults. ``no_cot`` true pre-fills an
     empty thought after the rendered prompt (see :func:`no_cot_prefill`); a string is used as that pre-fill. The
     values used are recorded in ``config.metadata`` (``diversity_settings``, ``max_docs``, ``data_dir``); what
     generation actually used (chat template or not, the stop strings, the pre-fill, whether prompts open a thought)
@@ -84,26 +69,21 @@ class DiversityTask(ConfigurableTask):
         metadata = dict(config.get("metadata") or {})
         check_metadata_keys(metadata)
         self._settings, self._sources = resolve_settings(metadata, COMMAND_DEFAULTS)
-        repeats, source = _task_setting(metadata, "repeats")
-        if repeats is not None:
-            config["repeats"] = _positive_int(repeats, source)
-        # the no-CoT pre-fill is appended to the rendered prompt (fewshot_context), not passed as lm-eval's
-        # gen_prefix: a gen_prefix switches off add_generation_prompt, which would drop a thinking template's <think>
-        self._no_cot = no_cot_value(_task_setting(metadata, "no_cot")[0])
-        if self._settings.sampling is not None:
-            preset = SAMPLING_PRESETS[self._settings.sampling]
+        settings = self._settings
+        if settings.repeats is not None:
+            config["repeats"] = settings.repeats
+        if settings.sampling is not None:
+            preset = SAMPLING_PRESETS[settings.sampling]
             config["generation_kwargs"] = {**(config.get("generation_kwargs") or {}), "do_sample": True, **preset}
-        data_dir, _ = _task_setting(metadata, "data_dir")
         if _points_at_local_data(config):
             # an include:-ing YAML that sets dataset_path/dataset_kwargs (lm-eval's way to use local files): load
             # that data the standard way instead of the shipped loader
             config.pop("custom_dataset", None)
-        all_metrics, source = _task_setting(metadata, "all_metrics")
-        show_all = bool(all_metrics) and parse_bool(all_metrics, source)
-        metadata["diversity_settings"] = self._settings.to_dict()
+        show_all = settings.all_metrics
+        metadata["diversity_settings"] = settings.to_dict()
         # the prompt set: N (reference 500) and where the docs came from (None: the HF Hub)
-        metadata["max_docs"] = max_docs()
-        metadata["data_dir"] = data_dir or None  # also handed to the dataset loader (custom_dataset)
+        metadata["max_docs"] = settings.max_docs
+        metadata["data_dir"] = settings.data_dir  # also handed to the dataset loader (custom_dataset)
         config["metadata"] = metadata
         repeats_k = int(config.get("repeats", 1))
         metric_list = with_registered_metrics(config.get("metric_list") or [], config["task"])
@@ -133,6 +113,11 @@ class DiversityTask(ConfigurableTask):
             super().download(dataset_kwargs, **kwargs)
             return
         self.dataset = loader(**(self.config.metadata or {}), **(self.config.dataset_kwargs or {}))
+
+    def test_docs(self):
+        """The evaluated docs: the YAML's ``process_docs`` keeps the run's ``max_docs`` of them."""
+        with docs_per_task(self._settings.max_docs):
+            return super().test_docs()
 
     def override_metric(self, metric_name: str) -> None:
         """``--predict_only`` (metric ``bypass``): log the K raw responses, compute nothing, load no model."""
@@ -171,9 +156,11 @@ class DiversityTask(ConfigurableTask):
         return _per_doc_values(results, self._metric_names)
 
     def fewshot_context(self, doc, num_fewshot, **kwargs):
+        # the no-CoT pre-fill is appended to the rendered prompt, not passed as lm-eval's gen_prefix: a gen_prefix
+        # switches off add_generation_prompt, which would drop a thinking template's <think>
         ctx = super().fewshot_context(doc, num_fewshot, **kwargs)
-        if self._no_cot is not None and isinstance(ctx, str):
-            self._prefill_used = no_cot_prefill(self._no_cot, ctx)
+        if self._settings.no_cot is not False and isinstance(ctx, str):
+            self._prefill_used = no_cot_prefill(self._settings.no_cot, ctx)
             ctx += self._prefill_used
         return ctx
 
@@ -262,14 +249,14 @@ def _points_at_local_data(config: dict) -> bool:
 
 def shown_metrics(metric_list: list[dict], settings: DiversitySettings, repeats: int, task: str) -> list[dict]:
     """The metrics defined for this run (the results table shows no row that is NaN by construction); the rule of
-    each metric is the catalogue's (:func:`lm_eval_diversity.catalogue.metrics.shown`)."""
+    each metric is the catalogue's (:func:`lm_eval_diversity.catalogue.views.shown`)."""
     run = set(settings.metrics)
     corpus = set(settings.corpus_metrics)
     verifiable = is_graded(task)
     return [
         entry
         for entry in metric_list
-        if catalogue.shown(
+        if views.shown(
             entry["metric"], run, corpus, verifiable=verifiable, repeats=repeats, baseline=bool(settings.baseline)
         )
     ]
@@ -283,18 +270,8 @@ def with_registered_metrics(metric_list: list[dict], task: str) -> list[dict]:
         return metric_list
     listed = {m["metric"] for m in metric_list}
     graded = is_graded(task)
-    entries = catalogue.harness_entries(extra, graded, task)
+    entries = views.harness_entries(extra, graded, task)
     return [*metric_list, *(e for e in entries if e["metric"] not in listed)]
-
-
-def _positive_int(value, setting: str) -> int:
-    try:
-        k = int(value)
-    except (TypeError, ValueError):
-        raise ValueError(f"{setting}={value!r}: expected a positive integer") from None
-    if k < 1:
-        raise ValueError(f"{setting}={value!r}: expected a positive integer")
-    return k
 
 
 def _wire_filters(filter_list, task: str, repeats: int, settings: DiversitySettings):
@@ -425,12 +402,12 @@ def _per_doc_values(results: list, names: tuple[str, ...]) -> dict[str, float | 
             "keep the task's filter_list as shipped"
         )
     values = dict(payload)
-    mean_aggregated = catalogue.mean_aggregated(names)
-    if "n_instructions" in values:  # ifeval: lm-eval's instruction-level accuracies of output #0
-        n = int(values["n_instructions"])
-        for m in ("inst_level_strict_acc", "inst_level_loose_acc"):
-            k = round(values[m] * n) if n else 0
-            values[m] = [1.0] * k + [0.0] * (n - k)  # one value per instruction, pooled by inst_level_mean
+    mean_aggregated = views.mean_aggregated(names)
+    for r in catalogue.records():  # a share of n items: one value per item, pooled over prompts by lm-eval
+        if r.weight is not None and r.weight in values and r.name in values:
+            n = int(values[r.weight])
+            k = round(values[r.name] * n) if n else 0
+            values[r.name] = [1.0] * k + [0.0] * (n - k)
     out: dict = {}
     for name in names:
         value = values.get(name, math.nan)

@@ -1,6 +1,10 @@
-"""The batched passes of the input kinds (docs in :mod:`lm_eval_diversity.catalogue.metrics`): the sets of a task
-(each prompt's outputs, the corpus samples, the correct subsets) and, per kind, one pass that builds the kind's
-input once for the whole task and computes every chosen record on all the sets at once.
+"""The one pass runner: every chosen metric of a task computed in one batched pass per input kind (docs in
+:mod:`lm_eval_diversity.catalogue.metrics`).
+
+:func:`run_passes` takes the sets of a task (each prompt's outputs, the corpus samples, the correct subsets) and the
+chosen records; per input kind (and per model of the kind), the kind's pass builds its input once for the whole task
+(the embeddings of every unique text, every unique NLI pair, the answer classes, ...) and computes every record of the
+kind on all the sets at once. :data:`KIND_PASSES` is the one table of the passes.
 """
 
 from __future__ import annotations
@@ -8,16 +12,14 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
 
 import numpy as np
 
 from lm_eval_diversity.catalogue import metrics as catalogue
+from lm_eval_diversity.catalogue.tasks import answer_classes_for_task
 from lm_eval_diversity.metrics.nli import aligned_sentence_pairs, prompt_rng
+from lm_eval_diversity.scoring_types import MetricModels, PromptGroup
 from lm_eval_diversity.settings import DiversitySettings
-
-if TYPE_CHECKING:
-    from lm_eval_diversity.scoring import MetricModels, PromptGroup
 
 NAN = float("nan")
 
@@ -65,14 +67,16 @@ def nli_sets_of(
 
 @dataclass
 class TaskInput:
-    """What every pass of one task shares: the stripped outputs, flat, and the sets to score.
+    """What every pass of one task shares: the stripped outputs (and what stripping found), flat, and the sets to
+    score.
 
-    A set is a list of flat output positions; ``prompt_sets[i]`` is empty when prompt i has fewer than 2
-    outputs (diversity undefined), ``corpus_sets`` maps each corpus level to its sample.
+    A set is a list of flat output positions; :meth:`prompt_sets` gives one per prompt (empty when the prompt has
+    fewer outputs than the kind needs), ``corpus_sets`` maps each corpus level to its sample.
     """
 
     groups: Sequence[PromptGroup]
     stripped: list[list[str]]
+    diagnostics: list[list[object]]
     settings: DiversitySettings
     models: MetricModels
     corpus_names: frozenset[str]
@@ -81,17 +85,21 @@ class TaskInput:
     verdicts: Sequence[Sequence[object]] | None = None  # graded tasks: the Verdict of each output, per prompt
     task_name: str | None = None  # the task's name (answer equality is the task's grader's)
     flat: list[str] = field(init=False)
-    prompt_sets: list[list[int]] = field(init=False)
+    flat_diagnostics: list[object] = field(init=False)
     corpus_sets: dict[str, list[int]] = field(init=False)
 
     def __post_init__(self) -> None:
         self.flat = [t for texts in self.stripped for t in texts]
+        self.flat_diagnostics = [d for diag in self.diagnostics for d in diag]
+        self.corpus_sets = corpus_sets_of(self.stripped, self.settings)
+
+    def prompt_sets(self, min_outputs: int = 2) -> list[list[int]]:
+        """Per prompt, the flat positions of its outputs; empty when it has fewer than ``min_outputs``."""
         offsets = np.cumsum([0] + [len(t) for t in self.stripped])
-        self.prompt_sets = [
-            list(range(int(offsets[i]), int(offsets[i + 1]))) if len(t) >= 2 else []
+        return [
+            list(range(int(offsets[i]), int(offsets[i + 1]))) if len(t) >= min_outputs else []
             for i, t in enumerate(self.stripped)
         ]
-        self.corpus_sets = corpus_sets_of(self.stripped, self.settings)
 
     def levels_for(self, recs: Sequence[catalogue.MetricRecord]) -> list[str]:
         """The corpus levels any of ``recs`` is computed at."""
@@ -116,10 +124,74 @@ class TaskInput:
         return all_sets, corr_sets
 
 
+@dataclass
+class PassResults:
+    """What the passes computed: per record, one value per prompt and its corpus-level values; per prompt, the
+    correct-subset columns (``k_correct``, ``computable``, ``<m>_all``, ``<m>_correct``) in the order computed."""
+
+    values: dict[str, list] = field(default_factory=dict)
+    corpus: dict[str, dict[str, float]] = field(default_factory=dict)
+    subsets: list[dict] = field(default_factory=list)
+
+
+def run_passes(task: TaskInput, recs: Sequence[catalogue.MetricRecord]) -> PassResults:
+    """Every record of ``recs`` on the task: one pass per input kind and model (in :data:`KINDS` order), each on
+    the prompt sets and, for the records in ``task.corpus_names``, the corpus samples; with correctness flags, the
+    kind's correct-subset variants too."""
+    out = PassResults(subsets=[{} for _ in task.groups])
+    for kind in catalogue.KINDS:
+        for setting in dict.fromkeys(r.model_setting for r in recs if r.kind == kind):
+            _kind_pass(task, kind, [r for r in recs if r.kind == kind and r.model_setting == setting], out)
+    return out
+
+
+def _kind_pass(task: TaskInput, kind: str, recs: list[catalogue.MetricRecord], out: PassResults) -> None:
+    """One kind's batched pass: per-prompt values, corpus values, and (with correctness flags) the correct-subset
+    variants of every record of the kind and model that has them."""
+    if kind not in KIND_PASSES:
+        names = ", ".join(r.name for r in recs)
+        raise ValueError(f"metric(s) {names} of input kind {kind!r} have no scoring pass; they cannot be chosen")
+    build, scores = KIND_PASSES[kind]
+    prepared = build(task, recs)
+    n = len(task.groups)
+    levels = task.levels_for(recs)
+    values = scores(task, prepared, recs, task.prompt_sets(catalogue.KINDS[kind].min_outputs)
+                    + [task.corpus_sets[lvl] for lvl in levels])  # fmt: skip
+    for r in recs:
+        out.values[r.name] = values[r.name][:n]
+        if r.name in task.corpus_names:
+            out.corpus[r.name] = {lvl: values[r.name][n + j] for j, lvl in enumerate(levels)}
+    model = recs[0].model_setting
+    variants = [r for r in catalogue.records() if r.kind == kind and r.correct_variants and r.model_setting == model]
+    if task.correct is not None and variants:
+        _correct_variants(task, prepared, scores, variants, out.subsets)
+
+
+def _correct_variants(task: TaskInput, prepared, scores, recs, subsets: list[dict]) -> None:
+    """``<m>_all``, ``<m>_correct`` per prompt, after ``k_correct`` and ``computable`` (>= 2 correct outputs)."""
+    all_sets, corr_sets = task.correct_sets()
+    over_all = scores(task, prepared, recs, all_sets)
+    over_correct = scores(task, prepared, recs, corr_sets)
+    for i, row in enumerate(subsets):
+        row.setdefault("k_correct", int(sum(task.correct[i])))  # type: ignore[index]
+        row.setdefault("computable", float(bool(corr_sets[i])))
+        for r in recs:
+            for variant in r.correct_variants:
+                row[f"{r.name}_{variant}"] = (over_all if variant == "all" else over_correct)[r.name][i]
+
+
 # Each kind has two steps: ``build(task, records)`` makes the kind's input once per task (the embeddings of every
 # unique text; nothing for kinds that read the texts directly), and ``scores(task, built, records, sets)`` returns
-# ``{name: one value per set}`` for many sets at once, NaN for an empty set. The per-prompt sets, the corpus
-# samples and the correct subsets all reuse one build.
+# ``{name: one value per set}`` for many sets at once, NaN for an empty set (the ``stripped`` and ``verdicts`` kinds
+# score every prompt, even one without outputs). The per-prompt sets, the corpus samples and the correct subsets all
+# reuse one build.
+
+
+def _stripped_scores(task: TaskInput, prepared, recs, sets: list[list[int]]) -> dict[str, list[float]]:
+    """What CoT stripping found, per prompt (``fn(texts, diagnostics)``)."""
+    return {
+        r.name: [r.fn([task.flat[p] for p in s], [task.flat_diagnostics[p] for p in s]) for s in sets] for r in recs
+    }
 
 
 def _no_input(task: TaskInput, recs) -> None:
@@ -190,13 +262,6 @@ def _nli_pair_scores(task: TaskInput, prepared, recs, sets: list[list[int]]) -> 
     return _nli_scores_of(task, prepared, recs, sets, keys)
 
 
-KIND_PASSES = {  # input kind -> (build, scores); the kinds without a pass here are computed by score_task
-    "texts": (_no_input, _texts_scores),
-    "embeddings": (_embeddings_input, _embeddings_scores),
-    "nli_pairs": (_no_input, _nli_pair_scores),
-}
-
-
 def aligned_pairs_of(sets: Sequence[tuple[list[str], object]], settings: DiversitySettings) -> list[list]:
     """Aligned sentence pairs of each NLI set, drawn with the set's own RNG."""
     return [
@@ -214,7 +279,7 @@ def directional_pairs(aligned: Sequence[Sequence[tuple[str, str]]]) -> dict[tupl
     return index
 
 
-# --- answer classes, functional classes, AST (docs/metrics.md, last sections) -------------------------------------
+# --- graded tasks: quality, answer classes, functional classes; AST (docs/metrics.md) -----------------------------
 
 
 def _flat_verdicts(task: TaskInput) -> list:
@@ -225,9 +290,7 @@ def _flat_verdicts(task: TaskInput) -> list:
 
 def _answer_classes(task: TaskInput, recs) -> list:
     """The answer class of every flat output, ``(prompt, class)``, or None (no extracted answer): the task's own
-    equality, per prompt (math: math-verify in grading workers with the grader's timeout)."""
-    from lm_eval_diversity.quality.equivalence import answer_classes_for_task
-
+    equality (its grader's), per prompt (math: math-verify in grading workers with the grader's timeout)."""
     out: list = []
     for i, vs in enumerate(_flat_verdicts(task)):
         classes = answer_classes_for_task(task.task_name or "", vs, math_mode=task.settings.math_mode)
@@ -238,6 +301,13 @@ def _answer_classes(task: TaskInput, recs) -> list:
 def _behaviour_classes(task: TaskInput, recs) -> list:
     """The behaviour signature of every flat program (``Verdict.behaviour``), or None (no signature)."""
     return [v.behaviour for vs in _flat_verdicts(task) for v in vs]
+
+
+def _verdict_scores(task: TaskInput, prepared, recs, sets: list[list[int]]) -> dict[str, list]:
+    """Quality of each prompt from its outputs' verdicts (``fn(verdicts)``; a record with ``weight`` gives its share
+    and the count)."""
+    flat = [v for vs in _flat_verdicts(task) for v in vs]
+    return {r.name: [r.fn([flat[p] for p in s]) for s in sets] for r in recs}
 
 
 def _class_scores(task: TaskInput, classes: list, recs, sets: list[list[int]]) -> dict[str, list[float]]:
@@ -258,15 +328,6 @@ def _code_scores(task: TaskInput, cache, recs, sets: list[list[int]]) -> dict[st
 
     results = [ast_metrics([task.flat[p] for p in s], cache=cache).as_dict() if s else None for s in sets]
     return {r.name: [NAN if res is None else float(res[r.name]) for res in results] for r in recs}
-
-
-KIND_PASSES.update(
-    {
-        "answers": (_answer_classes, _class_scores),
-        "behaviours": (_behaviour_classes, _class_scores),
-        "code": (_subtree_cache, _code_scores),
-    }
-)
 
 
 # --- model-based beyond-paper metrics ---------------------------------------------------------------------------
@@ -304,4 +365,14 @@ def _nli_matrix_scores(task: TaskInput, prepared, recs, sets: list[list[int]]) -
     return out
 
 
-KIND_PASSES["nli_matrix"] = (_no_input, _nli_matrix_scores)
+KIND_PASSES = {  # input kind -> (build, scores); the baseline kind is computed against a baseline run (analysis)
+    "stripped": (_no_input, _stripped_scores),
+    "texts": (_no_input, _texts_scores),
+    "embeddings": (_embeddings_input, _embeddings_scores),
+    "nli_pairs": (_no_input, _nli_pair_scores),
+    "verdicts": (_no_input, _verdict_scores),
+    "nli_matrix": (_no_input, _nli_matrix_scores),
+    "answers": (_answer_classes, _class_scores),
+    "behaviours": (_behaviour_classes, _class_scores),
+    "code": (_subtree_cache, _code_scores),
+}

@@ -10,9 +10,8 @@ from __future__ import annotations
 from functools import lru_cache
 
 from lm_eval_diversity.catalogue import metrics as catalogue
-from lm_eval_diversity.catalogue import short_name
-from lm_eval_diversity.catalogue.tasks import CODE_TASKS, is_graded
-from lm_eval_diversity.scoring import MetricModels
+from lm_eval_diversity.catalogue.tasks import is_graded, runs_code
+from lm_eval_diversity.scoring_types import MetricModels
 from lm_eval_diversity.settings import ENV_PREFIX, DiversitySettings
 
 _MODEL_FIELDS = ("metrics", "sbert_model", "nli_model", "code_model", "device", "nli_max_length", "dtype")
@@ -56,7 +55,7 @@ def check_before_generation(task: str, settings: DiversitySettings, sources: dic
         check_nli_config(_resolve(settings.nli_model, nli_source), nli_source)
     if settings.baseline and is_graded(task):
         baseline_run(settings.baseline)
-    if short_name(task) in CODE_TASKS:
+    if runs_code(task):
         from lm_eval_diversity.quality.sandbox import isolation_mode
 
         isolation_mode()  # raises SandboxUnavailableError, saying what to install or enable

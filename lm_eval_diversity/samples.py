@@ -17,13 +17,10 @@ import stat
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING
-
-if TYPE_CHECKING:  # scoring (and numpy) load only when samples are read, not for ``compare --help``
-    from lm_eval_diversity.scoring import PromptGroup
 
 from lm_eval_diversity.analysis import as_float
 from lm_eval_diversity.preprocess import prompt_opens_think
+from lm_eval_diversity.scoring_types import PromptGroup
 
 SAMPLES_GLOB = "samples_*.jsonl"
 MAX_LINE_BYTES = 256 * 2**20  # one samples line (one doc's K responses) larger than this is refused
@@ -64,8 +61,8 @@ def task_name_from_filename(path: Path) -> str:
 
     if not (path.name.startswith("samples_") and path.suffix == ".jsonl" and _TIMESTAMP_RE.search(path.stem)):
         raise SamplesFormatError(
-            f"{path}: not an lm-eval samples file name (expected samples_<task>_<timestamp>.jsonl, e.g. "
-            "samples_diversity_gsm8k_2026-01-31T12-00-00.000000.jsonl); the task is read from the name"
+            f"{path}: not an lm-eval samples file name (expected samples_<task>_<timestamp>.jsonl, the timestamp "
+            "as lm-eval writes it, e.g. 2026-01-31T12-00-00.000000); the task is read from the name"
         )
     return get_file_task_name(path.stem)
 
@@ -173,8 +170,6 @@ def read_samples_file(path: str | Path, task: str | None = None) -> SamplesFile:
 
     The task is read from lm-eval's file name (``samples_<task>_<timestamp>.jsonl``) unless the caller knows it.
     """
-    from lm_eval_diversity.scoring import PromptGroup
-
     path = Path(path)
     task = task or task_name_from_filename(path)
     groups: dict[int, PromptGroup] = {}

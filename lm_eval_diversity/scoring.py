@@ -1,30 +1,29 @@
 """The one scoring path: prompt groups of K raw outputs -> per-prompt and task-level numbers.
 
 The harness glue (a filter that sees a whole task) and the ``score`` command (samples files) both call
-:func:`score_task`; they only adapt inputs and outputs. :func:`score_groups` runs in named steps: CoT stripping
-with the per-prompt diagnostics, the corpus samples, one batched pass per input kind of the chosen metrics
-(:mod:`lm_eval_diversity.passes`; the metrics and their kinds come from the catalogue,
-:mod:`lm_eval_diversity.catalogue.metrics`), then the summary. Model work is batched over the whole task: every
-unique text is embedded once, every unique NLI sentence pair is scored once.
+:func:`score_task`; they only adapt inputs and outputs. :func:`score_task` grades the outputs with the task record's
+grader; :func:`score_groups` strips CoT, runs every chosen metric (the quality ones included) through the one pass
+runner (:func:`lm_eval_diversity.passes.run_passes`; the metrics and their kinds come from the catalogue,
+:mod:`lm_eval_diversity.catalogue.metrics`), then lays out the prompt rows and the summary. Model work is batched over
+the whole task: every unique text is embedded once, every unique NLI sentence pair is scored once.
 """
 
 from __future__ import annotations
 
-import functools
 import logging
 import math
 import os
 from collections import Counter
 from collections.abc import Sequence
-from dataclasses import dataclass, field
 
 import numpy as np
 
 from lm_eval_diversity.catalogue import metrics as catalogue
-from lm_eval_diversity.catalogue import short_name
-from lm_eval_diversity.catalogue.tasks import CODE_TASKS
-from lm_eval_diversity.passes import KIND_PASSES, TaskInput
+from lm_eval_diversity.catalogue.tasks import find_task
+from lm_eval_diversity.passes import PassResults, TaskInput, run_passes
 from lm_eval_diversity.preprocess import strip_cot_with_diagnostics
+from lm_eval_diversity.quality.types import GradingOptions
+from lm_eval_diversity.scoring_types import MetricModels, PromptGroup, TaskScores
 from lm_eval_diversity.settings import DiversitySettings
 
 log = logging.getLogger(__name__)
@@ -32,55 +31,7 @@ log = logging.getLogger(__name__)
 NAN = float("nan")
 CODE_MAX_SEQ_LENGTH = 512  # the paper's code-diversity script sets it on the code model (docs/metrics.md)
 
-
-@dataclass
-class PromptGroup:
-    """One prompt's K raw outputs.
-
-    ``doc_id`` (lm-eval's) matches prompts across runs; ``think_opened``: the rendered prompt ended with ``<think>``
-    (a thinking chat template), so the outputs start inside the thought (:mod:`lm_eval_diversity.preprocess`);
-    ``rng_key`` seeds the prompt's NLI sentence sampling: the
-    doc's original split index when it has one (stable whatever the selection or ``--limit``), else ``doc_id``.
-    """
-
-    doc_id: int
-    outputs: list[str]
-    doc: dict | None = None
-    rng_key: int | None = None
-    think_opened: bool = False  # the prompt ended with <think>: outputs start inside the thought
-
-    def __post_init__(self) -> None:
-        if self.rng_key is None:
-            split_index = self.doc.get("split_index") if isinstance(self.doc, dict) else None
-            self.rng_key = int(split_index) if split_index is not None else self.doc_id
-
-
-@dataclass
-class MetricModels:
-    """Models loaded once per run and passed to :func:`score_groups` (None where a metric is not run).
-
-    One attribute per model setting of the metric catalogue: ``sbert`` for ``sbert_model``, ``nli`` for
-    ``nli_model``, ``code`` for ``code_model``.
-    """
-
-    sbert: object | None = None
-    nli: object | None = None
-    code: object | None = None
-
-    def for_setting(self, model_setting: str) -> object | None:
-        return getattr(self, model_setting.removesuffix("_model"), None)
-
-
-@dataclass
-class TaskScores:
-    """Scores of one task. ``metrics[m]`` has per_input_mean, per_input_std, across_input, overall."""
-
-    n_prompts: int
-    k: int
-    metrics: dict[str, dict[str, float]]
-    per_prompt: list[dict]
-    diagnostics: dict = field(default_factory=dict)
-    verdicts: list = field(default_factory=list)  # graded tasks: per prompt, the Verdict of each output
+__all__ = ["MetricModels", "PromptGroup", "TaskScores", "load_models", "score_groups", "score_task"]
 
 
 def _model_loaders(settings: DiversitySettings) -> dict:
@@ -92,7 +43,10 @@ def _model_loaders(settings: DiversitySettings) -> dict:
             settings.nli_model, settings.device, max_length=settings.nli_max_length, dtype=settings.dtype
         ),
         "code_model": lambda: load_sentence_model(
-            settings.code_model, settings.device, setting="--code_model", dtype=settings.dtype,
+            settings.code_model,
+            settings.device,
+            setting="--code_model",
+            dtype=settings.dtype,
             max_seq_length=CODE_MAX_SEQ_LENGTH,
         ),
     }
@@ -122,21 +76,6 @@ def _check_models(recs: Sequence[catalogue.MetricRecord], models: MetricModels) 
             raise ValueError(f"{names} requested but no {setting} model was passed (MetricModels.{attr})")
 
 
-def _strip_outputs(groups: Sequence[PromptGroup]) -> tuple[list[list[str]], list[dict]]:
-    """CoT-strip every output; one row per prompt with its size and the ``stripped``-kind diagnostics."""
-    diag_records = [r for r in catalogue.records() if r.kind == "stripped"]
-    stripped: list[list[str]] = []
-    per_prompt: list[dict] = []
-    for g in groups:
-        diag = [strip_cot_with_diagnostics(o, g.think_opened) for o in g.outputs]
-        texts = [d.text for d in diag]
-        stripped.append(texts)
-        row: dict = {"doc_id": g.doc_id, "n_outputs": len(texts)}
-        row.update({r.name: r.fn(texts, diag) for r in diag_records})
-        per_prompt.append(row)
-    return stripped, per_prompt
-
-
 def _warn_short(groups: Sequence[PromptGroup], stripped: list[list[str]], k: int) -> int:
     n = len(groups)
     n_short = sum(len(t) < k for t in stripped)
@@ -147,66 +86,38 @@ def _warn_short(groups: Sequence[PromptGroup], stripped: list[list[str]], k: int
     return n_short
 
 
-def _kind_pass(
-    task: TaskInput, kind: str, recs: list[catalogue.MetricRecord], per_prompt: list[dict]
-) -> tuple[dict[str, list[float]], dict[str, dict[str, float]]]:
-    """One kind's batched pass: per-prompt values, corpus values, and (with correctness flags) the correct-subset
-    variants of every record of the kind and model that has them, written into the prompt rows."""
-    if kind not in KIND_PASSES:
-        names = ", ".join(r.name for r in recs)
-        raise ValueError(f"metric(s) {names} of input kind {kind!r} have no scoring pass; they cannot be chosen")
-    build, scores = KIND_PASSES[kind]
-    prepared = build(task, recs)
-    n = len(task.groups)
-    levels = task.levels_for(recs)
-    out = scores(task, prepared, recs, task.prompt_sets + [task.corpus_sets[lvl] for lvl in levels])
-    values = {r.name: out[r.name][:n] for r in recs}
-    corpus = {
-        r.name: {lvl: out[r.name][n + j] for j, lvl in enumerate(levels)} for r in recs if r.name in task.corpus_names
-    }
-    model = recs[0].model_setting
-    variants = [r for r in catalogue.records() if r.kind == kind and r.correct_variants and r.model_setting == model]
-    if task.correct is not None and variants:
-        _correct_variants(task, prepared, scores, variants, per_prompt)
-    return values, corpus
-
-
-def _correct_variants(task: TaskInput, prepared, scores, recs, per_prompt: list[dict]) -> None:
-    """``<m>_all``, ``<m>_correct`` per prompt, with ``k_correct`` and ``computable`` (>= 2 correct outputs)."""
-    all_sets, corr_sets = task.correct_sets()
-    over_all = scores(task, prepared, recs, all_sets)
-    over_correct = scores(task, prepared, recs, corr_sets)
-    for i, row in enumerate(per_prompt):
-        computable = bool(corr_sets[i])
-        row.setdefault("k_correct", int(sum(task.correct[i])))
-        row.setdefault("computable", float(computable))
-        for r in recs:
-            for variant in r.correct_variants:
-                row[f"{r.name}_{variant}"] = (over_all if variant == "all" else over_correct)[r.name][i]
-
-
-def _summary(
-    metrics: Sequence[str], values: dict[str, list[float]], corpus: dict[str, dict[str, float]], per_prompt: list[dict]
-) -> dict[str, dict[str, float]]:
-    """Per metric: mean and population std over prompts with a defined value, then the corpus levels; the
-    per-prompt values are added to the prompt rows."""
-    summary: dict[str, dict[str, float]] = {}
-    for m in metrics:
-        mean, std = _mean_std(values[m])
-        summary[m] = {"per_input_mean": mean, "per_input_std": std, **corpus[m]}
-        for row, v in zip(per_prompt, values[m]):
-            row[m] = v
-    return summary
-
-
 def _defined(r: catalogue.MetricRecord, settings: DiversitySettings, task: str | None, verdicts) -> bool:
-    """Whether a chosen metric is defined for this task: on its record's ``tasks``; answer and functional classes
-    only with the grader's verdicts, functional classes only in official code mode (behaviour signatures)."""
+    """Whether a chosen metric is defined for this task: on its record's tasks (``on``); answer and functional
+    classes only with the grader's verdicts, functional classes only in official code mode (behaviour signatures)."""
     if not catalogue.on_task(r, task):
         return False
     if r.kind in catalogue.VERDICT_KINDS and verdicts is None:
         return False
     return r.kind != "behaviours" or settings.code_mode == "official"
+
+
+def graded_records(task: str | None, metrics: Sequence[str]) -> tuple[catalogue.MetricRecord, ...]:
+    """What a graded task reports besides the chosen metrics, in catalogue order: its quality (``verdicts`` kind)
+    and the quality-filtered variants of the chosen ``metrics`` defined on it, with ``computable``."""
+    sources = (None, *metrics)
+    return tuple(
+        r
+        for r in catalogue.records()
+        if r.graded and r.kind != "baseline" and catalogue.on_task(r, task)
+        and (r.kind == "verdicts" or r.requires in sources)
+    )  # fmt: skip
+
+
+def _with_run_k(recs: Sequence[catalogue.MetricRecord], k: int) -> list[catalogue.MetricRecord]:
+    """The prompt rows' records: the pass@k family for the protocol's k and the run's own K
+    (:func:`catalogue.quality_ks`) in place of the catalogue's pass@k records."""
+    out: list[catalogue.MetricRecord] = []
+    for r in recs:
+        if not r.name.startswith("pass@"):
+            out.append(r)
+        elif not any(o.name.startswith("pass@") for o in out):
+            out += [catalogue.record(f"pass@{q}") for q in catalogue.quality_ks(k)]
+    return out
 
 
 def score_groups(
@@ -223,50 +134,104 @@ def score_groups(
 
     Per prompt: every chosen metric on its CoT-stripped outputs, plus the exact-duplicate, empty and
     unclosed-think rates. A prompt with fewer than 2 outputs has undefined diversity (NaN, counted in
-    ``diagnostics["n_undefined"]``), not 0. With ``correct`` (one bool per output), also the correct-subset variants
-    of the kinds that ran (SBERT over all outputs, SBERT/Vendi over the correct outputs of prompts with >= 2
-    correct, NaN otherwise). The chosen records run grouped by input kind, one batched pass per kind. A chosen
-    metric runs only where it is defined: on its record's ``tasks`` (``task_name``), and for the kinds read from the
-    grader's verdicts (answer and functional classes) only with ``verdicts``.
+    ``diagnostics["n_undefined"]``), not 0. With correctness flags (``correct``, one bool per output, or from
+    ``verdicts``), also the correct-subset variants of the kinds that ran (SBERT over all outputs, SBERT/Vendi over
+    the correct outputs of prompts with >= 2 correct, NaN otherwise). With the grader's ``verdicts``, also the
+    task's quality (acc, pass@k, maj@K, ...). A chosen metric runs only where it is defined: on its record's tasks
+    (``task_name``), and for the kinds read from the grader's verdicts (answer and functional classes) only with
+    ``verdicts``. Every metric runs through :func:`lm_eval_diversity.passes.run_passes`, one batched pass per kind.
     """
     models = models or MetricModels()
     metrics = tuple(m for m in settings.metrics if _defined(catalogue.record(m), settings, task_name, verdicts))
     chosen = [catalogue.record(m) for m in metrics]
     _check_models(chosen, models)
+    if verdicts is not None and correct is None:
+        correct = [[v.correct for v in vs] for vs in verdicts]  # type: ignore[attr-defined]
 
-    stripped, per_prompt = _strip_outputs(groups)
-    n = len(groups)
+    diagnostics = [[strip_cot_with_diagnostics(o, g.think_opened) for o in g.outputs] for g in groups]
+    stripped = [[d.text for d in diag] for diag in diagnostics]
     k = max((len(t) for t in stripped), default=0)
     n_short = _warn_short(groups, stripped, k)
     task = TaskInput(
-        groups, stripped, settings, models, frozenset(m for m in settings.corpus_metrics if m in metrics), correct,
-        progress, verdicts, task_name,
+        groups, stripped, diagnostics, settings, models,
+        frozenset(m for m in settings.corpus_metrics if m in metrics), correct, progress, verdicts, task_name,
     )  # fmt: skip
-
-    values: dict[str, list[float]] = {m: [NAN] * n for m in metrics}
-    corpus: dict[str, dict[str, float]] = {m: dict.fromkeys(catalogue.CORPUS_LEVELS, NAN) for m in metrics}
-    for kind in catalogue.KINDS:
-        for setting in dict.fromkeys(r.model_setting for r in chosen if r.kind == kind):
-            recs = [r for r in chosen if r.kind == kind and r.model_setting == setting]
-            kind_values, kind_corpus = _kind_pass(task, kind, recs, per_prompt)
-            values.update(kind_values)
-            for name, levels in kind_corpus.items():
-                corpus[name].update(levels)
-    for lvl, pos in task.corpus_sets.items():
-        if not pos:  # no text at all in the corpus sample (K = 0): undefined, never 0
-            for m in metrics:
-                corpus[m][lvl] = NAN
-    summary = _summary(metrics, values, corpus, per_prompt)
-    diagnostics = {
+    stripped_records = [r for r in catalogue.records() if r.kind == "stripped"]
+    graded = graded_records(task_name, settings.metrics) if verdicts is not None else ()
+    row_records = _with_run_k(graded, k)
+    results = run_passes(task, [*stripped_records, *chosen, *(r for r in row_records if r.kind == "verdicts")])
+    per_prompt = _prompt_rows(task, results, stripped_records, metrics, row_records)
+    summary = _summary(metrics, results, per_prompt, task.corpus_sets)
+    summary.update(_graded_summary(graded, per_prompt))
+    prompt_sets = task.prompt_sets()
+    diag = {
         "n_short": n_short,
         "short_doc_ids": [g.doc_id for g, t in zip(groups, stripped) if len(t) < k],
-        "n_undefined": sum(not s for s in task.prompt_sets),
+        "n_undefined": sum(not s for s in prompt_sets),
         "n_unclosed_think": sum(round(r["unclosed_think_rate"] * r["n_outputs"]) for r in per_prompt if r["n_outputs"]),
         "n_outputs": len(task.flat),
         "n_unique_outputs": len(set(task.flat)),
         "corpus_sample": {lvl: len(pos) for lvl, pos in task.corpus_sets.items()},
     }
-    return TaskScores(n_prompts=n, k=k, metrics=summary, per_prompt=per_prompt, diagnostics=diagnostics)
+    verdict_lists = [list(vs) for vs in verdicts] if verdicts is not None else []
+    return TaskScores(n_prompts=len(groups), k=k, metrics=summary, per_prompt=per_prompt, diagnostics=diag,
+                      verdicts=verdict_lists)  # fmt: skip
+
+
+def _prompt_rows(
+    task: TaskInput,
+    results: PassResults,
+    stripped_records: Sequence[catalogue.MetricRecord],
+    metrics: Sequence[str],
+    graded: Sequence[catalogue.MetricRecord],
+) -> list[dict]:
+    """One row per prompt: its size and what stripping found, the correct-subset columns, the chosen metrics, then
+    the graded records (quality, with the pass@k of the run's own K; a quality-filtered variant no pass computed is
+    NaN) and the counts that shares are pooled by."""
+    rows = []
+    for i, g in enumerate(task.groups):
+        row: dict = {"doc_id": g.doc_id, "n_outputs": len(task.stripped[i])}
+        row.update({r.name: results.values[r.name][i] for r in stripped_records})
+        row.update(results.subsets[i])
+        row.update({m: results.values[m][i] for m in metrics})
+        weights: dict = {}
+        for r in graded:
+            if r.name not in results.values:
+                row.setdefault(r.name, NAN)
+            elif r.weight is None:
+                row[r.name] = results.values[r.name][i]
+            else:
+                row[r.name], weights[r.weight] = results.values[r.name][i]
+        rows.append({**row, **weights})
+    return rows
+
+
+def _summary(
+    metrics: Sequence[str], results: PassResults, rows: list[dict], corpus_sets: dict[str, list[int]]
+) -> dict[str, dict[str, float]]:
+    """Per chosen metric: mean and population std over prompts with a defined value, then the corpus levels (NaN
+    where not computed, and where the corpus sample holds no text at all: undefined, never 0)."""
+    summary: dict[str, dict[str, float]] = {}
+    for m in metrics:
+        mean, std = _mean_std([row[m] for row in rows])
+        corpus = {lvl: results.corpus.get(m, {}).get(lvl, NAN) if pos else NAN for lvl, pos in corpus_sets.items()}
+        summary[m] = {"per_input_mean": mean, "per_input_std": std, **corpus}
+    return summary
+
+
+def _graded_summary(graded: Sequence[catalogue.MetricRecord], rows: list[dict]) -> dict[str, dict[str, float]]:
+    """Per graded record: mean and population std over prompts; a share with a ``weight`` is pooled over every item
+    of every prompt (as lm-eval aggregates IFEval's instruction levels), without a std."""
+    summary: dict[str, dict[str, float]] = {}
+    for r in graded:
+        if r.weight is None:
+            mean, std = _mean_std([row[r.name] for row in rows])
+        else:
+            total = sum(row[r.weight] for row in rows)
+            followed = sum(row[r.name] * row[r.weight] for row in rows if row[r.weight])
+            mean, std = (followed / total if total else NAN), NAN
+        summary[r.name] = {"per_input_mean": mean, "per_input_std": std}
+    return summary
 
 
 def _json_number(v):
@@ -290,24 +255,16 @@ def task_scores_to_json(scores: TaskScores) -> dict:
     }
 
 
-QUALITY_KS = catalogue.QUALITY_KS
-
-
-def quality_ks(k: int) -> tuple[int, ...]:
-    """The k of pass@k reported for K samples: the protocol's (1, 5, 10, 16) and K itself."""
-    return tuple(sorted({*QUALITY_KS, k})) if k >= 1 else QUALITY_KS
-
-
-def ifeval_row_metrics(verdict) -> dict[str, float]:
-    """Loose prompt-level pass and the instruction-level shares (strict, loose) of one output, with its count."""
-    strict, loose = verdict.instructions or ((), ())
-    n = len(strict)
-    return {
-        "prompt_level_loose_acc": float(all(loose)),
-        "inst_level_strict_acc": sum(strict) / n if n else NAN,
-        "inst_level_loose_acc": sum(loose) / n if n else NAN,
-        "n_instructions": n,
-    }
+def _skip_reason(task: str, groups: Sequence[PromptGroup], allow_code_execution: bool) -> str | None:
+    """Why a task's outputs are not graded (None: they are)."""
+    record = find_task(task)
+    if record is None or not record.graded:
+        return "not a graded task"
+    if record.runs_code and not allow_code_execution:
+        return "code execution not confirmed (--confirm_run_unsafe_code)"
+    if any(g.doc is None for g in groups):
+        return "docs missing from the samples (gold answers unknown)"
+    return None
 
 
 def score_task(
@@ -321,82 +278,34 @@ def score_task(
 ) -> TaskScores:
     """Diversity of any task; on graded tasks also quality and quality-filtered diversity (docs/metrics.md).
 
-    Quality per prompt: ``acc`` (output #0 correct), ``pass@k`` (unbiased; NaN for k > K), ``maj@K``,
-    ``k_correct``, ``extraction_rate``; with the embeddings of the same pass, ``sbert_all``, ``sbert_correct`` and
-    ``vendi_correct`` (prompts with >= 2 correct outputs), ``computable``. Code tasks are graded only with
+    The outputs are graded by the task record's grader, then scored by :func:`score_groups` with the verdicts:
+    quality per prompt (``acc``, ``pass@k``, ``maj@K``, ``k_correct``, ``extraction_rate``, a task's own quality
+    metrics) and the correct-subset variants of the chosen metrics. Code tasks are graded only with
     ``allow_code_execution``; otherwise their quality is reported as not computed (``diagnostics``), never 0.
     """
-    from lm_eval_diversity.catalogue.tasks import graded_task_names
-    from lm_eval_diversity.quality import grade_task
-    from lm_eval_diversity.quality.aggregate import prompt_quality
-
-    short = short_name(task)
-    graded = graded_task_names()  # read at call time: tasks registered at run time are graded too
-    skip_reason = None
-    if short not in graded:
-        skip_reason = "not a graded task"
-    elif short in CODE_TASKS and not allow_code_execution:
-        skip_reason = "code execution not confirmed (--confirm_run_unsafe_code)"
-    elif any(g.doc is None for g in groups):
-        skip_reason = "docs missing from the samples (gold answers unknown)"
+    record = find_task(task)
+    skip_reason = _skip_reason(task, groups, allow_code_execution)
     if skip_reason is not None:
         scores = score_groups(groups, settings, models, progress=progress, task_name=task)
-        if short in graded:
+        if record is not None and record.graded:
             log.warning("%s: quality not computed: %s", task, skip_reason)
             scores.diagnostics["quality"] = f"not computed: {skip_reason}"
         return scores
-
+    assert record is not None  # a graded task (no skip reason)
     behaviours = set(catalogue.metric_names("behaviours")) & set(settings.metrics)
-    if behaviours and short in CODE_TASKS and settings.code_mode != "official":
+    if behaviours and record.runs_code and settings.code_mode != "official":
         log.warning("%s: functional classes need code_mode official (behaviour signatures); not computed", task)
-    grade = functools.partial(
-        grade_task,
-        short,
-        math_mode=settings.math_mode,
-        ifeval_mode=settings.ifeval_mode,
-        code_mode=settings.code_mode,
-        allow_code_execution=allow_code_execution,
-        code_timeout_s=settings.code_timeout_s,
-        workers=max(1, os.cpu_count() or 1),
-        code_behaviour=bool(behaviours) and settings.code_mode == "official",
-    )
-    verdicts = _grade_with_progress(task, grade, groups) if progress else grade(
-        [g.doc for g in groups], [g.outputs for g in groups]
-    )
-    correct = [[v.correct for v in vs] for vs in verdicts]
-    chosen = (None, *settings.metrics)  # the correct-subset variants of the chosen metrics defined here, computable
-    quality_filtered = tuple(
-        m for m in catalogue.quality_filtered_metrics(short) if catalogue.record(m).requires in chosen
-    )
-    scores = score_groups(
-        groups, settings, models, correct=correct, progress=progress, verdicts=verdicts, task_name=task
-    )
-    scores.verdicts = verdicts
-    for row, vs in zip(scores.per_prompt, verdicts):
-        ks = quality_ks(len(vs))
-        q = prompt_quality(vs, ks)
-        row["acc"] = q["acc"]
-        for k in ks:
-            row[f"pass@{k}"] = q.get(f"pass@{k}", NAN)
-        row["maj@K"] = q[f"maj@{len(vs)}"] if vs else NAN
-        row["k_correct"] = q["k_correct"]
-        row["extraction_rate"] = q["extraction_rate"]
-        for m in quality_filtered:  # no correct-subset pass of its kind ran: undefined
-            row.setdefault(m, NAN)
-    for m in (*catalogue.quality_metrics(), *quality_filtered):
-        mean, std = _mean_std([row[m] for row in scores.per_prompt])
-        scores.metrics[m] = {"per_input_mean": mean, "per_input_std": std}
-    task_metrics = catalogue.task_quality_metrics(short)
-    if task_metrics:  # IFEval: loose prompt level, and instruction levels pooled over all prompts
-        for row, vs in zip(scores.per_prompt, verdicts):
-            row.update(ifeval_row_metrics(vs[0]) if vs else {})
-        rows = [r for r in scores.per_prompt if "n_instructions" in r]
-        mean, std = _mean_std([r["prompt_level_loose_acc"] for r in rows])
-        scores.metrics["prompt_level_loose_acc"] = {"per_input_mean": mean, "per_input_std": std}
-        total = sum(r["n_instructions"] for r in rows)
-        for m in task_metrics[1:]:  # over all instructions of all prompts, as lm-eval aggregates them
-            followed = sum(r[m] * r["n_instructions"] for r in rows if r["n_instructions"])
-            scores.metrics[m] = {"per_input_mean": followed / total if total else NAN, "per_input_std": NAN}
+    options = GradingOptions(
+        math_mode=settings.math_mode, ifeval_mode=settings.ifeval_mode, code_mode=settings.code_mode,
+        allow_code_execution=allow_code_execution, code_timeout_s=settings.code_timeout_s,
+        workers=max(1, os.cpu_count() or 1), code_behaviour=bool(behaviours) and settings.code_mode == "official",
+    )  # fmt: skip
+
+    def grade(part: Sequence[PromptGroup]) -> list:
+        return record.grade([g.doc for g in part], [g.outputs for g in part], options)  # type: ignore[misc]
+
+    verdicts = _grade_with_progress(task, grade, groups) if progress else grade(groups)
+    scores = score_groups(groups, settings, models, progress=progress, verdicts=verdicts, task_name=task)
     scores.diagnostics["quality"] = {
         "math_mode": settings.math_mode,
         "ifeval_mode": settings.ifeval_mode,
@@ -418,6 +327,6 @@ def _grade_with_progress(task: str, grade, groups: Sequence[PromptGroup], update
     with tqdm(total=sum(len(g.outputs) for g in groups), desc=f"grading {task}", unit="output") as bar:
         for i in range(0, len(groups), step):
             part = groups[i : i + step]
-            verdicts.extend(grade([g.doc for g in part], [g.outputs for g in part]))
+            verdicts.extend(grade(part))
             bar.update(sum(len(g.outputs) for g in part))
     return verdicts

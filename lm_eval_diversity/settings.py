@@ -1,41 +1,66 @@
-"""One settings object for every number the package produces; it is written into every result."""
+"""One settings object for every number the package produces; it is written into every result.
+
+A setting is one field of :class:`DiversitySettings`: its type annotation (a ``Literal`` of choices from
+:mod:`lm_eval_diversity.modes`, ``int``, ``str | None``, ...), its default and its help line (field metadata). From
+the field derive, with no further wiring, the flag ``--<name>`` of ``lm-eval-diversity run`` (and of ``score`` for the
+settings that change a score), the ``--metadata`` key, the environment variable ``LM_EVAL_DIVERSITY_<NAME>``, parsing
+and validation with errors that name what the user typed, the recorded value in every result, and the table of
+``docs/settings.md``.
+"""
 
 from __future__ import annotations
 
 import dataclasses
+import math
 import os
 import typing
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 
 from lm_eval_diversity import __version__
 from lm_eval_diversity.catalogue import metrics as catalogue
+from lm_eval_diversity.modes import (
+    SAMPLING_PRESETS,
+    CodeMode,
+    IFEvalMode,
+    LexicalMode,
+    MathMode,
+    MetricDtype,
+    SamplingPreset,
+    SemanticRule,
+    StopSequences,
+)
+from lm_eval_diversity.selection import MAX_DOCS
+
+__all__ = [
+    "COMMAND_DEFAULTS",
+    "DIVERSITY_METRICS",
+    "SAMPLING_PRESETS",
+    "DiversitySettings",
+    "resolve_settings",
+    "setting",
+]
 
 DIVERSITY_METRICS = catalogue.default_metrics()  # the metrics run by default (the catalogue's default-on records)
 
 DEFAULT_SBERT_MODEL = "sentence-transformers/all-mpnet-base-v2"
 DEFAULT_NLI_MODEL = "FacebookAI/roberta-large-mnli"
 DEFAULT_CODE_MODEL = "microsoft/unixcoder-base"  # the paper's code-embedding model (docs/metrics.md)
-SEMANTIC_RULES = ("greedy", "closure")  # semantic-cluster rules (lm_eval_diversity.metrics.semantic.RULES)
 DEFAULT_VOCAB_SIZE = 50257  # GPT-2 size: what the reference uses in practice (docs/metrics.md, EAD)
 DEFAULT_SEED = 1234
 CORPUS_SAMPLE_SIZE = 500  # across-input / overall subset size (docs/metrics.md, Levels)
 
 ENV_PREFIX = "LM_EVAL_DIVERSITY_"
-METRIC_DTYPES = ("float32", "bfloat16", "float16")  # weights/activations of the SBERT and NLI models
-
-STOP_SEQUENCE_MODES = ("auto", "task", "none")
-CODE_MODES = ("official", "compat")
-# Named sampling presets (docs/tasks.md): the experiment config, and what the reference's HF backend patch forces.
-SAMPLING_PRESETS: dict[str, dict[str, float]] = {
-    "paper": {"temperature": 0.6, "top_p": 0.95},
-    "hf_patch": {"temperature": 1.0, "top_p": 1.0},
-}
 
 
-# modes of lm_eval_diversity.metrics.lexical (MODES; not imported here: it needs numpy, and settings start fast)
-LEXICAL_MODES = ("default", "compat")
+def setting(default: Any, help: str, *, minimum: int | None = None, score: bool = True, run_only: bool = False):
+    """A settings field: its default and help line; ``minimum`` for a bounded number; ``score``: also a flag of
+    ``score``; ``run_only``: a setting of the lm-eval run itself (generation, the prompt set), which lm-eval records in
+    the task config, not among the settings of a score."""
+    return dataclasses.field(
+        default=default, metadata={"help": help, "minimum": minimum, "score": score and not run_only, "run": run_only}
+    )
 
 
 @dataclass(frozen=True)
@@ -44,34 +69,76 @@ class DiversitySettings:
 
     ``metrics`` chooses which diversity metrics run; ``corpus_metrics`` which of them are also computed at the
     across-input and overall levels (NLI there costs about 4x the per-input work, so it is off by default in the
-    harness). ``batch_size`` is the number of texts (SBERT) or sentence pairs (NLI) per forward pass.
+    harness). ``batch_size`` is the number of texts (SBERT) or sentence pairs (NLI) per forward pass. The last
+    fields are settings of the lm-eval run (``run_only``): K, the no-CoT pre-fill, the data and the prompt set.
     """
 
-    metrics: tuple[str, ...] = DIVERSITY_METRICS
-    corpus_metrics: tuple[str, ...] = catalogue.corpus_metrics()
-    sbert_model: str = DEFAULT_SBERT_MODEL
-    nli_model: str = DEFAULT_NLI_MODEL
-    device: str | None = None  # None: cuda when available, else cpu
-    dtype: str = "float32"  # SBERT/NLI model precision; bf16/fp16 change the numbers slightly (docs/performance.md)
-    batch_size: int = 64
-    vocab_size: int = DEFAULT_VOCAB_SIZE
-    seed: int = DEFAULT_SEED
-    corpus_sample_size: int = CORPUS_SAMPLE_SIZE
-    nli_max_sentences: int = 3
-    nli_max_length: int = 512
-    math_mode: str = "math"  # "math" (math-verify) or "compat" (docs/metrics.md, graders)
-    ifeval_mode: str = "official"  # "official" (lm-eval checkers) or "compat" (docs/metrics.md, graders)
-    code_mode: str = "official"  # "official" (sandboxed, positive evidence) or "compat" (the reference's rules)
-    code_timeout_s: float = 10.0
-    # "auto": drop the task's stop strings when a chat template is applied (the reference's rule); "task": always
-    # keep them; "none": never use them
-    stop_sequences: str = "auto"
-    sampling: str | None = None  # a SAMPLING_PRESETS name; None: the task's generation_kwargs
-    baseline: str | None = None  # base-model run (lm-eval output dir or score JSON) for the QC/residual split
-    lexical_mode: str = "default"  # lexical measures: "default" (corrected) or "compat" (the PyPI package diversity)
-    # model-based beyond-paper metrics
-    code_model: str = DEFAULT_CODE_MODEL  # sentence-transformers model of code_sbert / code_vendi
-    semantic_rule: str = "greedy"  # semantic clusters: "greedy" (semantic-entropy reference) or "closure"
+    metrics: tuple[str, ...] = setting(
+        DIVERSITY_METRICS,
+        f"diversity metrics to compute, comma list of {','.join(catalogue.selectable_metrics())}",
+    )
+    corpus_metrics: tuple[str, ...] = setting(
+        catalogue.corpus_metrics(),
+        "metrics also computed at the across-input and overall levels (nli there costs ~4x per-input)",
+    )
+    sbert_model: str = setting(
+        DEFAULT_SBERT_MODEL, "sentence-transformers model (name or local path) for sbert and vendi"
+    )
+    nli_model: str = setting(DEFAULT_NLI_MODEL, "NLI sequence-classification model (name or local path)")
+    device: str | None = setting(
+        None, "device of the metric models: cpu, cuda, cuda:0 ... (default: cuda when available)"
+    )
+    dtype: MetricDtype = setting(
+        "float32",
+        "precision of the SBERT/NLI models: float32, bfloat16 or float16 (bf16/fp16 on GPU; docs/performance.md)",
+    )
+    batch_size: int = setting(64, "texts (sbert) or sentence pairs (nli) per forward pass of a metric model", minimum=1)
+    vocab_size: int = setting(DEFAULT_VOCAB_SIZE, "EAD vocabulary size V (GPT-2's)", minimum=2)
+    seed: int = setting(DEFAULT_SEED, "seed of the corpus subsets and of NLI sentence sampling")
+    corpus_sample_size: int = setting(CORPUS_SAMPLE_SIZE, "prompts sampled for the across-input and overall levels")
+    nli_max_sentences: int = setting(3, "sentences per response compared by NLI")
+    nli_max_length: int = setting(512, "maximum tokens of one NLI sentence pair")
+    math_mode: MathMode = setting("math", "math grader: math (math-verify) or compat (as the paper's code)")
+    ifeval_mode: IFEvalMode = setting(
+        "official", "IFEval grader: official (lm-eval's checkers) or compat (as the paper's code)"
+    )
+    code_mode: CodeMode = setting(
+        "official", "code grader: official (sandboxed, positive evidence) or compat (as the paper's code)"
+    )
+    code_timeout_s: float = setting(10.0, "seconds per program when grading code tasks")
+    stop_sequences: StopSequences = setting(
+        "auto", "task stop strings: auto (dropped under a chat template, as the paper), task or none"
+    )
+    sampling: SamplingPreset | None = setting(
+        None, "sampling preset: paper (T 0.6, top_p 0.95) or hf_patch (T 1.0, top_p 1.0); default: the task's"
+    )
+    # the split against a baseline in `score` is `compare --baseline`
+    baseline: str | None = setting(
+        None, "base model's run (lm-eval output dir or score JSON): adds the QC/residual split", score=False
+    )
+    lexical_mode: LexicalMode = setting(
+        "default", "lexical measures: default (corrected) or compat (as the PyPI package diversity 0.3.x)"
+    )
+    code_model: str = setting(
+        DEFAULT_CODE_MODEL, "sentence-transformers model (name or local path) for code_sbert and code_vendi"
+    )
+    semantic_rule: SemanticRule = setting(
+        "greedy", "semantic clusters: greedy (against representatives, as semantic entropy) or closure (transitive)"
+    )
+    # --- the lm-eval run's own settings (run_only): K, the no-CoT pre-fill, the data, the prompt set ---
+    repeats: int | None = setting(None, "K, samples per prompt (default: the task's)", minimum=1, run_only=True)
+    no_cot: bool | str = setting(
+        False,
+        "true: pre-fill an empty think block (with --apply_chat_template); a string: that pre-fill",
+        run_only=True,
+    )
+    data_dir: str | None = setting(
+        None, "directories with local JSON-lines copies of the datasets (os.pathsep-separated)", run_only=True
+    )
+    all_metrics: bool = setting(
+        False, "true: report every metric of the task, also those undefined for this run (NaN/null)", run_only=True
+    )
+    max_docs: int = setting(MAX_DOCS, "prompts per task: the first N of the seeded shuffle", minimum=1, run_only=True)
 
     def __post_init__(self) -> None:
         valid = list(catalogue.selectable_metrics())
@@ -84,40 +151,20 @@ class DiversitySettings:
         if unknown:
             valid = list(catalogue.corpus_metrics())
             raise ValueError(f"unknown metric(s) {unknown} in corpus_metrics; choose from {valid}")
-        if self.vocab_size < 2:
-            raise ValueError(f"vocab_size must be >= 2, got {self.vocab_size}")
-        if self.batch_size < 1:
-            raise ValueError(f"batch_size must be >= 1, got {self.batch_size}")
-        if not (isinstance(self.code_timeout_s, (int, float)) and 0 < self.code_timeout_s < float("inf")):
-            raise ValueError(
-                "code_timeout_s must be a positive, finite number of seconds, "
-                f"got {self.code_timeout_s}"
-            )
+        for f in dataclasses.fields(self):
+            _check_field(f, getattr(self, f.name))
+        if not (isinstance(self.code_timeout_s, (int, float)) and 0 < self.code_timeout_s < math.inf):
+            raise ValueError(f"code_timeout_s must be a positive, finite number of seconds, got {self.code_timeout_s}")
         if isinstance(self.seed, bool) or not isinstance(self.seed, int) or not 0 <= self.seed < 2**32:
             raise ValueError(f"seed must be an integer in [0, 2**32 - 1], got {self.seed!r}")
-        if self.dtype not in METRIC_DTYPES:
-            raise ValueError(f"dtype must be one of {list(METRIC_DTYPES)}, got {self.dtype!r}")
-        if self.math_mode not in ("math", "compat"):
-            raise ValueError(f"math_mode must be 'math' or 'compat', got {self.math_mode!r}")
-        if self.ifeval_mode not in ("official", "compat"):
-            raise ValueError(f"ifeval_mode must be 'official' or 'compat', got {self.ifeval_mode!r}")
-        if self.code_mode not in CODE_MODES:
-            raise ValueError(f"code_mode must be one of {list(CODE_MODES)}, got {self.code_mode!r}")
-        if self.stop_sequences not in STOP_SEQUENCE_MODES:
-            raise ValueError(f"stop_sequences must be one of {list(STOP_SEQUENCE_MODES)}, got {self.stop_sequences!r}")
-        if self.lexical_mode not in LEXICAL_MODES:
-            raise ValueError(f"lexical_mode must be one of {list(LEXICAL_MODES)}, got {self.lexical_mode!r}")
-        if self.semantic_rule not in SEMANTIC_RULES:
-            raise ValueError(f"semantic_rule must be one of {list(SEMANTIC_RULES)}, got {self.semantic_rule!r}")
-        if self.sampling is not None and self.sampling not in SAMPLING_PRESETS:
-            raise ValueError(f"sampling must be one of {list(SAMPLING_PRESETS)}, got {self.sampling!r}")
 
     def replace(self, **changes) -> DiversitySettings:
         return dataclasses.replace(self, **changes)
 
     def to_dict(self) -> dict:
-        """Plain-JSON form recorded in results, with the package version."""
-        out = dataclasses.asdict(self)
+        """Plain-JSON form recorded in results, with the package version (the run's own settings, K and the
+        prompt set, are recorded by lm-eval in the task config)."""
+        out = {f: getattr(self, f) for f in settings_fields()}
         out["metrics"] = list(self.metrics)
         out["corpus_metrics"] = list(self.corpus_metrics)
         out["package_version"] = __version__
@@ -130,9 +177,14 @@ class DiversitySettings:
         return cls(**kwargs)
 
 
-# Defaults of the commands (`run` inside lm-eval, `score`): the across-input/overall levels of NLI only on request,
-# as they cost ~4x the per-input NLI work.
-COMMAND_DEFAULTS = DiversitySettings(corpus_metrics=catalogue.corpus_metrics(default_only=True))
+def _check_field(f: dataclasses.Field, value: Any) -> None:
+    """A value outside the field's ``Literal`` choices, or below its ``minimum``, is refused, naming the field."""
+    allowed = field_choices(f.name)
+    if allowed and value is not None and value not in allowed:
+        raise ValueError(f"{f.name} must be one of {list(allowed)}, got {value!r}")
+    minimum = f.metadata.get("minimum")
+    if minimum is not None and value is not None and value < minimum:
+        raise ValueError(f"{f.name} must be >= {minimum}, got {value}")
 
 
 # --- one derivation for every channel (flags, --metadata keys, environment variables) ---------------------------
@@ -151,47 +203,58 @@ _PREFIXED = {
 # bare names that lm-eval model arguments also use: never read as a diversity setting from --metadata
 MODEL_ARG_NAMES = frozenset({"device", "batch_size", "dtype", "seed"})
 
-# help text of each setting (flags of `run` and `score`, docs/settings.md); a field without one gets a generic line
-FIELD_HELP = {
-    "metrics": f"diversity metrics to compute, comma list of {','.join(catalogue.selectable_metrics())}",
-    "corpus_metrics": "metrics also computed at the across-input and overall levels (nli there costs ~4x per-input)",
-    "sbert_model": "sentence-transformers model (name or local path) for sbert and vendi",
-    "nli_model": "NLI sequence-classification model (name or local path)",
-    "device": "device of the metric models: cpu, cuda, cuda:0 ... (default: cuda when available)",
-    "dtype": "precision of the SBERT/NLI models: float32, bfloat16 or float16 (bf16/fp16 on GPU; docs/performance.md)",
-    "batch_size": "texts (sbert) or sentence pairs (nli) per forward pass of a metric model",
-    "vocab_size": "EAD vocabulary size V (default GPT-2's)",
-    "seed": "seed of the corpus subsets and of NLI sentence sampling",
-    "corpus_sample_size": "prompts sampled for the across-input and overall levels",
-    "nli_max_sentences": "sentences per response compared by NLI",
-    "nli_max_length": "maximum tokens of one NLI sentence pair",
-    "math_mode": "math grader: math (math-verify) or compat (as the paper's code)",
-    "ifeval_mode": "IFEval grader: official (lm-eval's checkers) or compat (as the paper's code)",
-    "code_mode": "code grader: official (sandboxed, positive evidence) or compat (as the paper's code)",
-    "code_timeout_s": "seconds per program when grading code tasks",
-    "stop_sequences": "task stop strings: auto (dropped under a chat template, as the paper), task or none",
-    "sampling": "sampling preset: paper (T 0.6, top_p 0.95) or hf_patch (T 1.0, top_p 1.0); default: the task's",
-    "baseline": "base model's run (lm-eval output dir or score JSON): adds the QC/residual split",
-    "lexical_mode": "lexical measures: default (corrected) or compat (as the PyPI package diversity 0.3.x)",
-    "code_model": "sentence-transformers model (name or local path) for code_sbert and code_vendi",
-    "semantic_rule": "semantic clusters: greedy (against representatives, as semantic entropy) or closure (transitive)",
-}
-
 _FIELD_TYPES: dict[str, Any] = {}
 
 
-def field_help(field: str) -> str:
-    """Help line of a settings field, with its default."""
-    default = getattr(DiversitySettings(), field)
+def field_doc(field: str) -> str:
+    """The help line of a settings field (its field metadata)."""
+    return _field(field).metadata["help"]
+
+
+def field_default_text(field: str) -> str:
+    """The default of a settings field as typed on a command line ("" when it has none)."""
+    default = _field(field).default
     if isinstance(default, tuple):
-        default = ",".join(map(str, default))
-    text = FIELD_HELP.get(field, f"diversity setting {field}")
-    return f"{text} (default: {default}; env {env_name(field)})"
+        return ",".join(map(str, default))
+    return "" if default is None else str(default).lower() if isinstance(default, bool) else str(default)
+
+
+def field_help(field: str) -> str:
+    """Help line of a settings field, with its default (when it has one) and its environment variable."""
+    default = field_default_text(field)
+    shown = f"default: {default}; " if default else ""
+    return f"{field_doc(field)} ({shown}env {env_name(field)})"
+
+
+def field_choices(field: str) -> tuple[Any, ...]:
+    """The values a ``Literal``-typed field accepts (empty for any other type)."""
+    kind = _field_types()[field]
+    args = (
+        [a for a in typing.get_args(kind) if a is not type(None)] if typing.get_origin(kind) is not Literal else [kind]
+    )
+    literal = args[0] if len(args) == 1 and typing.get_origin(args[0]) is Literal else None
+    return typing.get_args(literal) if literal is not None else ()
+
+
+def _field(name: str) -> dataclasses.Field:
+    return next(f for f in dataclasses.fields(DiversitySettings) if f.name == name)
 
 
 def settings_fields() -> tuple[str, ...]:
-    """Names of all DiversitySettings fields, in declaration order."""
-    return tuple(_field_types())
+    """The settings recorded with every result (``diversity_settings``, a score JSON's ``settings``), in declaration
+    order: every field but the run's own (:func:`run_fields`)."""
+    return tuple(f.name for f in dataclasses.fields(DiversitySettings) if not f.metadata["run"])
+
+
+def run_fields() -> tuple[str, ...]:
+    """The settings of the lm-eval run itself (K, the no-CoT pre-fill, the data, the prompt set): flags of ``run``,
+    ``--metadata`` keys and environment variables like the others, recorded by lm-eval in the task config."""
+    return tuple(f.name for f in dataclasses.fields(DiversitySettings) if f.metadata["run"])
+
+
+def score_fields() -> tuple[str, ...]:
+    """The settings ``lm-eval-diversity score`` takes as flags."""
+    return tuple(f.name for f in dataclasses.fields(DiversitySettings) if f.metadata["score"])
 
 
 def _field_types() -> dict[str, Any]:
@@ -242,6 +305,11 @@ def _coerce(field: str, value: Any, source: str) -> Any:
     if target is bool:
         return parse_bool(value, source)
     try:
+        if set(args) == {bool, str}:  # a flag or a text (no_cot): true/false, else the text itself
+            try:
+                return parse_bool(value, source)
+            except ValueError:
+                return str(value)
         if origin is tuple:
             items = value.split(",") if isinstance(value, str) else value
             if not isinstance(items, (list, tuple)):
@@ -250,12 +318,15 @@ def _coerce(field: str, value: Any, source: str) -> Any:
         if target is int:
             if isinstance(value, bool) or (isinstance(value, float) and not value.is_integer()):
                 raise ValueError("expected an integer")
-            return int(value)
+            try:
+                return int(value)
+            except ValueError:
+                raise ValueError("expected an integer") from None
         if target is float:
             if isinstance(value, bool):
                 raise ValueError("expected a number")
             return float(value)
-        if target is str:
+        if target is str or origin is Literal:
             if isinstance(value, (dict, list)):
                 raise ValueError("expected a string")
             return str(value)
@@ -300,3 +371,8 @@ def resolve_settings(
         given = ", ".join(sources.values())
         raise ValueError(f"{exc}{f' (settings given: {given})' if given else ''}") from None
     return settings, sources
+
+
+# Defaults of the commands (`run` inside lm-eval, `score`): the across-input/overall levels of NLI only on request,
+# as they cost ~4x the per-input NLI work.
+COMMAND_DEFAULTS = DiversitySettings(corpus_metrics=catalogue.corpus_metrics(default_only=True))

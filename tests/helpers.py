@@ -227,3 +227,22 @@ def build_tiny_gpt2(out: Path) -> Path:
     GPT2LMHeadModel(cfg).save_pretrained(out)
     tok.save_pretrained(out)
     return out
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# The dataset formats the task records hand to their graders
+# ----------------------------------------------------------------------------------------------------------------
+
+
+def gold_format(task: str):
+    """The gold-answer format of a math task's record (``grader.gold``)."""
+    from lm_eval_diversity.catalogue.tasks import get_task
+
+    return get_task(task).grader.gold
+
+
+def program_format(task: str):
+    """The program format of a code task's record (``grader.programs``)."""
+    from lm_eval_diversity.catalogue.tasks import get_task
+
+    return get_task(task).grader.programs

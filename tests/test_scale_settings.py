@@ -8,15 +8,7 @@ import math
 import numpy as np
 import pytest
 
-from lm_eval_diversity.settings import DiversitySettings, resolve_settings
-
-
-def test_dtype_is_validated_recorded_and_read_from_the_environment():
-    assert DiversitySettings().dtype == "float32"
-    assert DiversitySettings(dtype="bfloat16").to_dict()["dtype"] == "bfloat16"
-    with pytest.raises(ValueError, match="dtype must be one of"):
-        DiversitySettings(dtype="fp8")
-    assert resolve_settings({}, environ={"LM_EVAL_DIVERSITY_DTYPE": "float16"})[0].dtype == "float16"
+from lm_eval_diversity.settings import DiversitySettings
 
 
 def test_bf16_sentence_model_gives_float32_embeddings_close_to_fp32(minilm):
@@ -124,11 +116,3 @@ def test_corpus_values_of_a_multi_rank_run_point_at_the_two_pass_flow(monkeypatc
     with caplog.at_level("WARNING"):
         assert corpus_value([0.4, 0.4]) is None  # two ranks that happen to agree are still partial
     assert TWO_PASS_NOTE in caplog.text
-
-
-def test_settings_round_trip_through_the_recorded_dict_in_a_fresh_process(monkeypatch):
-    from lm_eval_diversity import settings as settings_module
-
-    monkeypatch.setattr(settings_module, "_FIELD_TYPES", {})  # as in a process that has parsed no setting yet
-    original = DiversitySettings(metrics=("ead",), corpus_metrics=(), dtype="bfloat16", seed=7)
-    assert DiversitySettings.from_dict(original.to_dict()) == original

@@ -1,16 +1,15 @@
 """The metric catalogue: one frozen :class:`MetricRecord` per metric, from which everything that names a metric
-derives (the settings' valid and default metrics, the scoring passes, the lm-eval ``metric_list`` of the task
-templates and the groups' aggregate list, the rows the results table shows, the docs table).
-
-The module is longer than the project's usual ~500 lines on purpose: it is the one list of every metric, read top
-to bottom, and its derived views (lm-eval entries, docs table, per-task rules) sit next to the records they read.
+derives (the settings' valid and default metrics, the scoring passes, and, in :mod:`lm_eval_diversity.catalogue.views`,
+the lm-eval ``metric_list`` of the task templates, the groups' aggregate list, the rows the results table shows and
+the docs table).
 
 Input kinds
 -----------
 A metric consumes one *input kind*. Scoring builds each kind's input once per task, in one batched pass over every
 set the task needs (each prompt's outputs, the across-input and overall corpus samples, and on graded tasks each
-prompt's correct outputs), then calls every selected record of that kind on all the sets at once. A metric of an
-existing kind is therefore one function and one record. The kinds (:data:`KINDS`):
+prompt's correct outputs), then calls every chosen record of that kind on all the sets at once
+(:mod:`lm_eval_diversity.passes`). A metric of an existing kind is therefore one function and one record. The kinds
+(:data:`KINDS`):
 
 * ``stripped``: per output, the CoT-stripped text and what stripping found (an unclosed thought). Per prompt
   only; no model. ``fn(texts, diagnostics) -> float``. The diagnostics ``dup_rate``, ``empty_rate``,
@@ -28,11 +27,12 @@ existing kind is therefore one function and one record. The kinds (:data:`KINDS`
 * ``nli_matrix``: the semantic clusters of each set (bidirectional entailment of whole outputs, every unique
   directional output pair scored once for the whole task). ``fn(stats: dict) -> float`` reads one of the cluster
   statistics (``metrics.semantic.cluster_stats``). Semantic clusters.
-* ``verdicts``: the grader's verdict of each output of a prompt (graded tasks). Accuracy, pass@k, maj@K,
-  k_correct, extraction rate, IFEval's levels.
+* ``verdicts``: the grader's verdicts of one prompt's outputs (graded tasks). ``fn(verdicts) -> float``. Accuracy,
+  pass@k, maj@K, k_correct, extraction rate, IFEval's levels (a record with ``weight`` returns its share and the
+  count it is a share of).
 * ``baseline``: this run's and a baseline run's per-prompt values; task-level. The QC/residual split.
-* ``answers``: the answer class of each output by the task's own equality (from the verdicts; graded runs of the
-  record's ``tasks`` only). ``fn(classes) -> float`` per set. Distinct answers, answer entropy, no-answer rate.
+* ``answers``: the answer class of each output by the task's own equality (its grader's; graded runs of tasks whose
+  outputs are answers). ``fn(classes) -> float`` per set. Distinct answers, answer entropy, no-answer rate.
 * ``behaviours``: the sandbox's behaviour signature of each program (``Verdict.behaviour``, asked of the grader only
   when such a metric is chosen). ``fn(signatures) -> float`` per set. Functional classes.
 * ``code``: the AST subtree profile of each output's code, every distinct program parsed once per task. The AST
@@ -40,21 +40,23 @@ existing kind is therefore one function and one record. The kinds (:data:`KINDS`
 
 Any kind can run on the correct subset of a prompt: a record's ``correct_variants`` derives the
 ``<name>_all`` / ``<name>_correct`` records, and ``split`` the ``loss_``/``residual_``/``qc_`` records of the
-QC/residual split (docs/decomposition.md).
+QC/residual split (docs/decomposition.md). A record defined on some tasks only says which with ``on``, a test of the
+task record (its category, what its grader makes of an output): no metric record names a task.
 
-Extension: :func:`register_metric` adds a record at run time (selectable with ``metrics`` like a shipped one);
-the harness adds the lm-eval entries of registered records to every diversity task.
+Functions are referenced with :func:`lm_eval_diversity.lazy.lazy` (imported on first call), as the catalogue is read
+by commands that must start fast. Extension: :func:`register_metric` adds a record at run time (selectable with
+``metrics`` like a shipped one; :func:`registered` for a block); the harness adds the lm-eval entries of registered
+records to every diversity task.
 """
 
 from __future__ import annotations
 
-import importlib
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
-from functools import lru_cache
 
-from lm_eval_diversity.catalogue import short_name
+from lm_eval_diversity.catalogue.tasks import CODE, TaskRecord, find_task, task_records
+from lm_eval_diversity.lazy import lazy
 
 LEVELS = ("per_input", "across_input", "overall")
 CORPUS_LEVELS = ("across_input", "overall")
@@ -69,25 +71,28 @@ AGGREGATIONS = {  # a record's ``aggregation`` -> the lm-eval aggregation of the
 
 @dataclass(frozen=True)
 class InputKind:
-    """What a family of metrics consumes, and the model setting its pass needs (None: no model)."""
+    """What a family of metrics consumes, and the model setting its pass needs (None: no model).
+
+    ``min_outputs``: a prompt's outputs form a set of this kind when there are at least this many (diversity among
+    outputs needs 2; per-output rates and quality are defined on any number).
+    """
 
     name: str
     consumes: str
     model_setting: str | None = None
+    min_outputs: int = 2
 
 
 VERDICT_KINDS = ("answers", "behaviours")  # kinds read from the grader's verdicts (graded tasks only)
 KINDS: dict[str, InputKind] = {
     k.name: k
     for k in (
-        InputKind("stripped", "CoT-stripped outputs of one prompt with their stripping diagnostics"),
+        InputKind("stripped", "CoT-stripped outputs of one prompt with their stripping diagnostics", min_outputs=0),
         InputKind("texts", "CoT-stripped texts of a set"),
         InputKind("embeddings", "cosine Gram matrix of a set's sentence embeddings", "sbert_model"),
         InputKind("nli_pairs", "aligned sentence pairs of a set, P(entail) - P(contradict) both ways", "nli_model"),
-        InputKind("verdicts", "grader verdicts of a prompt's outputs"),
-        InputKind(
-            "nli_matrix", "semantic clusters of a set: bidirectional entailment of whole outputs", "nli_model"
-        ),
+        InputKind("verdicts", "grader verdicts of a prompt's outputs", min_outputs=0),
+        InputKind("nli_matrix", "semantic clusters of a set: bidirectional entailment of whole outputs", "nli_model"),
         InputKind("baseline", "per-prompt values of this run and of a baseline run"),
         InputKind("answers", "answer classes of a set's outputs by the task's own equality (grader verdicts)"),
         InputKind("behaviours", "behaviour signatures of a set's programs from the sandboxed tests (verdicts)"),
@@ -100,12 +105,15 @@ KINDS: dict[str, InputKind] = {
 class MetricRecord:
     """One metric.
 
-    ``levels``: where it is reported (``per_input`` mean/std over prompts; ``across_input``/``overall``, the
-    corpus levels, only for records with ``corpus``). ``aggregation``: how lm-eval aggregates its per-doc values
-    (:data:`AGGREGATIONS`). ``selectable``: chosen with the ``metrics`` setting (``default``: on without it;
-    ``corpus_default``: its corpus levels on without ``corpus_metrics`` in the commands). ``graded``: reported on
-    graded tasks only; ``tasks``: on these tasks only. ``harness``: in the lm-eval results (else ``score`` only).
-    ``requires``: the selectable metric a derived record comes from (shown only when it runs).
+    ``fn`` computes it from its kind's input (module docstring). ``levels``: where it is reported (``per_input``
+    mean/std over prompts; ``across_input``/``overall``, the corpus levels, only for records with ``corpus``).
+    ``aggregation``: how lm-eval aggregates its per-doc values (:data:`AGGREGATIONS`). ``selectable``: chosen with
+    the ``metrics`` setting (``default``: on without it; ``corpus_default``: its corpus levels on without
+    ``corpus_metrics`` in the commands). ``graded``: reported on graded tasks only; ``on``: only on the tasks whose
+    record passes this test (None: every task). ``harness``: in the lm-eval results (else ``score`` only).
+    ``requires``: the selectable metric a derived record comes from (shown only when it runs). ``weight``: the
+    per-prompt value is a share of that many items (``fn`` returns the share and the count; rows keep the count under
+    this name), pooled over every item of every prompt (``aggregation="inst_level"``).
     """
 
     name: str
@@ -120,11 +128,12 @@ class MetricRecord:
     default: bool = False
     corpus_default: bool = False
     graded: bool = False
-    tasks: tuple[str, ...] | None = None
+    on: Callable[[TaskRecord], bool] | None = None
     harness: bool = True
     correct_variants: tuple[str, ...] = ()
     split: bool = False
     requires: str | None = None
+    weight: str | None = None
     inputs: str = field(default="", compare=False)  # docs table: what it is computed on ("" = the kind's)
 
     def __post_init__(self) -> None:
@@ -140,46 +149,70 @@ class MetricRecord:
         return LEVELS if self.corpus else ("per_input",)
 
 
-def _lazy(module: str, name: str) -> Callable:
-    """``module.name``, imported on first call (the catalogue is read by commands that must start fast)."""
-
-    def fn(*args, **kwargs):
-        return getattr(importlib.import_module(module), name)(*args, **kwargs)
-
-    fn.__qualname__ = fn.__name__ = name
-    return fn
+# --- which tasks a record is defined on: tests of the task record ----------------------------------------------
 
 
-_ead = _lazy("lm_eval_diversity.metrics.ngram", "ead")
+def answer_tasks(task: TaskRecord) -> bool:
+    """Tasks whose outputs carry a final answer with the grader's own equality (answer classes)."""
+    return task.output_kind == "answer"
 
 
-def _ead_sets(sets, settings) -> list[float]:
-    """EAD of each set with the run's vocabulary size (``texts`` kind)."""
-    return [_ead(texts, settings.vocab_size) for texts in sets]
+def program_tasks(task: TaskRecord) -> bool:
+    """Tasks whose outputs are programs run against tests (AST profiles, functional classes)."""
+    return task.output_kind == "program"
+
+
+def code_tasks(task: TaskRecord) -> bool:
+    """Tasks of the code category (the paper's code-embedding diversity: programs and predicted outputs)."""
+    return task.category == CODE
+
+
+def instruction_tasks(task: TaskRecord) -> bool:
+    """Tasks whose grader checks instructions one by one (instruction-level accuracies)."""
+    return task.grader is not None and task.grader.instruction_levels
+
+
+# --- the paper's four -------------------------------------------------------------------------------------------
+
+
+def per_set(fn: Callable, *settings_fields: str) -> Callable:
+    """A ``texts``-kind function from a function of one set: ``fn(texts, *values)`` on each set, the values being the
+    run's settings named by ``settings_fields`` (``per_set(ead, "vocab_size")``)."""
+
+    def over_sets(sets, settings) -> list[float]:
+        values = [getattr(settings, name) for name in settings_fields]
+        return [fn(texts, *values) for texts in sets]
+
+    over_sets.__qualname__ = over_sets.__name__ = fn.__name__
+    return over_sets
 
 
 _PRIMARY = (
     MetricRecord(
-        "ead", "texts", "expectation-adjusted distinct n-grams, n = 1..5", _ead_sets, corpus=True,
+        "ead", "texts", "expectation-adjusted distinct n-grams, n = 1..5",
+        per_set(lazy("lm_eval_diversity.metrics.ngram", "ead"), "vocab_size"), corpus=True,
         selectable=True, default=True, corpus_default=True,
     ),
     MetricRecord(
         "sbert", "embeddings", "1 - mean pairwise cosine similarity of sentence embeddings",
-        _lazy("lm_eval_diversity.metrics.embedding", "sbert_diversity_from_gram"), corpus=True, selectable=True,
+        lazy("lm_eval_diversity.metrics.embedding", "sbert_diversity_from_gram"), corpus=True, selectable=True,
         default=True, corpus_default=True, correct_variants=("all", "correct"), split=True,
     ),
     MetricRecord(
         "vendi", "embeddings", "Vendi score (exp entropy of the cosine Gram spectrum)",
-        _lazy("lm_eval_diversity.metrics.embedding", "vendi_from_gram"), corpus=True, selectable=True, default=True,
+        lazy("lm_eval_diversity.metrics.embedding", "vendi_from_gram"), corpus=True, selectable=True, default=True,
         corpus_default=True, correct_variants=("correct",), split=True,
     ),
     MetricRecord(
         "nli", "nli_pairs", "1 - mean P(entail) - P(contradict) over aligned sentence pairs",
-        _lazy("lm_eval_diversity.metrics.nli", "nli_diversity"), corpus=True, selectable=True, default=True,
+        lazy("lm_eval_diversity.metrics.nli", "nli_diversity"), corpus=True, selectable=True, default=True,
     ),
 )  # fmt: skip
 
 PAPER_METRICS = tuple(r.name for r in _PRIMARY)  # the paper's four
+
+
+# --- what CoT stripping found ------------------------------------------------------------------------------------
 
 
 def _rate(texts, diagnostics, test) -> float:
@@ -202,26 +235,55 @@ _DIAGNOSTICS = (
     ),
 )  # fmt: skip
 
+
+# --- quality on graded tasks (formulas: lm_eval_diversity.quality.aggregate) ---------------------------------------
+
+_AGGREGATE = "lm_eval_diversity.quality.aggregate"
+_pass_at = lazy(_AGGREGATE, "pass_at")
+
+
+def _pass_at_k(k: int) -> MetricRecord:
+    """The record of ``pass@k`` (any k >= 1: the protocol's, or the run's own K)."""
+
+    def fn(verdicts) -> float:
+        return _pass_at(verdicts, k)
+
+    fn.__qualname__ = fn.__name__ = f"pass_at_{k}"
+    return MetricRecord(
+        f"pass@{k}", "verdicts", f"unbiased pass@{k} (NaN for k > K)", fn, graded=True, aggregation="nanmean"
+    )
+
+
 _QUALITY = (
-    MetricRecord("acc", "verdicts", "output #0 correct", graded=True),
-    *(
-        MetricRecord(f"pass@{k}", "verdicts", f"unbiased pass@{k} (NaN for k > K)", graded=True, aggregation="nanmean")
-        for k in QUALITY_KS
-    ),
-    MetricRecord("maj@K", "verdicts", "majority answer correct (ties incorrect)", graded=True),
-    MetricRecord("k_correct", "verdicts", "number of correct outputs", graded=True),
-    MetricRecord("extraction_rate", "verdicts", "share of outputs with an extracted answer", graded=True,
-                 harness=False),
+    MetricRecord("acc", "verdicts", "output #0 correct", lazy(_AGGREGATE, "accuracy"), graded=True),
+    *(_pass_at_k(k) for k in QUALITY_KS),
+    MetricRecord("maj@K", "verdicts", "majority answer correct (ties incorrect)",
+                 lazy(_AGGREGATE, "majority_correct"), graded=True),
+    MetricRecord("k_correct", "verdicts", "number of correct outputs", lazy(_AGGREGATE, "correct_count"),
+                 graded=True),
+    MetricRecord("extraction_rate", "verdicts", "share of outputs with an extracted answer",
+                 lazy(_AGGREGATE, "extraction_rate"), graded=True, harness=False),
 )  # fmt: skip
 
+
+def quality_ks(k: int) -> tuple[int, ...]:
+    """The k of pass@k reported for K samples: the protocol's (1, 5, 10, 16) and K itself."""
+    return tuple(sorted({*QUALITY_KS, k})) if k >= 1 else QUALITY_KS
+
+
 _IFEVAL = (
-    MetricRecord("prompt_level_loose_acc", "verdicts", "output #0 follows all instructions (loose)", graded=True,
-                 tasks=("ifeval",)),
+    MetricRecord("prompt_level_loose_acc", "verdicts", "output #0 follows all instructions (loose)",
+                 lazy(_AGGREGATE, "all_instructions_loose"), graded=True, on=instruction_tasks),
     MetricRecord("inst_level_strict_acc", "verdicts", "share of followed instructions, all prompts (strict)",
-                 graded=True, tasks=("ifeval",), aggregation="inst_level"),
+                 lazy(_AGGREGATE, "instructions_followed_strict"), graded=True, on=instruction_tasks,
+                 aggregation="inst_level", weight="n_instructions"),
     MetricRecord("inst_level_loose_acc", "verdicts", "share of followed instructions, all prompts (loose)",
-                 graded=True, tasks=("ifeval",), aggregation="inst_level"),
+                 lazy(_AGGREGATE, "instructions_followed_loose"), graded=True, on=instruction_tasks,
+                 aggregation="inst_level", weight="n_instructions"),
 )  # fmt: skip
+
+
+# --- beyond the paper: lexical measures, answer and functional classes, AST (docs/metrics.md, last sections) --------
 
 _DISTINCT_ORDERS = (1, 2, 3, 4)
 
@@ -248,6 +310,7 @@ def _lexical_sets(measure: str) -> Callable:
     fn.__qualname__ = fn.__name__ = measure
     return fn
 
+
 # True: a higher value means more diverse outputs (lm_eval_diversity.metrics.lexical.HIGHER_IS_BETTER, which a test
 # checks against these records; the catalogue does not import the module so that commands start fast).
 _LEXICAL = {
@@ -258,12 +321,8 @@ _LEXICAL = {
     **{f"distinct_{n}": (f"distinct {n}-grams / {n}-grams, pooled over the outputs", True) for n in _DISTINCT_ORDERS},
     "self_bleu": ("mean sentence BLEU of each output against the others (0..1)", False),
 }
-_CODE_TASKS = ("humaneval", "mbpp")
-_ANSWER_TASKS = ("gsm8k", "math_algebra", "math_geometry", "cruxeval")
-
-
-_answer_diversity = _lazy("lm_eval_diversity.metrics.answers", "answer_diversity")
-_functional_diversity = _lazy("lm_eval_diversity.metrics.answers", "functional_diversity")
+_answer_diversity = lazy("lm_eval_diversity.metrics.answers", "answer_diversity")
+_functional_diversity = lazy("lm_eval_diversity.metrics.answers", "functional_diversity")
 
 
 def _answers(key: str) -> Callable:
@@ -276,14 +335,14 @@ def _behaviours(key: str) -> Callable:
     return lambda signatures: _functional_diversity(signatures)[key]
 
 
-_CLASS_METRICS = (  # (kind, statistic, tasks, {name: (description, higher_is_better)})
-    ("answers", _answers, _ANSWER_TASKS, {
+_CLASS_METRICS = (  # (kind, statistic, on, {name: (description, higher_is_better)})
+    ("answers", _answers, answer_tasks, {
         "distinct_answers": ("distinct answer classes among the K outputs (no answer: one class)", True),
         "distinct_answers_norm": ("distinct answer classes / K", True),
         "answer_entropy": ("entropy (nats) of the answer classes", True),
         "no_answer_rate": ("share of outputs without an extracted answer", False),
     }),
-    ("behaviours", _behaviours, _CODE_TASKS, {
+    ("behaviours", _behaviours, program_tasks, {
         "distinct_behaviours": ("functional classes (same behaviour on the tests) among the K programs", True),
         "distinct_behaviours_norm": ("functional classes / K", True),
         "behaviour_entropy": ("entropy (nats) of the functional classes", True),
@@ -299,31 +358,65 @@ _CLASS_METRICS = (  # (kind, statistic, tasks, {name: (description, higher_is_be
 _BEYOND_FREE = (
     *(
         MetricRecord(
-            name, "texts", desc, _lexical_sets(name), corpus=name != "homogenization_rougel",
-            higher_is_better=higher, selectable=True, default=True, aggregation="nanmean",
+            name,
+            "texts",
+            desc,
+            _lexical_sets(name),
+            corpus=name != "homogenization_rougel",
+            higher_is_better=higher,
+            selectable=True,
+            default=True,
+            aggregation="nanmean",
         )
         for name, (desc, higher) in _LEXICAL.items()
     ),
     *(
         MetricRecord(
-            name, kind, desc, fn(name), higher_is_better=higher, selectable=True, default=True, tasks=tasks,
+            name,
+            kind,
+            desc,
+            fn(name),
+            higher_is_better=higher,
+            selectable=True,
+            default=True,
+            on=on,
         )
-        for kind, fn, tasks, measures in _CLASS_METRICS
+        for kind, fn, on, measures in _CLASS_METRICS
         for name, (desc, higher) in measures.items()
     ),
-    MetricRecord("ast_distinct", "code", "distinct / pooled AST subtrees of height 4", selectable=True, default=True,
-                 tasks=_CODE_TASKS, correct_variants=("correct",), aggregation="nanmean"),
-    MetricRecord("ast_pairwise", "code", "mean pairwise multiset-Jaccard distance of AST subtree profiles",
-                 selectable=True, default=True, tasks=_CODE_TASKS, correct_variants=("correct",),
-                 aggregation="nanmean"),
-    MetricRecord("parseability_rate", "code", "share of outputs whose code parses", selectable=True, default=True,
-                 tasks=_CODE_TASKS, correct_variants=("correct",)),
+    MetricRecord(
+        "ast_distinct",
+        "code",
+        "distinct / pooled AST subtrees of height 4",
+        selectable=True,
+        default=True,
+        on=program_tasks,
+        correct_variants=("correct",),
+        aggregation="nanmean",
+    ),
+    MetricRecord(
+        "ast_pairwise",
+        "code",
+        "mean pairwise multiset-Jaccard distance of AST subtree profiles",
+        selectable=True,
+        default=True,
+        on=program_tasks,
+        correct_variants=("correct",),
+        aggregation="nanmean",
+    ),
+    MetricRecord(
+        "parseability_rate",
+        "code",
+        "share of outputs whose code parses",
+        selectable=True,
+        default=True,
+        on=program_tasks,
+        correct_variants=("correct",),
+    ),
 )
 
 
 # --- model-based beyond-paper metrics (docs/metrics.md, "Semantic clusters and code diversity")
-
-CODE_EMBEDDING_TASKS = ("humaneval", "mbpp", "cruxeval")  # the paper's code-diversity script: cruxeval embeddings only
 
 
 def _cluster_stat(name: str) -> Callable[[dict[str, float]], float]:
@@ -351,14 +444,14 @@ _BEYOND_MODELS = (
     ),
     MetricRecord(
         "code_sbert", "embeddings", "1 - mean pairwise cosine of code-model embeddings of the extracted code",
-        _lazy("lm_eval_diversity.metrics.embedding", "sbert_diversity_from_gram"), model_setting="code_model",
-        selectable=True, tasks=CODE_EMBEDDING_TASKS, correct_variants=("all", "correct"), split=True,
+        lazy("lm_eval_diversity.metrics.embedding", "sbert_diversity_from_gram"), model_setting="code_model",
+        selectable=True, on=code_tasks, correct_variants=("all", "correct"), split=True,
         inputs="embeddings of the extracted code (`code_model`)",
     ),
     MetricRecord(
         "code_vendi", "embeddings", "Vendi score of code-model embeddings of the extracted code",
-        _lazy("lm_eval_diversity.metrics.embedding", "vendi_from_gram"), model_setting="code_model",
-        selectable=True, tasks=CODE_EMBEDDING_TASKS, correct_variants=("all", "correct"), split=True,
+        lazy("lm_eval_diversity.metrics.embedding", "vendi_from_gram"), model_setting="code_model",
+        selectable=True, on=code_tasks, correct_variants=("all", "correct"), split=True,
         inputs="embeddings of the extracted code (`code_model`)",
     ),
 )  # fmt: skip
@@ -388,8 +481,14 @@ def split_records(records: tuple[MetricRecord, ...]) -> tuple[MetricRecord, ...]
     """``loss_<m>``, ``residual_<m>``, ``qc_<m>`` of every record with ``split`` (docs/decomposition.md)."""
     return tuple(
         MetricRecord(
-            f"{part}_{r.name}", "baseline", f"{part} part of the {r.name} QC/residual split against a baseline",
-            graded=True, higher_is_better=False, aggregation="corpus", requires=r.name, tasks=r.tasks,
+            f"{part}_{r.name}",
+            "baseline",
+            f"{part} part of the {r.name} QC/residual split against a baseline",
+            graded=True,
+            higher_is_better=False,
+            aggregation="corpus",
+            requires=r.name,
+            on=r.on,
         )
         for r in records
         if r.split
@@ -398,7 +497,11 @@ def split_records(records: tuple[MetricRecord, ...]) -> tuple[MetricRecord, ...]
 
 
 _COMPUTABLE = MetricRecord(
-    "computable", "embeddings", "share of prompts with >= 2 correct outputs", graded=True, inputs="verdicts",
+    "computable",
+    "embeddings",
+    "share of prompts with >= 2 correct outputs",
+    graded=True,
+    inputs="verdicts",
 )
 
 _BUILTIN: tuple[MetricRecord, ...] = (
@@ -408,12 +511,12 @@ _BUILTIN: tuple[MetricRecord, ...] = (
     *correct_variant_records(_PRIMARY),
     _COMPUTABLE,
     *split_records(_PRIMARY),
-    *_IFEVAL,
     *_BEYOND_FREE,
     *correct_variant_records(_BEYOND_FREE),
     *_BEYOND_MODELS,
     *correct_variant_records(_BEYOND_MODELS),
     *split_records(_BEYOND_MODELS),
+    *_IFEVAL,  # last: scoring reports a task's own quality records after those of every graded task
 )
 _REGISTERED: list[MetricRecord] = []
 
@@ -428,8 +531,8 @@ def record(name: str) -> MetricRecord:
     for r in records():
         if r.name == name:
             return r
-    if name.startswith("pass@") and name[5:].isdigit():
-        return replace(_QUALITY[1], name=name, description=f"unbiased pass@{name[5:]}")
+    if name.startswith("pass@") and name[5:].isdigit() and int(name[5:]) >= 1:
+        return _pass_at_k(int(name[5:]))
     raise KeyError(f"unknown metric {name!r}; known: {', '.join(r.name for r in records())}")
 
 
@@ -450,7 +553,7 @@ def unregister_metric(name: str) -> None:
 
 @contextmanager
 def registered(new: MetricRecord) -> Iterator[MetricRecord]:
-    """:func:`register_metric` for the duration of a block."""
+    """:func:`register_metric` for the duration of a block (the catalogue is restored after it)."""
     register_metric(new)
     try:
         yield new
@@ -459,7 +562,13 @@ def registered(new: MetricRecord) -> Iterator[MetricRecord]:
 
 
 def registered_records() -> tuple[MetricRecord, ...]:
+    """The records added by :func:`register_metric`, in order."""
     return tuple(_REGISTERED)
+
+
+def builtin_records() -> tuple[MetricRecord, ...]:
+    """The shipped records, in catalogue order."""
+    return _BUILTIN
 
 
 # --- derived lists ------------------------------------------------------------------------------------------------
@@ -524,137 +633,29 @@ def split_metrics() -> tuple[str, ...]:
 
 def quality_metrics() -> tuple[str, ...]:
     """Per-prompt quality of every graded task (``score``): acc, pass@k (protocol k), maj@K, k_correct, ..."""
-    return tuple(r.name for r in records() if r.kind == "verdicts" and r.tasks is None)
+    return tuple(r.name for r in records() if r.kind == "verdicts" and r.on is None)
 
 
 def quality_filtered_metrics(task: str | None = None) -> tuple[str, ...]:
     """Quality-filtered diversity: the ``_all``/``_correct`` variants, then ``computable`` (with ``task``, also the
     variants of that task's own metrics, e.g. the AST ones of code tasks)."""
-    return tuple(
-        r.name for r in records() if r.graded and r.kind not in ("verdicts", "baseline") and on_task(r, task)
-    )
+    return tuple(r.name for r in records() if r.graded and r.kind not in ("verdicts", "baseline") and on_task(r, task))
 
 
 def on_task(r: MetricRecord, task: str | None) -> bool:
-    """Whether a record is defined on a task (records without ``tasks`` are defined on every task; with
-    ``task=None``, only those)."""
-    return r.tasks is None or (task is not None and short_name(task) in r.tasks)
+    """Whether a record is defined on a task (records without ``on`` are defined on every task; with ``task=None``
+    or a task outside the catalogue, only those)."""
+    if r.on is None:
+        return True
+    record = find_task(task)
+    return record is not None and r.on(record)
+
+
+def tasks_of(r: MetricRecord) -> tuple[str, ...] | None:
+    """Short names of the catalogue's tasks a record is defined on (None: every task)."""
+    return None if r.on is None else tuple(t.name for t in task_records() if r.on(t))
 
 
 def task_quality_metrics(task: str) -> tuple[str, ...]:
-    """Quality metrics of one task only (IFEval's loose and instruction levels)."""
-    short = short_name(task)
-    return tuple(r.name for r in records() if r.kind == "verdicts" and r.tasks is not None and short in r.tasks)
-
-
-def _entry(name: str, r: MetricRecord, aggregation: str | None = None) -> dict:
-    return {
-        "metric": name,
-        "aggregation": AGGREGATIONS[aggregation or r.aggregation],
-        "higher_is_better": r.higher_is_better,
-    }
-
-
-def harness_entries(rs: tuple[MetricRecord, ...], graded: bool, task: str | None = None) -> list[dict]:
-    """lm-eval ``metric_list`` entries of some records: per-input values of the selectable ones, their corpus
-    levels, the other ungraded records, then (``graded``) the graded ones; ``task`` adds that task's own."""
-    rs = tuple(r for r in rs if r.harness and on_task(r, task))
-    selectable = [r for r in rs if r.selectable]
-    out = [_entry(r.name, r) for r in selectable]
-    out += [_entry(f"{r.name}_{lvl}", r, "corpus") for r in selectable if r.corpus for lvl in CORPUS_LEVELS]
-    out += [_entry(r.name, r) for r in rs if not r.selectable and not r.graded]
-    if graded:
-        out += [_entry(r.name, r) for r in rs if r.graded]
-    return out
-
-
-def harness_metric_list(graded: bool, task: str | None = None) -> list[dict]:
-    """The ``metric_list`` of the plain (``graded=False``) or the graded task template, in order: ``metric``,
-    ``aggregation`` (an lm-eval aggregation name or a function's dotted path, written ``!function <path>``),
-    ``higher_is_better``. ``task`` (e.g. ``ifeval``) adds the metrics of that task only."""
-    return harness_entries(_BUILTIN, graded, task)
-
-
-def group_aggregate_metrics() -> list[str]:
-    """The metrics every group YAML averages over its tasks (per-input, mean-aggregated, on every task)."""
-    return [
-        r.name
-        for r in _BUILTIN
-        if r.harness and not r.graded and r.aggregation == "mean" and r.requires is None and r.tasks is None
-    ]
-
-
-def mean_aggregated(names) -> frozenset[str]:
-    """Of the harness metric names, those lm-eval aggregates with ``mean`` (their per-doc values must be numbers)."""
-    return _mean_aggregated(tuple(names), tuple(r.name for r in _REGISTERED))
-
-
-@lru_cache(maxsize=64)
-def _mean_aggregated(names: tuple[str, ...], registered: tuple[str, ...]) -> frozenset[str]:
-    out = set()
-    for name in names:
-        base, level = split_level(name)
-        try:
-            r = record(base)
-        except KeyError:
-            continue
-        if level == "per_input" and r.aggregation == "mean":
-            out.add(name)
-    return frozenset(out)
-
-
-def shown(name: str, run: set[str], corpus: set[str], *, verifiable: bool, repeats: int, baseline: bool) -> bool:
-    """Whether a harness metric is defined for a run (the results table shows no row that is NaN by construction).
-
-    Selectable metrics when run (corpus levels when also in ``corpus``), per-input ones only with K >= 2; on
-    verifiable tasks ``pass@k`` for k <= K, the quality-filtered ones when their source metric runs (K >= 2), the
-    QC/residual split with a baseline; every other listed metric always.
-    """
-    base, level = split_level(name)
-    try:
-        r = record(base)
-    except KeyError:
-        return True  # not a catalogue metric (a user's own YAML entry): lm-eval decides
-    per_prompt = repeats >= 2  # diversity among one prompt's outputs needs K >= 2
-    if level != "per_input":
-        return r.name in run and r.name in corpus
-    if r.selectable:
-        return r.name in run and per_prompt
-    if r.name.startswith("pass@"):
-        return verifiable and int(r.name[5:]) <= repeats
-    if r.kind == "baseline":
-        return verifiable and baseline and r.requires in run
-    if r.requires is not None:
-        return verifiable and per_prompt and r.requires in run
-    if r.model_setting is not None:  # derived from a model's pass: shown when a metric of that model runs
-        return verifiable and per_prompt and bool(set(metrics_using(r.model_setting)) & run)
-    return True
-
-
-def docs_table() -> str:
-    """The metrics table of docs/metrics.md (name, inputs, levels, higher_is_better, default)."""
-    lines = [
-        "| metric | inputs | levels | higher is better | default |",
-        "|---|---|---|---|---|",
-    ]
-    for r in _BUILTIN:
-        inputs = r.inputs or r.kind + (f" (`{r.model_setting}`)" if r.model_setting else "")
-        levels = ", ".join(r.levels) if r.kind not in ("baseline",) else "task"
-        if r.selectable:
-            corpus = ", corpus levels on" if r.corpus_default else ", corpus levels opt-in" if r.corpus else ""
-            default = f"on{corpus}" if r.default else "off"
-            if r.tasks:
-                default += "; " + ", ".join(r.tasks) + " only"
-        else:
-            default = "graded tasks" if r.graded else "always"
-            if r.tasks and r.kind == "verdicts":
-                default = ", ".join(r.tasks) + " only"
-            elif r.tasks:
-                default = ", ".join(r.tasks) + f", with `{r.requires}`"
-            elif r.requires:
-                default += f", with `{r.requires}`"
-            elif r.model_setting:
-                default += ", with " + " or ".join(f"`{m}`" for m in metrics_using(r.model_setting))
-        arrow = "↑" if r.higher_is_better else "↓"
-        lines.append(f"| `{r.name}` | {inputs} | {levels} | {arrow} | {default} |")
-    return "\n".join(lines) + "\n"
+    """The quality metrics of some tasks only that ``task`` has (IFEval's loose and instruction levels)."""
+    return tuple(r.name for r in records() if r.kind == "verdicts" and r.on is not None and on_task(r, task))

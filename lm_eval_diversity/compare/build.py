@@ -20,15 +20,15 @@ from lm_eval_diversity.analysis import (
 )
 from lm_eval_diversity.catalogue import metrics as catalogue
 from lm_eval_diversity.catalogue import short_name
+from lm_eval_diversity.catalogue.tasks import verifiable_task_names
 from lm_eval_diversity.compare.model import Bootstrap, Cell, Change, Check, Report, RunInfo, Split
 from lm_eval_diversity.compare.names import CORPUS_SUFFIXES, GEN_KEYS, GROUP, SETTING_KEYS, SPLIT_METRICS
-from lm_eval_diversity.quality import VERIFIABLE_TASKS
 from lm_eval_diversity.runs import Run, TaskData, display_path
 
 
 def is_verifiable(task: str, runs: list[Run]) -> bool:
     """A task with graded outputs: a known verifiable task, or one whose runs carry ``sbert_correct`` values."""
-    if short_name(task) in VERIFIABLE_TASKS:
+    if short_name(task) in verifiable_task_names():
         return True
     return any("sbert_correct" in r.tasks[task].values for r in runs if task in r.tasks)
 

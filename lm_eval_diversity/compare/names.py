@@ -5,10 +5,8 @@ Task names and the split metrics come from the catalogues; the rest are the repo
 
 from __future__ import annotations
 
-import dataclasses
-
 from lm_eval_diversity.catalogue.metrics import split_metrics
-from lm_eval_diversity.settings import DiversitySettings
+from lm_eval_diversity.settings import settings_fields
 
 GROUP = "diversity"
 DEFAULT_METRICS = ("sbert", "vendi", "ead", "nli", "acc")  # the report's default columns, in display order
@@ -16,9 +14,7 @@ SPLIT_METRICS = split_metrics()  # the metrics with a QC/residual split (they ha
 GEN_KEYS = ("temperature", "top_p", "top_k", "min_p", "do_sample", "max_gen_toks")
 # every metric setting that changes a number (not which metrics run, the device, batch size or the baseline path)
 SETTING_KEYS = tuple(
-    f.name
-    for f in dataclasses.fields(DiversitySettings)
-    if f.name not in ("metrics", "corpus_metrics", "device", "batch_size", "baseline")
+    f for f in settings_fields() if f not in ("metrics", "corpus_metrics", "device", "batch_size", "baseline")
 )
 CORPUS_SUFFIXES = ("_across_input", "_overall")  # corpus-level metric names: one value per task, no per-prompt values
 

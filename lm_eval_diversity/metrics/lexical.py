@@ -47,8 +47,10 @@ from collections.abc import Sequence
 
 import numpy as np
 
+from lm_eval_diversity.modes import LexicalMode, choices
+
 NAN = float("nan")
-MODES = ("default", "compat")
+MODES = choices(LexicalMode)  # the lexical_mode setting's choices
 DISTINCT_ORDERS = (1, 2, 3, 4)
 GZIP_LEVEL = 9
 SELF_REPETITION_N = 4

@@ -37,7 +37,9 @@ from collections.abc import Callable, Sequence
 
 import numpy as np
 
-RULES = ("greedy", "closure")
+from lm_eval_diversity.modes import SemanticRule, choices
+
+RULES = choices(SemanticRule)  # the semantic_rule setting's choices
 SEMANTIC_METRICS = ("semantic_clusters", "semantic_clusters_norm", "semantic_entropy")
 
 Entails = Callable[[str, str], bool]

@@ -1,5 +1,5 @@
-"""Per-prompt quality aggregates over K graded outputs: pass@k, majority vote, accuracy (docs/metrics.md, "Quality
-on graded tasks").
+"""Per-prompt quality of K graded outputs: pass@k, majority vote, accuracy, IFEval's levels (docs/metrics.md,
+"Quality on graded tasks"); each metric record of the ``verdicts`` kind calls one function here.
 
 * ``pass@k`` is the unbiased estimator of Chen et al. (2021): ``1 − C(n−c, k) / C(n, k)``, computed in the
   stable product form ``1 − Π_{i=n−c+1..n} (1 − k/i)``; it is 1 when ``n − c < k``; k is clipped to n.
@@ -75,22 +75,56 @@ def majority_vote(
     return winner, winner in correct_keys
 
 
-def prompt_quality(
-    verdicts: Sequence[Verdict], ks: Sequence[int] = (1, 5, 10, 16), *, tie: TieMode = "compat"
-) -> dict[str, float]:
-    """Quality summary of one prompt's graded outputs.
+# --- one prompt's quality, one function per metric record (lm_eval_diversity.catalogue.metrics, "verdicts" kind) -----
 
-    Keys: ``acc`` (output #0 correct), ``pass@k`` for every k in ``ks`` with k ≤ n, ``maj@{n}`` (majority
-    vote, :func:`majority_vote` tie rule), ``k_correct`` (number of correct outputs), ``extraction_rate``
-    (share of outputs with a non-None answer). An empty list gives zeros and no pass@k keys.
-    """
+
+def accuracy(verdicts: Sequence[Verdict]) -> float:
+    """``acc``: output #0 correct (0.0 for a prompt without outputs)."""
+    return float(bool(verdicts[0].correct)) if verdicts else 0.0
+
+
+def pass_at(verdicts: Sequence[Verdict], k: int) -> float:
+    """``pass@k`` of the n outputs (:func:`pass_at_k`); NaN when k > n (undefined, not 0)."""
     n = len(verdicts)
-    c = sum(bool(v.correct) for v in verdicts)
-    out: dict[str, float] = {"acc": float(bool(verdicts[0].correct)) if n else 0.0}
-    for k in ks:
-        if 1 <= k <= n:
-            out[f"pass@{k}"] = pass_at_k(n, c, k)
-    out[f"maj@{n}"] = float(majority_vote(verdicts, tie=tie)[1]) if n else 0.0
-    out["k_correct"] = float(c)
-    out["extraction_rate"] = (sum(v.answer is not None for v in verdicts) / n) if n else 0.0
-    return out
+    return pass_at_k(n, sum(bool(v.correct) for v in verdicts), k) if 1 <= k <= n else float("nan")
+
+
+def majority_correct(verdicts: Sequence[Verdict]) -> float:
+    """``maj@K``: the majority answer is correct (:func:`majority_vote`, ties incorrect); NaN without outputs."""
+    return float(majority_vote(verdicts)[1]) if verdicts else float("nan")
+
+
+def correct_count(verdicts: Sequence[Verdict]) -> float:
+    """``k_correct``: the number of correct outputs."""
+    return float(sum(bool(v.correct) for v in verdicts))
+
+
+def extraction_rate(verdicts: Sequence[Verdict]) -> float:
+    """Share of outputs with an extracted answer (0.0 without outputs)."""
+    return sum(v.answer is not None for v in verdicts) / len(verdicts) if verdicts else 0.0
+
+
+def _instructions(verdicts: Sequence[Verdict]) -> tuple[tuple[bool, ...], tuple[bool, ...]]:
+    return verdicts[0].instructions or ((), ())
+
+
+def all_instructions_loose(verdicts: Sequence[Verdict]) -> float:
+    """``prompt_level_loose_acc``: output #0 follows every instruction by the loose check; NaN without outputs."""
+    return float(all(_instructions(verdicts)[1])) if verdicts else float("nan")
+
+
+def _followed(verdicts: Sequence[Verdict], level: int) -> tuple[float, int]:
+    if not verdicts:
+        return float("nan"), 0
+    results = _instructions(verdicts)[level]
+    return (sum(results) / len(results) if results else float("nan")), len(results)
+
+
+def instructions_followed_strict(verdicts: Sequence[Verdict]) -> tuple[float, int]:
+    """Share of output #0's instructions followed by the strict check, and their number (pooled over prompts)."""
+    return _followed(verdicts, 0)
+
+
+def instructions_followed_loose(verdicts: Sequence[Verdict]) -> tuple[float, int]:
+    """Share of output #0's instructions followed by the loose check, and their number (pooled over prompts)."""
+    return _followed(verdicts, 1)

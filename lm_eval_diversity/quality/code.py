@@ -1,4 +1,5 @@
-"""Code-task verifiers: HumanEval and MBPP by sandboxed execution, CRUXEval by comparison.
+"""Code-task verifiers: programs run against their tests in the sandbox (HumanEval's prompt-completion format and
+MBPP's assert-list format), CRUXEval's predicted outputs by comparison.
 
 Differences from the reference, all deliberate (docs/metrics.md, "Graders: default and compat"):
 
@@ -12,14 +13,14 @@ Differences from the reference, all deliberate (docs/metrics.md, "Graders: defau
   solution's functions over a plain-data channel, so a solution cannot swallow, skip or forge the tests
   (see :mod:`.sandbox`).
 
-``mode="compat"`` (:func:`build_compat_program`) builds the reference's program instead, rule by rule: the output
-is CoT-stripped *and whitespace-stripped*; the code block is chosen as above (``code_execution.py``'s rule, which
-``compute_code_quality.py`` uses; the QFD script takes the longest block first, which can differ only for outputs
-with fenced blocks); the first top-level ``def NAME(`` is
-renamed to the entry point (definition and every ``NAME(`` call); a HumanEval completion that then lacks
-``def entry_point`` is appended to the prompt (stripped, so an indented body loses its first indent); the program
-is one text (solution, tests, ``check``) and it passes when its process exits with status 0 (the sandbox's
-``verdict="exit-status"``). It still runs in the sandbox.
+``mode="compat"`` (:func:`completion_program_compat`, :func:`assert_program_compat`) builds the reference's program
+instead, rule by rule: the output is CoT-stripped *and whitespace-stripped*; the code block is chosen as above
+(``code_execution.py``'s rule, which ``compute_code_quality.py`` uses; the QFD script takes the longest block first,
+which can differ only for outputs with fenced blocks); the first top-level ``def NAME(`` is renamed to the entry point
+(definition and every ``NAME(`` call); a HumanEval completion that then lacks ``def entry_point`` is appended to the
+prompt (stripped, so an indented body loses its first indent); the program is one text (solution, tests, ``check``)
+and it passes when its process exits with status 0 (the sandbox's ``verdict="exit-status"``). It still runs in the
+sandbox.
 """
 
 from __future__ import annotations
@@ -28,15 +29,15 @@ import ast
 import re
 from collections.abc import Sequence
 
-from lm_eval_diversity.catalogue.tasks import CODE_TASKS
+from lm_eval_diversity.modes import CodeMode, choices
 from lm_eval_diversity.preprocess import strip_cot
 from lm_eval_diversity.quality.sandbox import Program, run_programs
-from lm_eval_diversity.quality.types import Verdict
+from lm_eval_diversity.quality.types import ProgramFormat, Verdict
 
 _FENCE_RE = re.compile(r"```(?:python)?\s*\n(.*?)```", re.DOTALL)
 _MBPP_NAME_RE = re.compile(r"assert\s+(\w+)\s*\(")
 _FIRST_DEF_RE = re.compile(r"^def\s+(\w+)\s*\(", re.MULTILINE)
-CODE_MODES = ("official", "compat")
+CODE_MODES = choices(CodeMode)
 _IMPORT_RE = re.compile(r"^(?:import\s+\S.*|from\s+\S+\s+import\s+.*)$", re.MULTILINE)
 
 
@@ -97,30 +98,32 @@ def mbpp_entry_point(test_list: Sequence[str]) -> str | None:
     return m.group(1) if m else None
 
 
-def build_program_parts(task: str, doc: dict, output: str) -> Program:
-    """The (solution, tests) pair for one output of a HumanEval or MBPP doc.
+def completion_program(doc: dict, output: str) -> Program:
+    """The (solution, tests) pair of one output of a prompt-completion doc (HumanEval's format: ``prompt``,
+    ``entry_point``, ``test`` defining ``check``).
 
-    HumanEval: a solution defining ``entry_point`` -> prompt imports + code; otherwise continuation style ->
-    prompt + the raw completion (CoT removed only when think tags are present, so leading indentation survives).
-    Tests: ``test`` + ``check(entry_point)``.  MBPP: the code; tests: ``test_setup_code`` + the ``test_list``
-    asserts.
+    A solution defining ``entry_point`` -> prompt imports + code; otherwise continuation style -> prompt + the raw
+    completion (CoT removed only when think tags are present, so leading indentation survives). Tests: ``test`` +
+    ``check(entry_point)``.
     """
-    if task == "humaneval":
-        entry_point = doc["entry_point"]
-        code = extract_code(output, entry_point)
-        tests = f"{doc['test']}\n\ncheck({entry_point})\n"
-        if _defines(code, entry_point):
-            imports = _prompt_imports(doc["prompt"])
-            return Program(f"{imports}\n\n{code}\n" if imports else f"{code}\n", tests)
-        completion = strip_cot(output) if ("<think>" in output or "</think>" in output) else output
-        return Program(doc["prompt"] + completion, tests)
-    if task == "mbpp":
-        entry_point = mbpp_entry_point(doc["test_list"])
-        code = extract_code(output, entry_point)
-        setup = doc.get("test_setup_code") or ""
-        tests = "\n".join(doc["test_list"]) + "\n"
-        return Program(f"{code}\n", f"{setup}\n\n{tests}" if setup.strip() else tests)
-    raise ValueError(f"unknown code task {task!r}; expected one of {CODE_TASKS}")
+    entry_point = doc["entry_point"]
+    code = extract_code(output, entry_point)
+    tests = f"{doc['test']}\n\ncheck({entry_point})\n"
+    if _defines(code, entry_point):
+        imports = _prompt_imports(doc["prompt"])
+        return Program(f"{imports}\n\n{code}\n" if imports else f"{code}\n", tests)
+    completion = strip_cot(output) if ("<think>" in output or "</think>" in output) else output
+    return Program(doc["prompt"] + completion, tests)
+
+
+def assert_program(doc: dict, output: str) -> Program:
+    """The (solution, tests) pair of one output of an assert-list doc (MBPP's format: ``test_list`` asserts calling
+    the function, optional ``test_setup_code``): the code; tests: ``test_setup_code`` + the asserts."""
+    entry_point = mbpp_entry_point(doc["test_list"])
+    code = extract_code(output, entry_point)
+    setup = doc.get("test_setup_code") or ""
+    tests = "\n".join(doc["test_list"]) + "\n"
+    return Program(f"{code}\n", f"{setup}\n\n{tests}" if setup.strip() else tests)
 
 
 def _compat_extract_and_align(text: str, entry_point: str) -> str:
@@ -140,39 +143,43 @@ def _compat_extract_and_align(text: str, entry_point: str) -> str:
     return code
 
 
-def build_compat_program(task: str, doc: dict, output: str) -> str:
-    """The whole program the reference runs for one output (module docstring, ``mode="compat"``)."""
+def completion_program_compat(doc: dict, output: str) -> str:
+    """The whole program the reference runs for one output of a prompt-completion doc (module docstring,
+    ``mode="compat"``)."""
     completion = strip_cot(output)  # CoT removed and surrounding whitespace stripped, as the reference does
-    if task == "humaneval":
-        entry_point = doc["entry_point"]
-        tests = f"{doc['test']}\n\ncheck({entry_point})\n"
-        code = _compat_extract_and_align(completion, entry_point)
-        if f"def {entry_point}" in code:
-            return f"{code}\n\n{tests}"
-        return f"{doc['prompt']}{completion}\n\n{tests}"
-    if task == "mbpp":
-        code = _compat_extract_and_align(completion, mbpp_entry_point(doc["test_list"]) or "")
-        return f"{code}\n\n" + "\n".join(doc["test_list"]) + "\n"
-    raise ValueError(f"unknown code task {task!r}; expected one of {CODE_TASKS}")
+    entry_point = doc["entry_point"]
+    tests = f"{doc['test']}\n\ncheck({entry_point})\n"
+    code = _compat_extract_and_align(completion, entry_point)
+    if f"def {entry_point}" in code:
+        return f"{code}\n\n{tests}"
+    return f"{doc['prompt']}{completion}\n\n{tests}"
 
 
-_REQUIRED = {"humaneval": {"prompt": str, "test": str, "entry_point": str}, "mbpp": {"test_list": list}}
+def assert_program_compat(doc: dict, output: str) -> str:
+    """The whole program the reference runs for one output of an assert-list doc (module docstring,
+    ``mode="compat"``)."""
+    completion = strip_cot(output)  # CoT removed and surrounding whitespace stripped, as the reference does
+    code = _compat_extract_and_align(completion, mbpp_entry_point(doc["test_list"]) or "")
+    return f"{code}\n\n" + "\n".join(doc["test_list"]) + "\n"
 
 
-def _check_doc(task: str, index: int, doc: object) -> None:
-    """Refuse a doc that lacks what its program needs, naming the doc and the key (before anything runs)."""
-    name = f"{task} doc {index}" + (f" ({doc['task_id']})" if isinstance(doc, dict) and "task_id" in doc else "")
-    if not isinstance(doc, dict):
-        raise ValueError(f"{name}: expected an object, got {type(doc).__name__}")
-    for key, typ in _REQUIRED[task].items():
-        if not isinstance(doc.get(key), typ) or (typ is str and not doc[key].strip() and key != "prompt"):
-            raise ValueError(f"{name}: key {key!r} must be a non-empty {typ.__name__}, got {doc.get(key)!r:.60}")
-    if task == "mbpp" and not all(isinstance(t, str) for t in doc["test_list"]):
-        raise ValueError(f"{name}: key 'test_list' must hold strings")
+def check_docs(programs: ProgramFormat, docs: Sequence[object], label: str) -> None:
+    """Refuse a doc that lacks what its program needs (``programs.required``), naming the doc and the key, before
+    anything runs."""
+    for index, doc in enumerate(docs):
+        name = f"{label} doc {index}" + (f" ({doc['task_id']})" if isinstance(doc, dict) and "task_id" in doc else "")
+        if not isinstance(doc, dict):
+            raise ValueError(f"{name}: expected an object, got {type(doc).__name__}")
+        for key, typ in programs.required:
+            value = doc.get(key)
+            if not isinstance(value, typ) or (typ is str and not value.strip() and key != "prompt"):
+                raise ValueError(f"{name}: key {key!r} must be a non-empty {typ.__name__}, got {value!r:.60}")
+            if typ is list and not all(isinstance(t, str) for t in value):
+                raise ValueError(f"{name}: key {key!r} must hold strings")
 
 
 def grade_code_task(
-    task: str,
+    programs: ProgramFormat,
     docs: list[dict],
     outputs: list[list[str]],
     *,
@@ -181,25 +188,26 @@ def grade_code_task(
     allow_execution: bool = False,
     mode: str = "official",
     behaviour: bool = False,
+    label: str = "code",
 ) -> list[list[Verdict]]:
-    """Grade every output of a whole HumanEval or MBPP task by running it against the task's tests.
+    """Grade every output of a whole code task by running it against the task's tests; ``programs`` says how a
+    doc and an output become a program (the task record's :class:`ProgramFormat`), ``label`` names the task in
+    errors.
 
-    ``mode``: "official" (:func:`build_program_parts`, a pass needs evidence that the tests completed) or
-    "compat" (:func:`build_compat_program`, a pass is exit status 0; every output runs, even an empty one).
+    ``mode``: "official" (``programs.build``, a pass needs evidence that the tests completed) or "compat"
+    (``programs.build_compat``, a pass is exit status 0; every output runs, even an empty one).
 
     All programs of the task go to the sandbox in one parallel batch.  ``allow_execution`` must be True (it mirrors
     lm-eval's ``--confirm_run_unsafe_code``); otherwise nothing runs and :class:`CodeExecutionNotAllowedError` is
     raised.  Verdicts have ``answer=None`` and, on failure, ``reason`` from the sandbox (``timeout``,
     ``assertion``, ``syntax``, ``exit-before-tests``, ``unencodable-result``, ``memory``, ``output-limit``, ...) or
-    ``no-code``.  A doc missing what its program needs (``entry_point``, ``test``, ``test_list``) is refused first.
+    ``no-code``.  A doc missing what its program needs (``programs.required``) is refused first.
     ``behaviour=True`` (official mode only) adds each program's behaviour signature (``Verdict.behaviour``, None
     for an empty output); the verdicts are the same either way.
     """
-    if task not in CODE_TASKS:
-        raise ValueError(f"unknown code task {task!r}; expected one of {CODE_TASKS}")
     if not allow_execution:
         raise CodeExecutionNotAllowedError(
-            f"grading {task!r} executes model-generated code, which is opt-in. It runs in a sandbox "
+            f"grading {label!r} executes model-generated code, which is opt-in. It runs in a sandbox "
             "(lm_eval_diversity.quality.sandbox), but you must confirm it: pass --confirm_run_unsafe_code on the "
             "command line (as with lm-eval), or allow_execution=True in Python."
         )
@@ -207,24 +215,23 @@ def grade_code_task(
         raise ValueError(f"unknown code mode {mode!r}; expected one of {CODE_MODES}")
     if len(docs) != len(outputs):
         raise ValueError(f"{len(docs)} docs but {len(outputs)} output groups")
-    for i, doc in enumerate(docs):
-        _check_doc(task, i, doc)
+    check_docs(programs, docs, label)
     compat = mode == "compat"
     verdicts: list[list[Verdict | None]] = [[None] * len(group) for group in outputs]
-    programs: list[Program | str] = []
+    built: list[Program | str] = []
     where: list[tuple[int, int]] = []
     for i, (doc, group) in enumerate(zip(docs, outputs, strict=True)):
         for j, out in enumerate(group):
             if compat:
-                programs.append(build_compat_program(task, doc, out))
+                built.append(programs.build_compat(doc, out))
             elif not strip_cot(out):
                 verdicts[i][j] = Verdict(False, None, "no-code")
                 continue
             else:
-                programs.append(build_program_parts(task, doc, out))
+                built.append(programs.build(doc, out))
             where.append((i, j))
     results = run_programs(
-        programs,
+        built,
         timeout_s=timeout_s,
         workers=workers,
         verdict="exit-status" if compat else "trusted-tests",

@@ -30,12 +30,11 @@ import re
 import tempfile
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
+from lm_eval_diversity.modes import IFEvalMode, choices
 from lm_eval_diversity.preprocess import strip_cot
 from lm_eval_diversity.quality.types import Verdict
-
-IFEvalMode = Literal["official", "compat"]
 
 # ----------------------------------------------------------------------------------------------------------
 # offline nltk punkt_tab data
@@ -256,7 +255,7 @@ def ifeval_details(doc: dict[str, Any], output: str, mode: IFEvalMode = "officia
     elif mode == "compat":
         d = _compat_one(doc, response)
     else:
-        raise ValueError(f"unknown ifeval mode {mode!r} (expected 'official' or 'compat')")
+        raise ValueError(f"unknown IFEval mode {mode!r} (expected 'official' or 'compat')")
     n = len(d["instruction_ids"])
     for lvl in ("strict", "loose"):
         lst = d[f"{lvl}_instructions"]
@@ -268,8 +267,8 @@ def ifeval_details(doc: dict[str, Any], output: str, mode: IFEvalMode = "officia
 def grade_ifeval(doc: dict[str, Any], outputs: Sequence[str], mode: IFEvalMode = "official") -> list[Verdict]:
     """One Verdict per raw output: correct = strict prompt-level pass; reason lists the failed instruction
     ids.  A doc without instructions is refused (it would pass every output)."""
-    if mode in ("official", "compat") and not doc.get("instruction_id_list"):
-        raise ValueError(f"ifeval doc key={doc.get('key')!r}: 'instruction_id_list' is missing or empty")
+    if mode in choices(IFEvalMode) and not doc.get("instruction_id_list"):
+        raise ValueError(f"IFEval doc key={doc.get('key')!r}: 'instruction_id_list' is missing or empty")
     verdicts = []
     for out in outputs:
         d = ifeval_details(doc, out, mode)

@@ -48,14 +48,11 @@ import re
 import threading
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any, Literal
+from typing import Any
 
-from lm_eval_diversity.catalogue.tasks import short_name
+from lm_eval_diversity.modes import MathMode, choices
 from lm_eval_diversity.preprocess import strip_cot
-from lm_eval_diversity.quality.types import Verdict
-
-MathMode = Literal["math", "compat"]
-MATH_TASKS = ("gsm8k", "math_algebra", "math_geometry")
+from lm_eval_diversity.quality.types import GoldFormat, Verdict
 
 # ----------------------------------------------------------------------------------------------------------
 # compat mode (the reference grader)
@@ -114,13 +111,6 @@ def compat_equal(pred: str | None, gold: str | None) -> bool:
 # ----------------------------------------------------------------------------------------------------------
 # gold answers
 # ----------------------------------------------------------------------------------------------------------
-def _short(task: str) -> str:
-    t = short_name(task)
-    if t not in MATH_TASKS:
-        raise ValueError(f"not a math task: {task!r} (expected one of {MATH_TASKS})")
-    return t
-
-
 def last_boxed(text: str) -> str | None:
     """Content of the last ``\\boxed{...}`` / ``\\fbox{...}`` with balanced braces (None if there is none)."""
     best: str | None = None
@@ -142,21 +132,20 @@ def last_boxed(text: str) -> str | None:
     return best
 
 
-def gold_answer(task: str, doc: dict[str, Any], mode: MathMode = "math") -> str | None:
-    """The gold answer string of one doc.
+def gold_answer(gold: GoldFormat, doc: dict[str, Any], mode: MathMode = "math") -> str | None:
+    """The gold answer string of one doc, from its ``gold.field`` in ``gold.style``.
 
-    GSM8K (both modes): the text after the first ``####`` line of ``doc["answer"]`` (compat: normalised;
-    math: commas removed). MATH compat: the first ``\\boxed{...}`` without ``}`` inside, normalised (None without
-    one); MATH math: the last balanced ``\\boxed{}`` content of the solution.
+    ``final_line`` (GSM8K's format; both modes): the text after the first ``####`` line (compat: normalised; math:
+    commas removed). ``boxed`` (MATH's format) compat: the first ``\\boxed{...}`` without ``}`` inside, normalised
+    (None without one); math: the last balanced ``\\boxed{}`` content of the solution.
     """
-    t = _short(task)
-    if t == "gsm8k":
-        m = (_GOLD_HASH_RE if mode == "compat" else _HASH_RE).search(str(doc.get("answer", "")).strip())
+    if gold.style == "final_line":
+        m = (_GOLD_HASH_RE if mode == "compat" else _HASH_RE).search(str(doc.get(gold.field, "")).strip())
         if not m:
             return None
         raw = m.group(1).strip()
         return compat_normalize(raw) if mode == "compat" else raw.replace(",", "").strip()
-    solution = str(doc.get("solution", ""))
+    solution = str(doc.get(gold.field, ""))
     if mode == "compat":
         m = _BOXED_FLAT_RE.search(solution)
         return compat_normalize(m.group(1).strip()) if m else None
@@ -171,7 +160,7 @@ _FALLBACK_RES = (
     re.compile(r"answer\s*(?:is|:)\s*:?\s*(.+?)(?:\.\s|\.?$|\n)", re.IGNORECASE),
 )
 _SIGNAL_TIMEOUT_S = 3
-_EQUAL_JOB = "equal"  # first item of a worker job comparing two answers (grading jobs start with a task name)
+_EQUAL_JOB = "equal"  # first item of a worker job comparing two answers (grading jobs start with a gold style)
 
 
 def _canon(expr: Any) -> str:
@@ -203,20 +192,22 @@ def _mv_parse(text: str, signal_timeout: int | None, *, gold_kind: str | None = 
         return []
 
 
-def _parse_gold(task: str, gold: str, signal_timeout: int | None) -> list[Any]:
-    """A math-mode gold answer string parsed as the grader parses it (GSM8K: number first; MATH: as ``\\boxed``)."""
-    if task == "gsm8k":
+def _parse_gold(style: str, gold: str, signal_timeout: int | None) -> list[Any]:
+    """A math-mode gold answer string parsed as the grader parses it (``final_line``: number first; ``boxed``: as
+    ``\\boxed``)."""
+    if style == "final_line":
         return _mv_parse(gold, signal_timeout, gold_kind="number")
     return _mv_parse("$\\boxed{" + gold + "}$", signal_timeout)
 
 
-def _answers_equal_inprocess(task: str, a: str, b: str, signal_timeout: int | None) -> bool:
-    """Both answer texts parsed as gold answers of ``task``, then math-verify in both directions (each would be
-    graded correct against the other as gold); unparseable, timed out or failing comparisons are not equal."""
+def _answers_equal_inprocess(style: str, a: str, b: str, signal_timeout: int | None) -> bool:
+    """Both answer texts parsed as gold answers of the gold ``style``, then math-verify in both directions (each
+    would be graded correct against the other as gold); unparseable, timed out or failing comparisons are not
+    equal."""
     from math_verify import verify
 
     try:
-        pa, pb = _parse_gold(task, a, signal_timeout), _parse_gold(task, b, signal_timeout)
+        pa, pb = _parse_gold(style, a, signal_timeout), _parse_gold(style, b, signal_timeout)
         if not (pa and pb):
             return False
         return bool(verify(pa, pb, timeout_seconds=signal_timeout, raise_on_error=True)) and bool(
@@ -228,14 +219,14 @@ def _answers_equal_inprocess(task: str, a: str, b: str, signal_timeout: int | No
         return False
 
 
-def _grade_one_inprocess(task: str, gold: str | None, output: str, signal_timeout: int | None) -> Verdict:
+def _grade_one_inprocess(style: str, gold: str | None, output: str, signal_timeout: int | None) -> Verdict:
     """Grade one raw output against a math-mode gold string, in this process."""
     from math_verify import verify
     from math_verify.errors import TimeoutException
 
     text = strip_cot(output or "")
     try:
-        gold_parsed = [] if gold is None else _parse_gold(task, gold, signal_timeout)
+        gold_parsed = [] if gold is None else _parse_gold(style, gold, signal_timeout)
         pred: list[Any] = []
         hash_line = _FALLBACK_RES[0].search(text)
         if hash_line and "boxed" not in text:  # explicit GSM8K answer line beats "the last expression"
@@ -274,8 +265,8 @@ def _worker_main(conn: Any) -> None:
         if job[0] == _EQUAL_JOB:
             conn.send(_answers_equal_inprocess(*job[1:]))
             continue
-        task, gold, output, st = job
-        v = _grade_one_inprocess(task, gold, output, st)
+        style, gold, output, st = job
+        v = _grade_one_inprocess(style, gold, output, st)
         conn.send((v.correct, v.answer, v.reason, v.answer_text))
 
 
@@ -343,20 +334,20 @@ class _WorkerPool:
 
             return _Worker()
 
-    def grade(self, task: str, gold: str | None, output: str, hard_timeout: float) -> Verdict:
+    def grade(self, style: str, gold: str | None, output: str, hard_timeout: float) -> Verdict:
         w = self._get()
         st = max(1, int(math.ceil(min(_SIGNAL_TIMEOUT_S, hard_timeout))))
-        v = w.run((task, gold, output, st), hard_timeout)
+        v = w.run((style, gold, output, st), hard_timeout)
         if v is None:
             return Verdict(False, None, "timeout")
         self._idle.put(w)
         return v
 
-    def equal(self, task: str, a: str, b: str, hard_timeout: float) -> bool:
+    def equal(self, style: str, a: str, b: str, hard_timeout: float) -> bool:
         """:func:`answers_equal` in a worker; an overrun counts as not equal."""
         w = self._get()
         st = max(1, int(math.ceil(min(_SIGNAL_TIMEOUT_S, hard_timeout))))
-        v = w.call((_EQUAL_JOB, task, a, b, st), hard_timeout)
+        v = w.call((_EQUAL_JOB, style, a, b, st), hard_timeout)
         if v is None:
             return False
         self._idle.put(w)
@@ -366,21 +357,20 @@ class _WorkerPool:
 _POOL = _WorkerPool()
 
 
-def answers_equal(task: str, a: str, b: str, *, timeout_s: float = 10.0, isolate: bool = True) -> bool:
-    """Math-mode equality of two extracted answers of ``task`` (``Verdict.answer_text``): each is parsed as the
-    grader parses a gold answer and they are equal when math-verify accepts each against the other (the grader's
-    own comparison, used in both directions). Runs in a grading worker with the hard ``timeout_s`` (an overrun is
-    "not equal"); ``isolate=False`` compares in-process."""
-    t = _short(task)
+def answers_equal(gold: GoldFormat, a: str, b: str, *, timeout_s: float = 10.0, isolate: bool = True) -> bool:
+    """Math-mode equality of two extracted answers (``Verdict.answer_text``) of a task whose gold answers are
+    written as ``gold``: each is parsed as the grader parses a gold answer and they are equal when math-verify
+    accepts each against the other (the grader's own comparison, used in both directions). Runs in a grading worker
+    with the hard ``timeout_s`` (an overrun is "not equal"); ``isolate=False`` compares in-process."""
     if not isolate:
         in_main = threading.current_thread() is threading.main_thread()
         st = max(1, int(math.ceil(min(_SIGNAL_TIMEOUT_S, timeout_s)))) if in_main else None
-        return _answers_equal_inprocess(t, a, b, st)
-    return _POOL.equal(t, a, b, timeout_s)
+        return _answers_equal_inprocess(gold.style, a, b, st)
+    return _POOL.equal(gold.style, a, b, timeout_s)
 
 
 def grade_math(
-    task: str,
+    gold: GoldFormat,
     doc: dict[str, Any],
     outputs: Sequence[str],
     mode: MathMode = "math",
@@ -388,61 +378,62 @@ def grade_math(
     timeout_s: float = 10.0,
     isolate: bool = True,
     workers: int = 1,
+    label: str = "math",
 ) -> list[Verdict]:
-    """Grade the raw outputs of one math doc (see the module docstring for the rules of each mode).
+    """Grade the raw outputs of one math doc whose gold answer is written as ``gold`` (see the module docstring
+    for the rules of each mode); ``label`` names the task in errors.
 
     ``Verdict.answer`` is the normalised extracted prediction (None + reason ``"unparseable"`` when nothing
     could be extracted); ``reason`` is ``"wrong"``, ``"timeout"``, ``"no_gold"`` or ``"error:<Exception>"``
     otherwise. ``timeout_s`` is the hard wall-clock limit per output in math mode; ``workers`` > 1 grades
     outputs in parallel.
     """
-    t = _short(task)
     if mode == "compat":
-        gold = _required_gold(t, doc, "compat", None)
+        gold_text = _required_gold(gold, doc, "compat", None, label)
         verdicts = []
         for out in outputs:
             pred = compat_normalize(compat_extract(strip_cot(out or "")))
             if pred is None:
                 verdicts.append(Verdict(False, None, "unparseable"))
             else:
-                ok = compat_equal(pred, gold)
+                ok = compat_equal(pred, gold_text)
                 verdicts.append(Verdict(ok, pred, "" if ok else "wrong"))
         return verdicts
     if mode != "math":
         raise ValueError(f"unknown math mode {mode!r} (expected 'math' or 'compat')")
-    gold = _required_gold(t, doc, "math", None)
-    return grade_math_many(t, [(gold, o) for o in outputs], timeout_s=timeout_s, isolate=isolate, workers=workers)
+    gold_text = _required_gold(gold, doc, "math", None, label)
+    return grade_math_many(
+        gold, [(gold_text, o) for o in outputs], timeout_s=timeout_s, isolate=isolate, workers=workers
+    )
 
 
-def _required_gold(task: str, doc: dict[str, Any], mode: MathMode, index: int | None) -> str:
+def _required_gold(gold: GoldFormat, doc: dict[str, Any], mode: MathMode, index: int | None, label: str) -> str:
     """The doc's gold answer; a doc without one is refused, naming it (it could only ever score 0)."""
-    gold = gold_answer(task, doc, mode)
-    if gold is None:
-        key = "answer" if task == "gsm8k" else "solution"
-        where = f"{task} doc {index}" if index is not None else f"{task} doc"
-        want = "a '#### <answer>' line" if task == "gsm8k" else "a \\boxed{...} answer"
-        raise ValueError(f"{where}: key {key!r} has no gold answer ({want} expected)")
-    return gold
+    text = gold_answer(gold, doc, mode)
+    if text is None:
+        where = f"{label} doc {index}" if index is not None else f"{label} doc"
+        want = "a '#### <answer>' line" if gold.style == "final_line" else "a \\boxed{...} answer"
+        raise ValueError(f"{where}: key {gold.field!r} has no gold answer ({want} expected)")
+    return text
 
 
 def grade_math_many(
-    task: str,
+    gold: GoldFormat,
     items: Sequence[tuple[str | None, str]],
     *,
     timeout_s: float = 10.0,
     isolate: bool = True,
     workers: int = 1,
 ) -> list[Verdict]:
-    """Math-mode grading of many ``(gold, raw_output)`` pairs of one task, optionally with parallel
-    workers."""
-    t = _short(task)
+    """Math-mode grading of many ``(gold answer, raw_output)`` pairs of one task whose gold answers are written as
+    ``gold``, optionally with parallel workers."""
     if not isolate:
         in_main = threading.current_thread() is threading.main_thread()
         st = max(1, int(math.ceil(min(_SIGNAL_TIMEOUT_S, timeout_s)))) if in_main else None
-        return [_grade_one_inprocess(t, g, o, st) for g, o in items]
+        return [_grade_one_inprocess(gold.style, g, o, st) for g, o in items]
 
     def one(item: tuple[str | None, str]) -> Verdict:
-        return _POOL.grade(t, item[0], item[1], timeout_s)
+        return _POOL.grade(gold.style, item[0], item[1], timeout_s)
 
     if workers <= 1 or len(items) <= 1:
         return [one(it) for it in items]
@@ -451,29 +442,29 @@ def grade_math_many(
 
 
 def grade_math_docs(
-    task: str,
+    gold: GoldFormat,
     docs: Sequence[dict[str, Any]],
     outputs: Sequence[Sequence[str]],
     mode: MathMode = "math",
     *,
     timeout_s: float = 10.0,
     workers: int = 1,
+    label: str = "math",
 ) -> list[list[Verdict]]:
     """Grade a whole task: ``outputs[i]`` are the raw outputs of ``docs[i]``; parallel over all outputs."""
-    t = _short(task)
-    if mode not in ("math", "compat"):
+    if mode not in choices(MathMode):
         raise ValueError(f"unknown math mode {mode!r} (expected 'math' or 'compat')")
     for i, d in enumerate(docs):
-        _required_gold(t, d, mode, i)  # every doc checked before any grading
+        _required_gold(gold, d, mode, i, label)  # every doc checked before any grading
     if mode == "compat":
-        return [grade_math(t, d, o, "compat") for d, o in zip(docs, outputs, strict=True)]
+        return [grade_math(gold, d, o, "compat", label=label) for d, o in zip(docs, outputs, strict=True)]
     flat: list[tuple[str | None, str]] = []
     sizes = []
     for d, outs in zip(docs, outputs, strict=True):
-        g = gold_answer(t, d, "math")
+        g = gold_answer(gold, d, "math")
         flat.extend((g, o) for o in outs)
         sizes.append(len(outs))
-    res = grade_math_many(t, flat, timeout_s=timeout_s, workers=workers)
+    res = grade_math_many(gold, flat, timeout_s=timeout_s, workers=workers)
     out: list[list[Verdict]] = []
     i = 0
     for n in sizes:

@@ -37,7 +37,7 @@ def grade_truthfulqa(doc: dict[str, Any], outputs: Sequence[str], mode: str = "o
     """Grade raw outputs of one TruthfulQA doc by the substring rule (module docstring; ``mode`` "official" or
     "compat")."""
     if mode not in ("official", "compat"):
-        raise ValueError(f"unknown truthfulqa mode {mode!r} (expected 'official' or 'compat')")
+        raise ValueError(f"unknown TruthfulQA mode {mode!r} (expected 'official' or 'compat')")
     if mode == "compat":
         best = str(doc.get("best_answer") or "").strip().lower()
         refs = [best] if doc.get("best_answer") is not None else []

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any, Literal
 
 
 @dataclass(frozen=True)
@@ -44,3 +46,31 @@ class GradingOptions:
     math_timeout_s: float = 10.0
     workers: int = 1
     code_behaviour: bool = False  # code tasks: the judge also records each program's behaviour signature
+
+
+@dataclass(frozen=True)
+class GoldFormat:
+    """Where a doc holds its gold answer and how it is written (math grading, ``docs/metrics.md``).
+
+    ``field``: the doc key holding the worked answer; ``style``: ``"final_line"`` (the answer after a ``####`` line,
+    GSM8K's format; parsed as a number first) or ``"boxed"`` (the ``\\boxed{...}`` of a worked solution, MATH's
+    format; parsed as LaTeX).
+    """
+
+    field: str
+    style: Literal["final_line", "boxed"]
+
+
+@dataclass(frozen=True)
+class ProgramFormat:
+    """How one output of a code task becomes a program with its tests (``docs/sandbox.md``).
+
+    ``build(doc, output) -> Program``: the solution and the trusted tests of the default grading;
+    ``build_compat(doc, output) -> str``: the reference's whole program (``code_mode compat``, exit status);
+    ``required``: the doc keys a program needs and their types (a ``list`` must hold strings), checked for every doc
+    before anything runs.
+    """
+
+    build: Callable[..., Any]
+    build_compat: Callable[..., Any]
+    required: tuple[tuple[str, type], ...]

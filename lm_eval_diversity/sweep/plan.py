@@ -32,7 +32,7 @@ PLAN_KEYS = {
     "lineages": "mapping name -> list of checkpoint labels (default: one lineage of all checkpoints in order)",
     "max_retries": "Ray retries of a shard whose worker dies or raises (default 2)",
     "data_dir": "LM_EVAL_DIVERSITY_DATA_DIR for the workers (local task data)",
-    "confirm_run_unsafe_code": "true: grade humaneval/mbpp by running the generated code (sandboxed)",
+    "confirm_run_unsafe_code": "true: grade the code tasks by running the generated code (sandboxed)",
 }
 CHECKPOINT_KEYS = ("model", "model_args", "repeats")
 SHARDS_DIR, SCORES_DIR, RESULTS_DIR = "shards", "scores", "results"

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from lm_eval_diversity.tasks import DEMO_DATA_DIR
+from lm_eval_diversity.loader import DEMO_DATA_DIR
 
 
 @pytest.fixture(scope="session")

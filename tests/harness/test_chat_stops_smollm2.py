@@ -12,7 +12,7 @@ import lm_eval
 import pytest
 
 from lm_eval_diversity.lm_eval_cli import task_manager
-from lm_eval_diversity.tasks import DEMO_DATA_DIR
+from lm_eval_diversity.loader import DEMO_DATA_DIR
 
 pytestmark = [
     pytest.mark.slow,

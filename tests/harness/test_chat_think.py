@@ -11,7 +11,7 @@ import pytest
 from lm_eval.api.model import LM
 
 from lm_eval_diversity.lm_eval_cli import task_manager
-from lm_eval_diversity.tasks import DEMO_DATA_DIR
+from lm_eval_diversity.loader import DEMO_DATA_DIR
 from tests.harness.fakes import GenerationOnlyLM, with_repeat_index
 
 THINKING_TEMPLATE = (

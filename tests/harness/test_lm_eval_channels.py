@@ -11,8 +11,8 @@ from lm_eval.tasks import get_task_dict
 
 from lm_eval_diversity.command import SettingsError, check_metadata_keys, merge_metadata
 from lm_eval_diversity.lm_eval_cli import task_manager
+from lm_eval_diversity.loader import DEMO_DATA_DIR
 from lm_eval_diversity.settings import DiversitySettings, resolve_settings
-from lm_eval_diversity.tasks import DEMO_DATA_DIR
 from tests.harness.fakes import REASONS, GoldLM, gsm8k_gold
 
 K = 3

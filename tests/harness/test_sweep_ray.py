@@ -15,7 +15,7 @@ from helpers import ref_ead
 
 from lm_eval_diversity import sweep
 from lm_eval_diversity.cli import run_score
-from lm_eval_diversity.tasks import DEMO_DATA_DIR
+from lm_eval_diversity.loader import DEMO_DATA_DIR
 
 pytest.importorskip("ray")
 pytestmark = pytest.mark.slow

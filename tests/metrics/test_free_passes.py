@@ -7,6 +7,7 @@ import math
 
 import pytest
 
+from lm_eval_diversity.catalogue import metrics as catalogue
 from lm_eval_diversity.quality.types import Verdict
 from lm_eval_diversity.scoring import PromptGroup, score_groups
 from lm_eval_diversity.settings import DiversitySettings
@@ -40,11 +41,15 @@ def test_verdict_kinds_need_verdicts_and_their_tasks():
     # no verdicts (an ungraded run), no task: only the lexical measure runs
     assert set(score_groups(groups, chosen).metrics) == {"distinct_1"}
     v = [[Verdict(False, "1"), Verdict(False, "2")]]
-    assert set(score_groups(groups, chosen, verdicts=v, task_name="diversity_gsm8k").metrics) == {
+    # with verdicts, also the quality of every graded task and the (here undefined) quality-filtered `computable`
+    graded = {*catalogue.quality_metrics(), "computable"}
+    assert set(score_groups(groups, chosen, verdicts=v, task_name="diversity_gsm8k").metrics) - graded == {
         *ANSWERS, "distinct_1"
     }
     compat = chosen.replace(code_mode="compat")  # no behaviour signatures in compat mode
-    assert set(score_groups(groups, compat, verdicts=v, task_name="diversity_mbpp").metrics) == {*AST, "distinct_1"}
+    with_verdicts = score_groups(groups, compat, verdicts=v, task_name="diversity_mbpp").metrics
+    assert set(with_verdicts) - graded == {*AST, "distinct_1", "ast_distinct_correct", "ast_pairwise_correct",
+                                           "parseability_rate_correct"}
 
 
 def test_functional_classes_and_ast_with_the_correct_subset():

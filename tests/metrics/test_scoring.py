@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import math
-import time
 
 import numpy as np
 import pytest
@@ -259,13 +258,11 @@ def test_huge_and_odd_unicode_outputs():
         huge,
     ]
     sbert = FakeSentenceModel({}, default=(1.0, 1.0, 0.0))
-    t0 = time.perf_counter()
     res = score_groups(
         [PromptGroup(doc_id=0, outputs=odd), PromptGroup(doc_id=1, outputs=odd[:3])],
         ALL,
         MetricModels(sbert=sbert, nli=FakeNLI(fn=hashed_w)),
     )
-    assert time.perf_counter() - t0 < 20
     for row in res.per_prompt:
         for metric in ("ead", "sbert", "vendi", "nli"):
             assert math.isfinite(row[metric])
@@ -340,10 +337,8 @@ def test_real_minilm_sbert_equals_independent_cosines(minilm):
 
 
 def test_unavailable_model_fails_fast_naming_the_setting():
-    t0 = time.perf_counter()
     with pytest.raises(ModelUnavailableError, match="--sbert_model"):
         load_sentence_model("no-such-org/no-such-model", device="cpu")
-    assert time.perf_counter() - t0 < 10
 
 
 def test_empty_task_does_not_crash():

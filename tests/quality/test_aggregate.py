@@ -2,13 +2,25 @@
 
 from __future__ import annotations
 
+import math
 from math import comb
 
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from lm_eval_diversity.quality.aggregate import majority_vote, pass_at_k, prompt_quality
+from lm_eval_diversity.quality.aggregate import (
+    accuracy,
+    all_instructions_loose,
+    correct_count,
+    extraction_rate,
+    instructions_followed_loose,
+    instructions_followed_strict,
+    majority_correct,
+    majority_vote,
+    pass_at,
+    pass_at_k,
+)
 from lm_eval_diversity.quality.types import Verdict
 
 
@@ -67,60 +79,60 @@ def test_majority_vote_ties() -> None:
     assert majority_vote([V("3", True), V("4")]) == ("3", False)  # tie even when the first is correct
 
 
-def test_prompt_quality_keys_and_values() -> None:
+def test_prompt_quality_functions() -> None:
     vs = [V("5")] + [V("7", True)] * 3 + [V(None)] * 12
-    q = prompt_quality(vs)
-    assert set(q) == {
-        "acc",
-        "pass@1",
-        "pass@5",
-        "pass@10",
-        "pass@16",
-        "maj@16",
-        "k_correct",
-        "extraction_rate",
-    }
-    assert q["acc"] == 0.0
-    assert q["k_correct"] == 3
-    assert q["pass@1"] == pytest.approx(3 / 16)
-    assert q["pass@16"] == 1.0
-    assert q["maj@16"] == 0.0  # 12 unparseable outputs win the vote
-    assert q["extraction_rate"] == pytest.approx(4 / 16)
+    assert accuracy(vs) == 0.0
+    assert correct_count(vs) == 3
+    assert pass_at(vs, 1) == pytest.approx(3 / 16)
+    assert pass_at(vs, 16) == 1.0
+    assert majority_correct(vs) == 0.0  # 12 unparseable outputs win the vote
+    assert extraction_rate(vs) == pytest.approx(4 / 16)
 
 
 def test_prompt_quality_small_n_and_empty() -> None:
-    q = prompt_quality([V("1", True), V("1", True), V("2")])
-    assert "pass@5" not in q and q["pass@1"] == pytest.approx(2 / 3) and q["maj@3"] == 1.0 and q["acc"] == 1.0
-    assert prompt_quality([]) == {"acc": 0.0, "maj@0": 0.0, "k_correct": 0.0, "extraction_rate": 0.0}
+    vs = [V("1", True), V("1", True), V("2")]
+    assert math.isnan(pass_at(vs, 5)) and pass_at(vs, 1) == pytest.approx(2 / 3)
+    assert majority_correct(vs) == 1.0 and accuracy(vs) == 1.0
+    assert accuracy([]) == 0.0 and correct_count([]) == 0.0 and extraction_rate([]) == 0.0
+    assert math.isnan(majority_correct([])) and math.isnan(pass_at([], 1))
 
 
-# ------------------------------------------------------------------ dispatcher
-def test_dispatcher_task_lists_and_errors() -> None:
-    from lm_eval_diversity.quality import GRADED_TASKS, VERIFIABLE_TASKS, grade_task, short_task_name
+def test_instruction_levels_of_output_zero() -> None:
+    first = Verdict(False, instructions=((True, False, False), (True, True, True)))
+    other = Verdict(True, instructions=((True, True, True), (True, True, True)))
+    assert all_instructions_loose([first, other]) == 1.0
+    assert instructions_followed_strict([first, other]) == (pytest.approx(1 / 3), 3)
+    assert instructions_followed_loose([first, other]) == (1.0, 3)
+    no_instructions = [Verdict(True, instructions=((), ()))]
+    assert math.isnan(instructions_followed_strict(no_instructions)[0])
+    assert instructions_followed_strict(no_instructions)[1] == 0
 
-    assert set(VERIFIABLE_TASKS) == {"gsm8k", "math_algebra", "math_geometry", "humaneval", "mbpp", "ifeval"}
-    assert set(GRADED_TASKS) == set(VERIFIABLE_TASKS) | {"truthfulqa", "cruxeval"}
-    assert short_task_name("diversity_math_algebra") == "math_algebra"
+
+# ------------------------------------------------------------------ grading by task name (the catalogue's)
+def test_grading_by_task_name_lists_and_errors() -> None:
+    from lm_eval_diversity.catalogue.tasks import grade_task, graded_task_names, verifiable_task_names
+
+    assert set(verifiable_task_names()) == {"gsm8k", "math_algebra", "math_geometry", "humaneval", "mbpp", "ifeval"}
+    assert set(graded_task_names()) == set(verifiable_task_names()) | {"truthfulqa", "cruxeval"}
     with pytest.raises(ValueError, match="xsum"):
         grade_task("xsum", [{}], [["a"]])
     with pytest.raises(ValueError, match="2 docs but 1"):
         grade_task("gsm8k", [{}, {}], [["a"]])
 
 
-def test_dispatcher_end_to_end_quality() -> None:
-    from lm_eval_diversity.quality import grade_task
+def test_grading_by_task_name_end_to_end_quality() -> None:
+    from lm_eval_diversity.catalogue.tasks import grade_task
 
     docs = [{"question": "q", "answer": "#### 7"}]
     outs = [["#### 7", "#### 8", None, "The answer is 7.", "\\boxed{7}"]]
     for mode in ("math", "compat"):
-        vs = grade_task("gsm8k", docs, outs, math_mode=mode)[0]  # type: ignore[arg-type]
-        q = prompt_quality(vs, ks=(1, 5))
-        assert q["acc"] == 1.0 and q["k_correct"] == 3 and q["maj@5"] == 1.0
-        assert q["extraction_rate"] == pytest.approx(4 / 5)
+        vs = grade_task("diversity_gsm8k", docs, outs, math_mode=mode)[0]  # type: ignore[arg-type]
+        assert accuracy(vs) == 1.0 and correct_count(vs) == 3 and majority_correct(vs) == 1.0
+        assert extraction_rate(vs) == pytest.approx(4 / 5)
 
 
 def test_dispatcher_code_tasks_need_confirmation() -> None:
-    from lm_eval_diversity.quality import grade_task
+    from lm_eval_diversity.catalogue.tasks import grade_task
     from lm_eval_diversity.quality.code import CodeExecutionNotAllowedError
 
     doc = {"task_id": 11, "text": "t", "code": "", "test_list": ["assert f(1) == 2"], "test_setup_code": ""}

@@ -13,6 +13,7 @@ import json
 from pathlib import Path
 
 import pytest
+from helpers import program_format
 
 from lm_eval_diversity.metrics.answers import functional_diversity
 from lm_eval_diversity.quality.code import grade_code_task
@@ -60,11 +61,15 @@ WRITER = (
 @pytest.fixture(scope="module")
 def graded() -> list:
     canonical = DOC["canonical_solution"]
-    first = grade_code_task("humaneval", [DOC], [[canonical]], allow_execution=True, behaviour=True)[0][0]
+    first = grade_code_task(program_format("humaneval"), [DOC], [[canonical]], allow_execution=True, behaviour=True)[0][
+        0
+    ]
     assert first.correct and first.behaviour is not None
     outs = [canonical, canonical, REWRITE, ALWAYS_FALSE, ALWAYS_TRUE, UNPARSEABLE,
             PRINTER.replace("WANTED", first.behaviour), WRITER.replace("WANTED", first.behaviour), ""]  # fmt: skip
-    return grade_code_task("humaneval", [DOC], [outs], allow_execution=True, behaviour=True, timeout_s=10)[0]
+    return grade_code_task(
+        program_format("humaneval"), [DOC], [outs], allow_execution=True, behaviour=True, timeout_s=10
+    )[0]
 
 
 def test_functional_classes_on_humaneval(graded: list) -> None:
@@ -94,14 +99,14 @@ def test_a_hostile_program_cannot_forge_its_signature(graded: list) -> None:
 
 def test_signatures_leave_verdicts_unchanged(graded: list) -> None:
     outs = [DOC["canonical_solution"], REWRITE, ALWAYS_FALSE, UNPARSEABLE, ""]
-    plain = grade_code_task("humaneval", [DOC], [outs], allow_execution=True)[0]
+    plain = grade_code_task(program_format("humaneval"), [DOC], [outs], allow_execution=True)[0]
     assert all(v.behaviour is None for v in plain)
     picked = [graded[0], graded[2], graded[3], graded[5], graded[8]]
     assert [(v.correct, v.reason) for v in plain] == [(v.correct, v.reason) for v in picked]
 
 
 def test_compat_mode_gives_no_signature() -> None:
-    [[v]] = grade_code_task("humaneval", [DOC], [[DOC["canonical_solution"]]], allow_execution=True,
+    [[v]] = grade_code_task(program_format("humaneval"), [DOC], [[DOC["canonical_solution"]]], allow_execution=True,
                             mode="compat", behaviour=True)  # fmt: skip
     assert v.behaviour is None
 
@@ -148,7 +153,7 @@ def test_functional_classes_on_mbpp(shared_data_dir: Path) -> None:
     first_only = "def remove_Occ(s, ch):\n    return s.replace(ch, '', 1)\n"  # "hello" -> "helo"
     ends = "def remove_Occ(s, ch):\n    return s[1:-1]\n"  # "hello" -> "ell"
     outs = [doc["code"], rewrite, first_only, ends, ends]
-    verdicts = grade_code_task("mbpp", [doc], [outs], allow_execution=True, behaviour=True)[0]
+    verdicts = grade_code_task(program_format("mbpp"), [doc], [outs], allow_execution=True, behaviour=True)[0]
     assert [v.correct for v in verdicts] == [True, True, False, False, False]
     sigs = [v.behaviour for v in verdicts]
     assert sigs[0] == sigs[1] and sigs[3] == sigs[4]

@@ -9,10 +9,12 @@ import json
 from pathlib import Path
 
 import pytest
+from helpers import program_format
 
 from lm_eval_diversity.quality.code import (
     CodeExecutionNotAllowedError,
-    build_program_parts,
+    assert_program,
+    completion_program,
     cruxeval_equal,
     extract_code,
     extract_cruxeval_answer,
@@ -77,7 +79,7 @@ def test_helper_before_target_is_not_renamed_and_passes() -> None:
     code = extract_code(out, "add_sorted")
     assert "def _inc(x)" in code and "def add_sorted(xs)" in code
     assert "add_sorted = " not in code  # no alias, no rename
-    [[v]] = grade_code_task("humaneval", [HE_DOC], [[out]], allow_execution=True, timeout_s=5)
+    [[v]] = grade_code_task(program_format("humaneval"), [HE_DOC], [[out]], allow_execution=True, timeout_s=5)
     assert v.correct, v
 
 
@@ -93,13 +95,13 @@ def test_single_differently_named_function_is_aliased() -> None:
 # ------------------------------------------------------------------------------------------------ program assembly
 def test_humaneval_standalone_keeps_prompt_imports() -> None:
     out = f"{FENCE}python\ndef add_sorted(xs: List[int]) -> List[int]:\n    return sorted(xs)\n{FENCE}"
-    parts = build_program_parts("humaneval", HE_DOC, out)
+    parts = completion_program(HE_DOC, out)
     assert parts.code.startswith("from typing import List\n")
     assert parts.tests.rstrip().endswith("check(add_sorted)")
 
 
 def test_humaneval_continuation_style_uses_prompt_plus_raw_completion() -> None:
-    parts = build_program_parts("humaneval", HE_DOC, HE_DOC["canonical_solution"])
+    parts = completion_program(HE_DOC, HE_DOC["canonical_solution"])
     assert parts.code == HE_DOC["prompt"] + HE_DOC["canonical_solution"]
     assert parts.tests.rstrip().endswith("check(add_sorted)")
 
@@ -113,13 +115,14 @@ def test_mbpp_entry_point_and_program() -> None:
     }
     assert mbpp_entry_point(doc["test_list"]) == "sq"
     assert mbpp_entry_point(["assert math.isclose(area(1), 3.14)", "assert area(2) > 0"]) == "area"
-    parts = build_program_parts("mbpp", doc, f"{FENCE}python\ndef square(x):\n    return x * x\n{FENCE}")
+    parts = assert_program(doc, f"{FENCE}python\ndef square(x):\n    return x * x\n{FENCE}")
     assert "sq = square" in parts.code and "assert sq(3) == 9" in parts.tests
 
 
-def test_unknown_task_rejected() -> None:
-    with pytest.raises(ValueError):
-        build_program_parts("apps", {}, "x")
+def test_doc_without_what_its_program_needs_is_refused_before_running() -> None:
+    doc = {"prompt": "def f():\n", "test": "def check(c): pass"}  # no entry_point
+    with pytest.raises(ValueError, match="humaneval doc 0: key 'entry_point' must be a non-empty str"):
+        grade_code_task(program_format("humaneval"), [doc], [["x"]], allow_execution=True, label="humaneval")
 
 
 # ------------------------------------------------------------------------------------------------ grading
@@ -127,7 +130,9 @@ def test_pass_and_fail_programs() -> None:
     good = "    return [x + 1 for x in sorted(xs)]\n"
     wrong = "    return [x + 1 for x in xs]\n"  # forgets to sort: plausible but wrong
     syntax = "    return [x + 1 for x in sorted(xs)\n"
-    verdicts = grade_code_task("humaneval", [HE_DOC], [[good, wrong, syntax, "  "]], allow_execution=True)
+    verdicts = grade_code_task(
+        program_format("humaneval"), [HE_DOC], [[good, wrong, syntax, "  "]], allow_execution=True
+    )
     assert [v.correct for v in verdicts[0]] == [True, False, False, False]
     assert [v.reason for v in verdicts[0]] == ["", "assertion", "syntax", "no-code"]
     assert all(v.answer is None for v in verdicts[0])
@@ -135,14 +140,16 @@ def test_pass_and_fail_programs() -> None:
 
 def test_execution_is_opt_in() -> None:
     with pytest.raises(CodeExecutionNotAllowedError, match="--confirm_run_unsafe_code"):
-        grade_code_task("humaneval", [HE_DOC], [["    return xs\n"]])
+        grade_code_task(program_format("humaneval"), [HE_DOC], [["    return xs\n"]])
 
 
 # ------------------------------------------------------------------------------------------------ gold: HumanEval
 def test_humaneval_canonical_solutions_all_pass() -> None:
     docs = _load_humaneval()
     assert len(docs) == 164
-    verdicts = grade_code_task("humaneval", docs, [[d["canonical_solution"]] for d in docs], allow_execution=True)
+    verdicts = grade_code_task(
+        program_format("humaneval"), docs, [[d["canonical_solution"]] for d in docs], allow_execution=True
+    )
     n_pass = sum(v[0].correct for v in verdicts)
     failures = [(d["task_id"], v[0].reason) for d, v in zip(docs, verdicts, strict=True) if not v[0].correct]
     print(f"HumanEval canonical solutions: {n_pass}/164 pass")
@@ -161,7 +168,9 @@ def test_humaneval_wrong_but_plausible_solutions_fail() -> None:
     )
     body = "def truncate_number(number: float) -> float:\n    return round(number % 1.0, 1)\n"
     standalone = f"{FENCE}python\n{body}{FENCE}"
-    verdicts = grade_code_task("humaneval", [he0, he2], [[off_by_one], [standalone]], allow_execution=True)
+    verdicts = grade_code_task(
+        program_format("humaneval"), [he0, he2], [[off_by_one], [standalone]], allow_execution=True
+    )
     assert [v[0].correct for v in verdicts] == [False, False]
     assert [v[0].reason for v in verdicts] == ["assertion", "assertion"]
 
@@ -169,7 +178,7 @@ def test_humaneval_wrong_but_plausible_solutions_fail() -> None:
 # ------------------------------------------------------------------------------------------------ gold: MBPP
 def test_mbpp_reference_solutions_pass(shared_data_dir: Path) -> None:
     docs = _jsonl(shared_data_dir / "mbpp" / "test.jsonl")
-    verdicts = grade_code_task("mbpp", docs, [[d["code"]] for d in docs], allow_execution=True)
+    verdicts = grade_code_task(program_format("mbpp"), docs, [[d["code"]] for d in docs], allow_execution=True)
     n_pass = sum(v[0].correct for v in verdicts)
     failures = [(d["task_id"], v[0].reason) for d, v in zip(docs, verdicts, strict=True) if not v[0].correct]
     print(f"MBPP reference solutions: {n_pass}/{len(docs)} pass; failures: {failures}")
@@ -180,7 +189,7 @@ def test_mbpp_wrong_solution_fails(shared_data_dir: Path) -> None:
     docs = _jsonl(shared_data_dir / "mbpp" / "test.jsonl")
     doc = next(d for d in docs if d["task_id"] == 11)  # remove first and last occurrence of a character
     wrong = "def remove_Occ(s, ch):\n    return s.replace(ch, '', 1)"  # only the first occurrence
-    [[v]] = grade_code_task("mbpp", [doc], [[wrong]], allow_execution=True)
+    [[v]] = grade_code_task(program_format("mbpp"), [doc], [[wrong]], allow_execution=True)
     assert not v.correct and v.reason == "assertion"
 
 

@@ -7,9 +7,15 @@ exercises and why the expected verdict follows from it.
 from __future__ import annotations
 
 import pytest
+from helpers import gold_format, program_format
 
-from lm_eval_diversity.quality import grade_task
-from lm_eval_diversity.quality.code import build_compat_program, build_program_parts, grade_code_task
+from lm_eval_diversity.catalogue.tasks import grade_task
+from lm_eval_diversity.quality.code import (
+    assert_program,
+    assert_program_compat,
+    completion_program_compat,
+    grade_code_task,
+)
 from lm_eval_diversity.quality.ifeval import grade_ifeval
 from lm_eval_diversity.quality.math import compat_extract, gold_answer, grade_math
 from lm_eval_diversity.quality.truthfulqa import grade_truthfulqa
@@ -20,14 +26,16 @@ FENCE = "`" * 3
 HE_DOC = {
     "task_id": "toy/0",
     "entry_point": "add_sorted",
-    "prompt": "def add_sorted(xs):\n    \"\"\"Sort xs and add 1 to each.\"\"\"\n",
+    "prompt": 'def add_sorted(xs):\n    """Sort xs and add 1 to each."""\n',
     "test": "def check(candidate):\n    assert candidate([3, 1]) == [2, 4]\n",
 }
 TESTS = "def check(candidate):\n    assert candidate([3, 1]) == [2, 4]\n\n\ncheck(add_sorted)\n"
 
 
 def _grade(outputs: list[str], mode: str) -> list[bool]:
-    (verdicts,) = grade_code_task("humaneval", [HE_DOC], [outputs], allow_execution=True, mode=mode, timeout_s=20)
+    (verdicts,) = grade_code_task(
+        program_format("humaneval"), [HE_DOC], [outputs], allow_execution=True, mode=mode, timeout_s=20
+    )
     return [v.correct for v in verdicts]
 
 
@@ -36,7 +44,7 @@ def test_code_compat_strips_a_continuation_before_appending_it_to_the_prompt():
     raw = "    return [x + 1 for x in sorted(xs)]\n"
     # compute_code_quality.py:185 strips every output (_strip_cot ends with .strip()); code_execution.py:209 then
     # appends it to the prompt: the body loses its indent, so "return" sits outside the function
-    assert build_compat_program("humaneval", HE_DOC, raw) == (
+    assert completion_program_compat(HE_DOC, raw) == (
         HE_DOC["prompt"] + "return [x + 1 for x in sorted(xs)]\n\n" + TESTS
     )
     assert _grade([raw], "compat") == [False]  # SyntaxError: 'return' outside function
@@ -50,7 +58,7 @@ def test_code_compat_renames_the_first_def_even_when_it_is_a_helper():
     )
     # code_execution.py:162-164: the first "^def NAME(" is _inc, renamed (definition and calls, :135-145) to
     # add_sorted, so the real function now calls itself on an int
-    assert build_compat_program("humaneval", HE_DOC, out) == (
+    assert completion_program_compat(HE_DOC, out) == (
         "def add_sorted(x):\n    return x + 1\n\ndef add_sorted(xs):\n    return [add_sorted(x) for x in sorted(xs)]"
         "\n\n" + TESTS
     )
@@ -69,10 +77,10 @@ def test_code_compat_mbpp_renames_to_the_asserted_name():
     doc = {"text": "t", "test_list": ["assert square(3) == 9"], "test_setup_code": ""}
     out = f"Here:\n{FENCE}python\ndef sq(x):\n    return x * x\n\nprint(sq(2))\n{FENCE}"
     # code_execution.py:233-236 and :120-129: expected name from the first assert; sq and its call renamed
-    assert build_compat_program("mbpp", doc, out) == (
+    assert assert_program_compat(doc, out) == (
         "def square(x):\n    return x * x\n\nprint(square(2))\n\nassert square(3) == 9\n"
     )
-    assert "def sq(x)" in build_program_parts("mbpp", doc, out).code  # official mode aliases instead of renaming
+    assert "def sq(x)" in assert_program(doc, out).code  # official mode aliases instead of renaming
 
 
 # ------------------------------------------------------------------------------------------------ math
@@ -91,15 +99,17 @@ def test_math_compat_regexes(text, expected):
 
 def test_math_compat_gold_is_the_first_box_or_nothing():
     # quality_filtered_diversity.py:94-99 and :116-118: MATH gold = first \boxed{[^}]+}, else None
-    assert gold_answer("math_algebra", {"solution": "\\boxed{2} or \\boxed{3}"}, "compat") == "2"
+    assert gold_answer(gold_format("math_algebra"), {"solution": "\\boxed{2} or \\boxed{3}"}, "compat") == "2"
     doc = {"solution": "Adding gives 5."}
-    assert gold_answer("math_algebra", doc, "compat") is None
+    assert gold_answer(gold_format("math_algebra"), doc, "compat") is None
     # the reference then marks every output wrong; this package refuses such a doc in every mode, naming the key
     # (docs/metrics.md: a doc that can only ever score 0 is bad input, not a result)
     with pytest.raises(ValueError, match="key 'solution' has no gold answer"):
-        grade_math("math_algebra", doc, ["5", "\\boxed{5}"], "compat")
+        grade_math(gold_format("math_algebra"), doc, ["5", "\\boxed{5}"], "compat")
     # the answer-is output normalises to the gold "5" (math_answer_extraction.py:40-66)
-    assert grade_math("math_algebra", {"solution": "\\boxed{5}"}, ["The answer is $5."], "compat")[0].correct
+    assert grade_math(gold_format("math_algebra"), {"solution": "\\boxed{5}"}, ["The answer is $5."], "compat")[
+        0
+    ].correct
 
 
 # ------------------------------------------------------------------------------------------------ ifeval

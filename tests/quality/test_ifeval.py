@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from lm_eval_diversity.quality import grade_task
+from lm_eval_diversity.catalogue.tasks import grade_task
 from lm_eval_diversity.quality.ifeval import ensure_punkt_data, grade_ifeval, ifeval_details
 
 DATA = Path(__file__).resolve().parents[2].parent / "shared" / "data"
@@ -121,7 +121,7 @@ def test_none_kwargs_like_datasets_3x() -> None:
 
 
 def test_unknown_mode() -> None:
-    with pytest.raises(ValueError, match="ifeval mode"):
+    with pytest.raises(ValueError, match="IFEval mode"):
         grade_ifeval(doc([], []), ["x"], "lenient")  # type: ignore[arg-type]
 
 

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from lm_eval_diversity.quality import grade_task
+from lm_eval_diversity.catalogue.tasks import grade_task
 from lm_eval_diversity.quality.truthfulqa import grade_truthfulqa, reference_answers
 
 DATA = Path(__file__).resolve().parents[2].parent / "shared" / "data"

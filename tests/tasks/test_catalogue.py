@@ -10,22 +10,23 @@ import pytest
 
 from lm_eval_diversity.catalogue import generate as G
 from lm_eval_diversity.catalogue.tasks import (
-    CODE_TASKS,
     Category,
-    Grader,
+    DatasetSpec,
     TaskRecord,
     code_task_names,
     get_task,
+    grade_task,
     graded_task_names,
     is_graded,
     register_task,
+    registered_task,
     short_name,
     task_name,
     task_records,
-    unregister_task,
+    verifiable_task_names,
 )
-from lm_eval_diversity.quality import GRADED_TASKS, VERIFIABLE_TASKS, Verdict, grade_task
-from lm_eval_diversity.tasks import DatasetSpec
+from lm_eval_diversity.quality.graders import Grader
+from lm_eval_diversity.quality.types import Verdict
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -78,10 +79,10 @@ def test_prefix_helpers() -> None:
 def test_graded_and_code_sets_come_from_the_records() -> None:
     # the paper's six carry accuracy; `score` has always graded truthfulqa and cruxeval too, and the harness now
     # grades the same set
-    assert VERIFIABLE_TASKS == ("humaneval", "mbpp", "gsm8k", "math_algebra", "math_geometry", "ifeval")
-    assert set(GRADED_TASKS) == set(VERIFIABLE_TASKS) | {"truthfulqa", "cruxeval"}
-    assert graded_task_names() == GRADED_TASKS
-    assert CODE_TASKS == code_task_names() == ("humaneval", "mbpp")
+    verifiable = verifiable_task_names()
+    assert verifiable == ("humaneval", "mbpp", "gsm8k", "math_algebra", "math_geometry", "ifeval")
+    assert set(graded_task_names()) == set(verifiable) | {"truthfulqa", "cruxeval"}
+    assert code_task_names() == ("humaneval", "mbpp")
     assert is_graded("diversity_truthfulqa") and not is_graded("diversity_alpaca") and not is_graded("nope")
 
 
@@ -96,9 +97,14 @@ def test_register_task_refuses_bad_names_and_silent_overwrites() -> None:
 # ---------------------------------------------------------------------------- grading dispatched from the record
 
 
-def grade_by_length(task: str, docs, outputs, options) -> list[list[Verdict]]:
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class LengthMatch(Grader):
     """A toy grader: an output is correct when its length equals the doc's ``n``."""
-    return [[Verdict(len(o) == d["n"], str(len(o))) for o in outs] for d, outs in zip(docs, outputs)]
+
+    rule: str = "length matches"
+
+    def grade(self, task: str, docs, outputs, options) -> list[list[Verdict]]:
+        return [[Verdict(len(o) == d["n"], str(len(o))) for o in outs] for d, outs in zip(docs, outputs)]
 
 
 @pytest.fixture()
@@ -107,11 +113,10 @@ def toy_graded() -> Iterator[TaskRecord]:
         "toy_graded", "Toy graded task", Category("toy", "toy", "Toy"),
         DatasetSpec("none/toy", None, "test", "toy/test.jsonl"),
         get_task("gsm8k").prompt, get_task("gsm8k").target, (), "-", "-",
-        grader=Grader(f"{__name__}.grade_by_length", "length matches"),
+        grader=LengthMatch(),
     )  # fmt: skip
-    register_task(record)
-    yield record
-    unregister_task(record.name)
+    with registered_task(record):
+        yield record
 
 
 def test_grade_task_calls_the_records_grader(toy_graded: TaskRecord) -> None:

@@ -4,26 +4,26 @@ from __future__ import annotations
 
 import pytest
 
-from lm_eval_diversity import tasks as T
+from lm_eval_diversity.catalogue import prompts as P
 from lm_eval_diversity.catalogue.tasks import get_task, task_records
 
 
 def test_tldr() -> None:
     doc = {"subreddit": "cooking", "title": "Dense bread", "post": "My loaf is heavy.\nWhy?", "summary": "Dense."}
-    assert T.prompt_tldr(doc) == "SUBREDDIT: cooking\nTITLE: Dense bread\nPOST: My loaf is heavy.\nWhy?\nTL;DR:"
-    assert T.target_tldr(doc) == " Dense."
+    assert P.prompt_tldr(doc) == "SUBREDDIT: cooking\nTITLE: Dense bread\nPOST: My loaf is heavy.\nWhy?\nTL;DR:"
+    assert P.target_tldr(doc) == " Dense."
 
 
 def test_cnn_dailymail() -> None:
     doc = {"article": "A bridge opened.", "highlights": "Bridge opens .", "id": "x"}
-    assert T.prompt_cnn_dailymail(doc) == "ARTICLE: A bridge opened.\nTL;DR:"
-    assert T.target_cnn_dailymail(doc) == " Bridge opens ."
+    assert P.prompt_cnn_dailymail(doc) == "ARTICLE: A bridge opened.\nTL;DR:"
+    assert P.target_cnn_dailymail(doc) == " Bridge opens ."
 
 
 def test_xsum() -> None:
     doc = {"document": "Line one.\nLine two.", "summary": "Two lines.", "id": "1"}
-    assert T.prompt_xsum(doc) == "ARTICLE: Line one.\nLine two.\nTL;DR:"
-    assert T.target_xsum(doc) == " Two lines."
+    assert P.prompt_xsum(doc) == "ARTICLE: Line one.\nLine two.\nTL;DR:"
+    assert P.target_xsum(doc) == " Two lines."
 
 
 def test_humaneval_prompt_is_raw() -> None:
@@ -35,8 +35,8 @@ def test_humaneval_prompt_is_raw() -> None:
         "test": "",
         "entry_point": "f",
     }
-    assert T.prompt_humaneval(doc) == '\ndef f(x: int) -> int:\n    """ Double x.\n    """\n'
-    assert T.target_humaneval(doc) == "    return 2 * x\n"
+    assert P.prompt_humaneval(doc) == '\ndef f(x: int) -> int:\n    """ Double x.\n    """\n'
+    assert P.target_humaneval(doc) == "    return 2 * x\n"
 
 
 def test_mbpp() -> None:
@@ -48,8 +48,8 @@ def test_mbpp() -> None:
         "test_setup_code": "",
         "challenge_test_list": [],
     }
-    assert T.prompt_mbpp(doc) == '"""\nWrite a function to add two numbers.\n"""\n'
-    assert T.target_mbpp(doc) == "def add(a, b):\r\n    return a + b"
+    assert P.prompt_mbpp(doc) == '"""\nWrite a function to add two numbers.\n"""\n'
+    assert P.target_mbpp(doc) == "def add(a, b):\r\n    return a + b"
 
 
 def test_cruxeval_template_with_backticks() -> None:
@@ -58,14 +58,14 @@ def test_cruxeval_template_with_backticks() -> None:
         "Given the following Python function:\n\n```python\ndef f(s):\n    return s[::-1]\n```\n\n"
         "What is the output of `f('ab')`?\n\nAnswer:"
     )
-    assert T.prompt_cruxeval(doc) == expected
-    assert T.target_cruxeval(doc) == " 'ba'"
+    assert P.prompt_cruxeval(doc) == expected
+    assert P.target_cruxeval(doc) == " 'ba'"
 
 
 def test_gsm8k() -> None:
     doc = {"question": "What is 2 + 3?", "answer": "2 + 3 = <<2+3=5>>5\n#### 5"}
-    assert T.prompt_gsm8k(doc) == "Question: What is 2 + 3?\n\nAnswer:"
-    assert T.target_gsm8k(doc) == " 2 + 3 = <<2+3=5>>5\n#### 5"
+    assert P.prompt_gsm8k(doc) == "Question: What is 2 + 3?\n\nAnswer:"
+    assert P.target_gsm8k(doc) == " 2 + 3 = <<2+3=5>>5\n#### 5"
 
 
 @pytest.mark.parametrize("task", ["math_algebra", "math_geometry"])
@@ -79,8 +79,8 @@ def test_math(task: str) -> None:
 
 def test_truthfulqa() -> None:
     doc = {"question": "Do goldfish forget quickly?", "best_answer": "No"}
-    assert T.prompt_truthfulqa(doc) == "Q: Do goldfish forget quickly?\nA:"
-    assert T.target_truthfulqa(doc) == " No"
+    assert P.prompt_truthfulqa(doc) == "Q: Do goldfish forget quickly?\nA:"
+    assert P.target_truthfulqa(doc) == " No"
 
 
 def test_alpaca_with_input() -> None:
@@ -90,8 +90,8 @@ def test_alpaca_with_input() -> None:
         "Write a response that appropriately completes the request.\n\n"
         "### Instruction:\nTranslate to French.\n\n### Input:\nGood morning\n\n### Response:\n"
     )
-    assert T.prompt_alpaca(doc) == expected
-    assert T.target_alpaca(doc) == "Bonjour"
+    assert P.prompt_alpaca(doc) == expected
+    assert P.target_alpaca(doc) == "Bonjour"
 
 
 def test_alpaca_without_input() -> None:
@@ -100,30 +100,30 @@ def test_alpaca_without_input() -> None:
         "Below is an instruction that describes a task. Write a response that appropriately completes the "
         "request.\n\n### Instruction:\nName a flightless bird.\n\n### Response:\n"
     )
-    assert T.prompt_alpaca(doc) == expected
+    assert P.prompt_alpaca(doc) == expected
 
 
 def test_alpaca_fields_not_stripped() -> None:
     doc = {"instruction": " Say hi ", "input": "x\n", "output": ""}
-    assert "### Instruction:\n Say hi \n\n### Input:\nx\n\n\n### Response:\n" in T.prompt_alpaca(doc)
+    assert "### Instruction:\n Say hi \n\n### Input:\nx\n\n\n### Response:\n" in P.prompt_alpaca(doc)
 
 
 def test_ifeval() -> None:
     doc = {"key": 1, "prompt": "Write a poem. Do not use commas.\n", "instruction_id_list": [], "kwargs": []}
-    assert T.prompt_ifeval(doc) == "Write a poem. Do not use commas.\n"
-    assert T.target_empty(doc) == ""
+    assert P.prompt_ifeval(doc) == "Write a poem. Do not use commas.\n"
+    assert P.target_empty(doc) == ""
 
 
 def test_writingprompts_strip_then_blank_line() -> None:
     doc = {"prompt": "  [WP] The sun forgets to rise. \n", "story": "It was dark."}
-    assert T.prompt_writingprompts(doc) == "[WP] The sun forgets to rise.\n\n"
-    assert T.target_writingprompts(doc) == "It was dark."
+    assert P.prompt_writingprompts(doc) == "[WP] The sun forgets to rise.\n\n"
+    assert P.target_writingprompts(doc) == "It was dark."
 
 
 def test_prism_strip() -> None:
     doc = {"opening_prompt": "\n  Is lying ever acceptable?  ", "included_in_balanced_subset": True}
-    assert T.prompt_prism(doc) == "Is lying ever acceptable?"
-    assert T.target_empty(doc) == ""
+    assert P.prompt_prism(doc) == "Is lying ever acceptable?"
+    assert P.target_empty(doc) == ""
 
 
 def test_wildbench_first_turn_only() -> None:
@@ -136,8 +136,8 @@ def test_wildbench_first_turn_only() -> None:
         ],
         "checklist": ["Is it correct?", "Half-open handled?"],
     }
-    assert T.prompt_wildbench(doc) == "Write merge intervals."
-    assert T.target_wildbench(doc) == "Is it correct?; Half-open handled?"
+    assert P.prompt_wildbench(doc) == "Write merge intervals."
+    assert P.target_wildbench(doc) == "Is it correct?; Half-open handled?"
 
 
 PINNED = {
@@ -149,5 +149,5 @@ PINNED = {
 def test_every_catalogued_task_has_its_strings_pinned_here() -> None:
     records = task_records()
     assert {r.name for r in records} == PINNED
-    for r in records:  # the YAMLs reference these by dotted path: they must live in lm_eval_diversity.tasks
-        assert getattr(T, r.prompt.__name__) is r.prompt and getattr(T, r.target.__name__) is r.target
+    for r in records:  # the YAMLs reference these by dotted path: they live in lm_eval_diversity.catalogue.prompts
+        assert getattr(P, r.prompt.__name__) is r.prompt and getattr(P, r.target.__name__) is r.target

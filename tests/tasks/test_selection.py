@@ -9,7 +9,9 @@ from pathlib import Path
 import datasets
 import pytest
 
-from lm_eval_diversity import tasks as T
+from lm_eval_diversity import loader as L
+from lm_eval_diversity import selection as S
+from lm_eval_diversity.catalogue import prompts as P
 
 
 def _reference_order(items: list, n_max: int = 500) -> list:
@@ -23,21 +25,21 @@ def _reference_order(items: list, n_max: int = 500) -> list:
 def test_selected_indices_match_shuffling_the_docs(n: int) -> None:
     names = [f"doc-{i}" for i in range(n)]
     expected = [int(s.split("-")[1]) for s in _reference_order(names)]
-    got = T.selected_indices(n)
+    got = S.selected_indices(n)
     assert got == expected
     assert len(got) == min(500, n)
     assert len(set(got)) == len(got)
 
 
 def test_small_split_keeps_every_doc_shuffled() -> None:
-    got = T.selected_indices(8)
+    got = S.selected_indices(8)
     assert sorted(got) == list(range(8))
     assert got != list(range(8))  # Random(42) does move docs around
 
 
 def test_select_docs_adds_split_index_and_keeps_rows() -> None:
     ds = datasets.Dataset.from_dict({"q": [f"question {i}" for i in range(20)]})
-    out = T.select_docs(ds, max_n=5)
+    out = S.select_docs(ds, max_n=5)
     expected = _reference_order(list(range(20)), 5)
     assert out["split_index"] == expected
     assert out["q"] == [f"question {i}" for i in expected]
@@ -46,32 +48,26 @@ def test_select_docs_adds_split_index_and_keeps_rows() -> None:
 
 def test_select_docs_replaces_existing_split_index() -> None:
     ds = datasets.Dataset.from_dict({"q": ["a", "b", "c"], "split_index": [9, 9, 9]})
-    out = T.select_docs(ds)
+    out = S.select_docs(ds)
     assert sorted(out["split_index"]) == [0, 1, 2]
 
 
-def test_max_docs_env(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.delenv(T.MAX_DOCS_ENV, raising=False)
-    assert T.max_docs() == 500
-    monkeypatch.setenv(T.MAX_DOCS_ENV, "3")
+def test_docs_per_task_sets_n_for_a_block() -> None:
+    assert S.max_docs() == 500
     ds = datasets.Dataset.from_dict({"q": list(range(10))})
-    assert T.process_docs(ds)["split_index"] == _reference_order(list(range(10)), 3)
-    monkeypatch.setenv(T.MAX_DOCS_ENV, "zero")
-    with pytest.raises(ValueError, match=T.MAX_DOCS_ENV):
-        T.max_docs()
-    monkeypatch.setenv(T.MAX_DOCS_ENV, "0")
-    with pytest.raises(ValueError, match=">= 1"):
-        T.max_docs()
+    with S.docs_per_task(3):
+        assert S.process_docs(ds)["split_index"] == _reference_order(list(range(10)), 3)
+    assert S.max_docs() == 500  # restored after the block
+    assert len(S.process_docs(ds)) == 10
 
 
 def test_real_gsm8k_selection(shared_data_dir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     path = shared_data_dir / "gsm8k" / "test.jsonl"
     if not path.is_file():
         pytest.skip(f"{path} not available")
-    monkeypatch.delenv(T.MAX_DOCS_ENV, raising=False)
     rows = [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
     assert len(rows) == 1319
-    out = T.process_docs(T.read_jsonl(path))
+    out = S.process_docs(L.read_jsonl(path))
     assert len(out) == 500
     # shuffle the questions themselves (not indices) and compare: same permutation
     expected_questions = _reference_order([r["question"] for r in rows])
@@ -88,47 +84,46 @@ def _doc(prompt: str | None, balanced: bool | None = True) -> dict:
 
 
 def test_prism_keeps_ordinary_prompt() -> None:
-    assert T.prism_keep(_doc("  Is it ever right to lie?  "))
+    assert P.prism_keep(_doc("  Is it ever right to lie?  "))
 
 
 @pytest.mark.parametrize("balanced", [False, None])
 def test_prism_drops_non_balanced(balanced: bool | None) -> None:
-    assert not T.prism_keep(_doc("Is it ever right to lie?", balanced))
+    assert not P.prism_keep(_doc("Is it ever right to lie?", balanced))
 
 
 @pytest.mark.parametrize("prompt", ["", "   ", "\n\t", None])
 def test_prism_drops_empty(prompt: str | None) -> None:
-    assert not T.prism_keep(_doc(prompt))
+    assert not P.prism_keep(_doc(prompt))
 
 
 @pytest.mark.parametrize(
     "prompt", ["hello", "Hello!", "HI.", "hey", "Hey!!", "hola", "  hi?  ", "Hello,", "hi!?.", "Hola!"]
 )
 def test_prism_drops_greetings(prompt: str) -> None:
-    assert not T.prism_keep(_doc(prompt))
+    assert not P.prism_keep(_doc(prompt))
 
 
 @pytest.mark.parametrize("prompt", ["hello there", "hi, how are you?", "hey you", "hellooo", "hi :)"])
 def test_prism_keeps_greeting_like_prompts(prompt: str) -> None:
-    assert T.prism_keep(_doc(prompt))
+    assert P.prism_keep(_doc(prompt))
 
 
 def test_prism_non_ascii_threshold() -> None:
     # exactly 20% non-ASCII is kept, more is dropped (code point > 127)
-    assert T.prism_keep(_doc("abcdéfghîj"))  # 2 / 10
-    assert not T.prism_keep(_doc("abcdéfghîî"))  # 3 / 10
-    assert not T.prism_keep(_doc("死刑制度について教えてください"))
-    assert T.prism_keep(_doc("¿Qué opinas sobre la pena de muerte?"))
+    assert P.prism_keep(_doc("abcdéfghîj"))  # 2 / 10
+    assert not P.prism_keep(_doc("abcdéfghîî"))  # 3 / 10
+    assert not P.prism_keep(_doc("死刑制度について教えてください"))
+    assert P.prism_keep(_doc("¿Qué opinas sobre la pena de muerte?"))
     # the ratio is over the stripped prompt
-    assert not T.prism_keep(_doc("    ééé ab     "))
+    assert not P.prism_keep(_doc("    ééé ab     "))
 
 
 def test_prism_filter_then_select_on_demo_file(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.delenv(T.MAX_DOCS_ENV, raising=False)
-    raw = T.read_jsonl(T.DEMO_DATA_DIR / "prism" / "train.jsonl")
-    kept = T.filter_prism(raw)
+    raw = L.read_jsonl(L.DEMO_DATA_DIR / "prism" / "train.jsonl")
+    kept = P.filter_prism(raw)
     assert kept["conversation_id"] == ["c0", "c3", "c4", "c8", "c10"]
-    out = T.process_docs_prism(raw)
+    out = P.process_docs_prism(raw)
     # split_index indexes the filtered split
     assert out["split_index"] == _reference_order(list(range(5)))
     assert out["conversation_id"] == [kept["conversation_id"][i] for i in out["split_index"]]

