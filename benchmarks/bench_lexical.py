@@ -3,8 +3,9 @@
 Texts: per prompt a real prose reference of about ``--words`` words (consecutive Alpaca responses from
 ``--data_dir``, sentence by sentence), and K outputs that keep each sentence with probability 0.6 and swap it for a
 sentence of another reference otherwise, cut to ``--words`` words; one prompt in ten has an exact duplicate. Times
-are medians over ``--reps`` runs of one call per measure over the whole task (``lexical_scores_groups`` runs the
-ROUGE-L LCS of all pairs of all prompts as one batch). For comparison, the package ``diversity`` 0.3.0 (when
+are medians over ``--reps`` runs of one call per measure over the whole task (the ``texts`` pass of scoring runs the
+ROUGE-L LCS of all pairs of all prompts as one batch; "all" is every lexical record of the catalogue, as scoring
+calls them). For comparison, the package ``diversity`` 0.3.0 (when
 installed) and rouge-score's own per-pair ROUGE-L are timed on ``--package_prompts`` prompts and scaled to the task.
 
     python benchmarks/bench_lexical.py --n_prompts 500 --k 16 --words 150
@@ -23,7 +24,9 @@ import statistics
 import time
 from pathlib import Path
 
+from lm_eval_diversity.catalogue import metrics as catalogue
 from lm_eval_diversity.metrics import lexical as lx
+from lm_eval_diversity.settings import DiversitySettings
 
 _SPLIT = re.compile(r"(?<=[.!?])\s+|\n")
 
@@ -91,6 +94,7 @@ def main() -> None:
     def each(fn):
         return lambda: [fn(g) for g in groups]
 
+    lexical, settings = lx.LEXICAL_MEASURES, DiversitySettings()
     measures = {
         "compression_ratio": each(lx.compression_ratio),
         "compression_ratio (compat)": each(lambda g: lx.compression_ratio(g, mode="compat")),
@@ -101,9 +105,9 @@ def main() -> None:
         "homogenization_rougel (compat)": lambda: lx.homogenization_rouge_l_groups(groups, mode="compat"),
         **{f"distinct_{n}": each(lambda g, n=n: lx.distinct_n(g, n)) for n in lx.DISTINCT_ORDERS},
         "self_bleu": each(lx.self_bleu),
-        "all (lexical_scores_groups)": lambda: lx.lexical_scores_groups(groups),
+        "all (the catalogue's lexical records)": lambda: [catalogue.record(m).fn(groups, settings) for m in lexical],
     }
-    lx.lexical_scores_groups(groups[:2])  # imports (rouge-score, sacrebleu) outside the timings
+    [catalogue.record(m).fn(groups[:2], settings) for m in lexical]  # imports (rouge-score, sacrebleu) untimed
     for name, fn in measures.items():
         wall, cpu = _median_time(fn, args.reps)
         print(f"  {name:42s} wall {wall:8.2f} s   cpu {cpu:8.2f} s")

@@ -66,9 +66,11 @@ def main() -> None:
     import torch
 
     from lm_eval_diversity.metrics.code_ast import SubtreeCache, ast_metrics, pooled_parseability
-    from lm_eval_diversity.metrics.code_embedding import TaskCode, task_code_embedding_metrics
     from lm_eval_diversity.metrics.semantic import cluster_pairs, clusters_from_scores
     from lm_eval_diversity.models import embed_texts, load_nli_model, load_sentence_model
+    from lm_eval_diversity.passes import embedded_texts
+    from lm_eval_diversity.scoring import MetricModels, PromptGroup, score_groups
+    from lm_eval_diversity.settings import DiversitySettings
 
     report: dict = {
         "machine": f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores, torch {torch.__version__}, "
@@ -142,22 +144,32 @@ def main() -> None:
     # --- code embeddings -----------------------------------------------------------------------------------------
     model = load_sentence_model(args.code_model, args.device)
     embed_texts(model, ["def f(): pass"])  # warm-up
-    task = TaskCode.from_outputs(outputs)
-    emb, he_wall, he_cpu = _clock(lambda: embed_texts(model, task.texts, batch_size=args.batch_size))
-    _, score_wall, _ = _clock(lambda: task_code_embedding_metrics(task, emb))
+
+    def unique_code(texts):  # what the code model embeds of each output, each distinct code once
+        return list(dict.fromkeys(c for c in embedded_texts(texts, "code_model") if c))
+
+    codes = unique_code([o for outs in outputs for o in outs])
+    _, he_wall, he_cpu = _clock(lambda: embed_texts(model, codes, batch_size=args.batch_size))
+    code_settings = DiversitySettings(
+        metrics=("code_sbert", "code_vendi"), corpus_metrics=(), batch_size=args.batch_size
+    )
+    groups = [PromptGroup(i, list(outs)) for i, outs in enumerate(outputs)]
+    _, score_wall, _ = _clock(
+        lambda: score_groups(groups, code_settings, MetricModels(code=model), task_name="diversity_humaneval")
+    )  # embedding included: the pass embeds and scores in one go
     with open(Path(args.data_dir) / "mbpp" / "test.jsonl", encoding="utf-8") as f:
-        mbpp = TaskCode.from_outputs([[json.loads(line)["code"]] for line in f if line.strip()])
-    _, mbpp_wall, mbpp_cpu = _clock(lambda: embed_texts(model, mbpp.texts, batch_size=args.batch_size))
+        mbpp = unique_code([json.loads(line)["code"] for line in f if line.strip()])
+    _, mbpp_wall, mbpp_cpu = _clock(lambda: embed_texts(model, mbpp, batch_size=args.batch_size))
     report["code_embedding"] = {
         "code_model": args.code_model,
-        "humaneval_unique_codes": len(task.texts),
+        "humaneval_unique_codes": len(codes),
         "humaneval_embed_wall_s": he_wall,
         "humaneval_embed_cpu_s": he_cpu,
         "humaneval_score_wall_s": score_wall,
-        "mbpp_unique_codes": len(mbpp.texts),
+        "mbpp_unique_codes": len(mbpp),
         "mbpp_embed_wall_s": mbpp_wall,
         "mbpp_embed_cpu_s": mbpp_cpu,
-        "extrapolated_8000_unique_codes_s": round(mbpp_wall / len(mbpp.texts) * 8000, 1),
+        "extrapolated_8000_unique_codes_s": round(mbpp_wall / len(mbpp) * 8000, 1),
     }
     print(json.dumps(report["code_embedding"], indent=2), flush=True)
 

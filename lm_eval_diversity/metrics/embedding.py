@@ -9,6 +9,13 @@ Both take L2-normalised embeddings of one set S of m outputs (rows of ``E``) and
 where lambda_j are the eigenvalues of G / m, each clipped below at 1e-12 (order q = 1, Shannon; the clipping adds
 about (m - rank) * 2.8e-11 to the entropy, as in the reference). Gram matrices and eigenvalues are computed in
 float64 (the reference uses float32; the difference is below 1e-6, see docs/metrics.md).
+
+The same two functions give ``code_sbert`` and ``code_vendi`` over the code model's embeddings of the extracted code
+(the paper's UniXcoder metrics; what the code model embeds of an output is
+:func:`lm_eval_diversity.metrics.code_ast.code_text`, and outputs with empty code are dropped from the set, so they
+are NaN when fewer than 2 outputs have code, as in the reference). The reference's Vendi variant there normalises
+the kernel's eigenvalues by their clipped sum instead of by m and drops those below 1e-12; with unit vectors the trace
+is m, so the two agree to float round-off.
 """
 
 from __future__ import annotations
@@ -47,13 +54,3 @@ def vendi_from_gram(g: np.ndarray) -> np.ndarray | float:
         return 1.0 if g.ndim == 2 else np.ones(g.shape[0])
     lam = np.clip(np.linalg.eigvalsh(g / m), VENDI_EPS, None)
     return np.exp(-(lam * np.log(lam)).sum(axis=-1))
-
-
-def sbert_diversity(embeddings: np.ndarray) -> float:
-    """D_SBERT of one set of embeddings (rows)."""
-    return float(sbert_diversity_from_gram(gram(embeddings)))
-
-
-def vendi_score(embeddings: np.ndarray) -> float:
-    """Vendi score of one set of embeddings (rows) with the cosine kernel."""
-    return float(vendi_from_gram(gram(embeddings)))

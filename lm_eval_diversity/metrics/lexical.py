@@ -404,30 +404,3 @@ def lexical_settings(mode: str = "default") -> dict[str, object]:
         "sacrebleu": importlib.metadata.version("sacrebleu"),
         "rouge_score": importlib.metadata.version("rouge-score"),
     }
-
-
-def lexical_scores_groups(groups: Sequence[Sequence[str]], mode: str = "default") -> list[dict[str, float]]:
-    """``lexical_scores`` of each group; the ROUGE-L LCS of all groups runs as one batch."""
-    _check_mode(mode)
-    homogenization = homogenization_rouge_l_groups(groups, mode)
-    results = []
-    for texts, homog in zip(groups, homogenization):
-        row = {
-            "compression_ratio": compression_ratio(texts, mode),
-            "ngram_diversity": ngram_diversity_score(texts, mode=mode),
-            "self_repetition": self_repetition_score(texts, mode=mode),
-            "homogenization_rougel": homog,
-            **{f"distinct_{n}": distinct_n(texts, n) for n in DISTINCT_ORDERS},
-            "self_bleu": self_bleu(texts),
-        }
-        results.append(row)
-    return results
-
-
-def lexical_scores(texts: Sequence[str], mode: str = "default") -> dict[str, float]:
-    """Every lexical measure of one set of texts, keyed by ``LEXICAL_MEASURES`` (NaN where undefined).
-
-    ``distinct_n`` and ``self_bleu`` have no counterpart in the ``diversity`` package and are the same in both
-    modes.
-    """
-    return lexical_scores_groups([texts], mode)[0]

@@ -13,11 +13,18 @@ from hypothesis import strategies as st
 from lm_eval_diversity.metrics.embedding import (
     gram,
     normalize_rows,
-    sbert_diversity,
     sbert_diversity_from_gram,
     vendi_from_gram,
-    vendi_score,
 )
+
+
+def sbert_diversity(embeddings) -> float:
+    """D_SBERT of one set of embeddings (rows): the Gram matrix of the pass, then the record's function."""
+    return float(sbert_diversity_from_gram(gram(embeddings)))
+
+
+def vendi_score(embeddings) -> float:
+    return float(vendi_from_gram(gram(embeddings)))
 
 
 def entropy_exp(eigs) -> float:
