@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import os
 
+import pytest
+
 from lm_eval_diversity.cli import main as cli_main
 
 
+@pytest.mark.slow  # lm-eval indexes every task it ships (about a minute) before it can say a name is unknown
 def test_unknown_task_is_an_error_naming_it(capsys):
     rc = cli_main(["--model", "dummy", "--tasks", "diversity_nope", "--limit", "1"])
     assert rc == 2

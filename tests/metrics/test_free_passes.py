@@ -75,3 +75,11 @@ def test_functional_classes_and_ast_with_the_correct_subset():
     # correct outputs 0 and 2: two different subtrees
     assert row["ast_distinct_correct"] == 1.0 and row["ast_pairwise_correct"] == 1.0
     assert row["parseability_rate_correct"] == 1.0
+
+
+def test_every_input_kind_has_its_pass_in_the_one_table():
+    from lm_eval_diversity.passes import KIND_PASSES
+
+    kinds_with_records = {r.kind for r in catalogue.records()}
+    # the QC/residual split is computed against a baseline run (analysis), not by a pass over one task's outputs
+    assert set(KIND_PASSES) == kinds_with_records - {"baseline"} == set(catalogue.KINDS) - {"baseline"}
