@@ -41,7 +41,7 @@ def shared_data_dir() -> Path:
     return path
 
 
-# --- metric-library fixtures (tests/metrics/, test_score_cli.py) -----------------------------------------------------
+# --- metric-library fixtures (tests/metrics/, test_cli.py) ------------------------------------------------------------
 
 
 @pytest.fixture(scope="session")

@@ -154,7 +154,7 @@ def test_following_the_doc_adds_a_task_a_metric_and_a_setting(tmp_path: Path):
     tests = _run(
         copy, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-m", "not slow", "tests/catalogue",
         "tests/test_settings.py", "tests/metrics/test_length.py", "tests/test_architecture.py",
-        "tests/harness/test_fake_lm.py", timeout=1800,
+        "tests/test_loader.py", "tests/harness/test_task_manager.py", "tests/harness/test_fake_lm.py", timeout=1800,
     )  # fmt: skip
     assert tests.returncode == 0, tests.stdout[-4000:] + tests.stderr[-2000:]
     # the new task through lm-eval, graded, with the new metric in both units

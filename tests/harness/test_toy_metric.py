@@ -14,7 +14,7 @@ def mean_length(sets, settings):
     return [sum(len(t) for t in texts) / len(texts) for texts in sets]
 
 
-TOY = MetricRecord("mean_length", "texts", "mean characters per stripped output", mean_length, selectable=True)
+TOY = MetricRecord("toy_mean_length", "texts", "mean characters per stripped output", mean_length, selectable=True)
 K = 4
 
 
@@ -23,7 +23,7 @@ def test_toy_metric_in_a_fake_lm_run(harness_env, monkeypatch):
 
     from lm_eval_diversity.lm_eval_cli import task_manager
 
-    monkeypatch.setenv("LM_EVAL_DIVERSITY_METRICS", "mean_length")  # no metric model: none is loaded
+    monkeypatch.setenv("LM_EVAL_DIVERSITY_METRICS", "toy_mean_length")  # no metric model: none is loaded
     with catalogue.registered(TOY):
         res = lm_eval.simple_evaluate(
             model=GoldLM(n_reasons=4), tasks=["diversity_gsm8k"],
@@ -34,8 +34,8 @@ def test_toy_metric_in_a_fake_lm_run(harness_env, monkeypatch):
     samples = res["samples"]["diversity_gsm8k"]
     # GoldLM writes "<REASONS[j]>\n#### <gold>" for the j-th of the K samples: 6 characters besides the two parts
     by_hand = [sum(len(REASONS[j]) + 6 + len(gsm8k_gold(s["doc"])) for j in range(K)) / K for s in samples]
-    assert [s["mean_length"] for s in samples] == pytest.approx(by_hand)
-    assert results["mean_length,div"] == pytest.approx(sum(by_hand) / len(by_hand))
-    assert res["configs"]["diversity_gsm8k"]["metadata"]["diversity_settings"]["metrics"] == ["mean_length"]
+    assert [s["toy_mean_length"] for s in samples] == pytest.approx(by_hand)
+    assert results["toy_mean_length,div"] == pytest.approx(sum(by_hand) / len(by_hand))
+    assert res["configs"]["diversity_gsm8k"]["metadata"]["diversity_settings"]["metrics"] == ["toy_mean_length"]
     assert "ead,div" not in results and "sbert,div" not in results  # not chosen: not shown
     assert results["acc,div"] == 1.0  # the task's other metrics are untouched

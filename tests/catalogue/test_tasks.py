@@ -1,14 +1,12 @@
-"""The task catalogue: generated files in sync, graded and code task sets, grading dispatched from the record."""
+"""The task catalogue: graded and code task sets, registration, grading dispatched from the record."""
 
 from __future__ import annotations
 
 import dataclasses
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 
-from lm_eval_diversity.catalogue import generate as G
 from lm_eval_diversity.catalogue.tasks import (
     Category,
     DatasetSpec,
@@ -22,53 +20,10 @@ from lm_eval_diversity.catalogue.tasks import (
     registered_task,
     short_name,
     task_name,
-    task_records,
     verifiable_task_names,
 )
 from lm_eval_diversity.quality.graders import Grader
 from lm_eval_diversity.quality.types import Verdict
-
-REPO = Path(__file__).resolve().parents[2]
-
-
-def test_committed_yamls_and_docs_table_are_the_generator_output() -> None:
-    files = G.expected_files(REPO)
-    stale = [str(p.relative_to(REPO)) for p in G.stale_files(files)]
-    assert not stale, f"run `python -m lm_eval_diversity.catalogue.generate`; out of date: {stale}"
-    # and nothing else sits in task_configs/ (a YAML left behind by a removed record would still be a task)
-    on_disk = {p.name for p in (REPO / "task_configs").glob("*.yaml")}
-    assert on_disk == {p.name for p in files if p.parent.name == "task_configs"}
-
-
-def test_generator_check_mode_reports_a_stale_file(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
-    assert G.main(["--output", str(tmp_path)]) == 0
-    assert G.main(["--output", str(tmp_path), "--check"]) == 0
-    (tmp_path / "diversity_gsm8k.yaml").write_text("task: edited by hand\n", encoding="utf-8")
-    assert G.main(["--output", str(tmp_path), "--check"]) == 1
-    assert "diversity_gsm8k.yaml" in capsys.readouterr().out
-
-
-def test_generated_yaml_reads_back_as_the_record(tmp_path: Path) -> None:
-    import yaml
-
-    G.write_task_configs(tmp_path)
-
-    class Loader(yaml.SafeLoader):
-        pass
-
-    Loader.add_constructor("!function", lambda loader, node: "!" + loader.construct_scalar(node))
-    for record in task_records():
-        cfg = yaml.load((tmp_path / f"{record.task_name}.yaml").read_text(encoding="utf-8"), Loader=Loader)
-        assert cfg["generation_kwargs"]["until"] == list(record.stops)
-        assert cfg["generation_kwargs"]["max_gen_toks"] == record.max_gen_toks
-        assert cfg["dataset_name"] == record.dataset.hf_name  # e.g. "3.0.0" stays a string, None stays null
-        assert cfg.get("unsafe_code", False) is record.runs_code
-
-
-def test_a_function_lm_eval_cannot_import_is_refused() -> None:
-    record = dataclasses.replace(get_task("gsm8k"), prompt=lambda doc: "x")
-    with pytest.raises(G.GenerateError, match="diversity_gsm8k prompt"):
-        G.task_yaml(record)
 
 
 def test_prefix_helpers() -> None:

@@ -9,7 +9,7 @@ from helpers import FakeSentenceModel
 
 from lm_eval_diversity import models
 from lm_eval_diversity.models import embed_texts, load_nli_model, token_batches
-from tests.metrics.test_nli_metric import PAIRS, _independent_w
+from tests.metrics.test_nli import PAIRS, _independent_w
 
 # float tolerance of token-ordered vs encode()'s character-ordered batching (fp32, unit vectors): the ids and
 # masks are identical, only the batch shapes (hence the summation order in the kernels) differ

@@ -1,4 +1,5 @@
-"""Settings for scaled-out runs: the metric-model dtype, vLLM data parallelism, corpus values under multi-rank runs."""
+"""Scaled-out runs (docs/scale.md): metric models in bf16, vLLM data parallelism refused, corpus values of
+multi-rank runs, compare flagging a metric-model dtype mismatch."""
 
 from __future__ import annotations
 

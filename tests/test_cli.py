@@ -73,7 +73,7 @@ def test_score_end_to_end(tmp_path, tiny_nli_dir, capsys):
         assert all(isinstance(task["metrics"][metric][lvl], float) for lvl in LEVELS)
     rows = task["per_prompt"]
     assert [r["doc_id"] for r in rows] == [0, 1, 2]
-    # per-prompt EAD by hand: doc 0 is S8 of tests/metrics/test_ead.py; doc 1 is C_1 = 2, U_1 = 1, other orders 0
+    # per-prompt EAD by hand: doc 0 is S8 of tests/metrics/test_ngram.py; doc 1 is C_1 = 2, U_1 = 1, other orders 0
     assert rows[0]["ead"] == pytest.approx(0.875289, abs=1e-6)
     assert rows[1]["ead"] == pytest.approx((1 / denom(2)) / 5, abs=1e-12)
     assert rows[2]["ead"] == pytest.approx(
