@@ -144,6 +144,7 @@ def test_execution_is_opt_in() -> None:
 
 
 # ------------------------------------------------------------------------------------------------ gold: HumanEval
+@pytest.mark.slow  # every HumanEval program through the sandbox
 def test_humaneval_canonical_solutions_all_pass() -> None:
     docs = _load_humaneval()
     assert len(docs) == 164
@@ -176,6 +177,7 @@ def test_humaneval_wrong_but_plausible_solutions_fail() -> None:
 
 
 # ------------------------------------------------------------------------------------------------ gold: MBPP
+@pytest.mark.slow  # every MBPP program through the sandbox
 def test_mbpp_reference_solutions_pass(shared_data_dir: Path) -> None:
     docs = _jsonl(shared_data_dir / "mbpp" / "test.jsonl")
     verdicts = grade_code_task(program_format("mbpp"), docs, [[d["code"]] for d in docs], allow_execution=True)
