@@ -254,7 +254,9 @@ def test_atomic_write_replaces_and_keeps_mode(tmp_path: Path) -> None:
 )
 def test_humaneval_doc_without_required_keys_is_named(doc: object, where: str) -> None:
     with pytest.raises(ValueError, match=r"humaneval doc 0") as info:
-        grade_code_task(program_format("humaneval"), [doc], [["    return 1\n"]], allow_execution=True)
+        grade_code_task(
+            program_format("humaneval"), [doc], [["    return 1\n"]], allow_execution=True, label="humaneval"
+        )
     assert where in str(info.value)
 
 
@@ -284,7 +286,7 @@ def test_maths_doc_without_gold_is_refused_in_every_path(mode: str) -> None:
 
     docs = [{"question": "1+1?", "answer": "2\n#### 2"}, {"question": "2+2?", "answer": "four"}]
     with pytest.raises(ValueError, match=r"gsm8k doc 1: key 'answer' has no gold answer"):
-        grade_math_docs(gold_format("gsm8k"), docs, [["#### 2"], ["#### 4"]], mode=mode)
+        grade_math_docs(gold_format("gsm8k"), docs, [["#### 2"], ["#### 4"]], mode=mode, label="gsm8k")
     with pytest.raises(ValueError, match=r"key 'answer' has no gold answer"):
         grade_math(gold_format("gsm8k"), docs[1], ["#### 4"], mode=mode)
 

