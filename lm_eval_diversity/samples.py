@@ -27,7 +27,8 @@ from lm_eval_diversity.preprocess import prompt_opens_think
 
 SAMPLES_GLOB = "samples_*.jsonl"
 MAX_LINE_BYTES = 256 * 2**20  # one samples line (one doc's K responses) larger than this is refused
-_TIMESTAMP_RE = re.compile(r"_\d{4}-\d{2}-\d{2}T\d{2}-\d{2}-\d{2}(?:\.\d+)?$")
+# lm-eval's date suffix, or the sweep's shard suffix (``_p000r00``: prompt shard, repeat shard; docs/scale.md)
+_TIMESTAMP_RE = re.compile(r"_(?:\d{4}-\d{2}-\d{2}T\d{2}-\d{2}-\d{2}(?:\.\d+)?|p\d{3,}r\d{2,})$")
 logger = logging.getLogger(__name__)
 # keys of a logged sample that are not per-doc metric values
 _NON_METRIC_KEYS = frozenset(
@@ -65,7 +66,8 @@ def task_name_from_filename(path: Path) -> str:
     if not (path.name.startswith("samples_") and path.suffix == ".jsonl" and _TIMESTAMP_RE.search(path.stem)):
         raise SamplesFormatError(
             f"{path}: not an lm-eval samples file name (expected samples_<task>_<timestamp>.jsonl, e.g. "
-            "samples_diversity_gsm8k_2026-01-31T12-00-00.000000.jsonl); the task is read from the name"
+            "samples_diversity_gsm8k_2026-01-31T12-00-00.000000.jsonl, or a sweep shard's "
+            "samples_<task>_p000r00.jsonl); the task is read from the name"
         )
     return get_file_task_name(path.stem)
 
