@@ -88,6 +88,18 @@ def test_old_metric_settings_spellings_are_read_with_a_deprecation_note(tmp_path
         load_plan(write_plan(tmp_path, plan_with("metric_settings: {device: cpu}\nmetric_device: cuda\n")))
 
 
+def test_the_documented_plan_loads(tmp_path):
+    text = (Path(__file__).resolve().parents[1] / "docs" / "scale.md").read_text(encoding="utf-8")
+    block = text.split("## The plan", 1)[1].split("```yaml\n", 1)[1].split("```", 1)[0]
+    plan = load_plan(write_plan(tmp_path, block))
+    assert [c.label for c in plan.checkpoints] == ["Base", "Instruct-SFT", "Instruct-DPO", "Instruct"]
+    assert plan.tasks == ("diversity_gsm8k", "diversity_alpaca", "diversity_humaneval")
+    assert (plan.settings.dtype, plan.settings.batch_size, plan.settings.metrics) == (
+        "bfloat16", 256, ("ead", "sbert", "vendi", "nli")
+    )
+    assert plan.deprecations == ()
+
+
 # ------------------------------------------------------------------------------------------------ bad plans
 # Each plan below must end with exit 2, a one-line error naming the plan file and the key, no traceback, and
 # nothing written (the output root is not even created). ``extra`` replaces BASE_PLAN's keys (or repeats one, where

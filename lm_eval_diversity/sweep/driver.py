@@ -58,15 +58,17 @@ class ShardState:
             return score_dir(root, self.spec["label"], self.spec["task"])
         return shard_dir(root, self.spec["id"])
 
-    def running(self, root: Path, run_id: str) -> bool:
-        """Submitted and started by a worker of this run (a marker left by an earlier run does not count)."""
-        if self.state != "submitted":
-            return False
+    def marker(self, root: Path) -> dict | None:
+        """The running marker a worker wrote when it started the shard (attempt, run id, host, pid)."""
         try:
             marker = json.loads((self.folder(root) / RUNNING).read_text(encoding="utf-8"))
         except (OSError, ValueError):
-            return False
-        return isinstance(marker, dict) and marker.get("run_id") == run_id
+            return None
+        return marker if isinstance(marker, dict) else None
+
+    def running(self, root: Path, run_id: str) -> bool:
+        """Submitted and started by a worker of this run (a marker left by an earlier run does not count)."""
+        return self.state == "submitted" and (self.marker(root) or {}).get("run_id") == run_id
 
 
 @dataclass
@@ -295,6 +297,7 @@ class Scheduler:
             state.state, state.attempt = "done", manifest.get("attempt")
         except Exception as exc:  # noqa: BLE001 - a shard's failure is reported, the others go on
             state.state, state.error = "failed", error_text(exc)
+            state.attempt = (state.marker(self.plan.output_root) or {}).get("attempt")
             self.echo(f"[sweep] shard {state.spec['id']} FAILED: {state.error}")
         state.finished = time.time()
         if state.kind == "generate" and state.state == "done":
@@ -408,8 +411,11 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _dry_run(plan: SweepPlan) -> int:
-    for s in generation_shards(plan, task_doc_counts(plan)):
+    specs = generation_shards(plan, task_doc_counts(plan))
+    for s in specs:
         print(f"{s['id']}  docs {s['doc_ids'][0]}-{s['doc_ids'][-1]}  K {s['repeats']}  seed {s['seed']}")
+    n_units = len(plan.checkpoints) * len(plan.tasks)
+    print(f"{len(specs)} generation shards, {n_units} scoring shards ({len(specs) + n_units} in all)")
     return 0
 
 
