@@ -355,9 +355,22 @@ def sample_lines(records: list[dict]) -> str:
     return "".join(lines)
 
 
-def generate_slice(lm, manager, spec: dict, doc_ids: list[int], seed: int) -> str:
+def load_task(spec: dict):
+    """The shard's lm-eval task (documents loaded once for all its slices), with the plan's generation settings."""
+    from lm_eval.tasks import get_task_dict
+
+    from lm_eval_diversity.lm_eval_cli import task_manager
+
+    metadata = {"repeats": spec["repeats"], **spec["task_metadata"]}
+    if spec["data_dir"]:
+        metadata["data_dir"] = spec["data_dir"]
+    return get_task_dict([spec["task"]], task_manager(include_defaults=False, metadata=metadata))[spec["task"]]
+
+
+def generate_slice(lm, task_obj, spec: dict, doc_ids: list[int], seed: int) -> str:
     """K samples for the docs ``doc_ids`` through ``simple_evaluate`` (``samples`` selection, ``predict_only``),
-    every seed slot set to ``seed``; returns lm-eval's sample lines."""
+    every seed slot set to ``seed``; returns lm-eval's sample lines. lm-eval rebuilds the task's requests on every
+    call, so one task object serves every slice."""
     import lm_eval
 
     task = spec["task"]
@@ -365,8 +378,7 @@ def generate_slice(lm, manager, spec: dict, doc_ids: list[int], seed: int) -> st
         seed_vllm_requests(lm, seed)
     res = lm_eval.simple_evaluate(
         model=lm,
-        tasks=[task],
-        task_manager=manager,
+        tasks=[task_obj],
         samples={task: sorted(doc_ids)},
         predict_only=True,
         log_samples=True,
@@ -421,19 +433,13 @@ def kept_slices(folder: Path, spec: dict) -> set[int]:
 
 
 def _generate(spec: dict, root: Path, folder: Path) -> tuple[list[Path], dict]:
-    from lm_eval_diversity.lm_eval_cli import task_manager
-
     parts = slices(spec)
     kept = kept_slices(folder, spec)
     todo = [i for i in range(len(parts)) if i not in kept]
     if todo:
-        lm = load_model(spec)
-        metadata = {"repeats": spec["repeats"], **spec["task_metadata"]}
-        if spec["data_dir"]:
-            metadata["data_dir"] = spec["data_dir"]
-        manager = task_manager(include_defaults=False, metadata=metadata)
+        lm, task_obj = load_model(spec), load_task(spec)
         for i in todo:
-            write_atomic(_part(folder, i), generate_slice(lm, manager, spec, parts[i], slice_seed(spec["seed"], i)))
+            write_atomic(_part(folder, i), generate_slice(lm, task_obj, spec, parts[i], slice_seed(spec["seed"], i)))
     text = "".join(_part(folder, i).read_text(encoding="utf-8") for i in range(len(parts)))
     out = folder / samples_name(spec["task"], spec)
     write_atomic(out, text)
