@@ -477,3 +477,39 @@ def test_status_counts_every_shard_with_separate_rates_and_no_stale_running(tmp_
     assert "scoring 0 done this run (0.0/min), 4 left, ETA n/a" in text
     marker.write_text(json.dumps({"run_id": "this-run"}))
     assert "1 running" in sweep.status_table(plan, states, started=40.0, now=100.0, run_id="this-run")
+
+
+def test_vllm_requests_get_their_own_seeds_from_the_slice_seed():
+    """lm-eval's vLLM model sends one SamplingParams per request through ``_model_generate`` (in batches); each
+    request gets a seed from (slice seed, position), so the K copies of a prompt differ and a slice does not depend
+    on the engine's state."""
+
+    class Params:
+        def __init__(self, seed=None):
+            self.seed = seed
+
+        def clone(self):
+            return Params(self.seed)
+
+    class FakeVLLM:
+        def __init__(self):
+            self.seen = []
+
+        def _model_generate(self, requests, generate=False, sampling_params=None):
+            self.seen.append([p.seed for p in sampling_params] if generate else None)
+            return requests
+
+    lm = FakeVLLM()
+    shared = Params()
+    shards.seed_vllm_requests(lm, 5)
+    lm._model_generate(requests=[1, 2, 3], generate=True, sampling_params=[shared, shared, shared])
+    lm._model_generate(requests=[4], generate=True, sampling_params=[shared])  # the next batch continues
+    lm._model_generate(requests=[5], generate=False)  # loglikelihood calls are left alone
+    first = lm.seen[0] + lm.seen[1]
+    assert len(set(first)) == 4 and shared.seed is None and lm.seen[2] is None
+    shards.seed_vllm_requests(lm, 5)  # the same slice seed again (a resumed slice): the same seeds
+    lm._model_generate(requests=[1, 2, 3, 4], generate=True, sampling_params=[shared] * 4)
+    assert lm.seen[3] == first
+    shards.seed_vllm_requests(lm, 6)  # another slice: other seeds
+    lm._model_generate(requests=[1, 2, 3, 4], generate=True, sampling_params=[shared] * 4)
+    assert not set(lm.seen[4]) & set(first)
