@@ -159,6 +159,19 @@ def test_bad_plan_fails_cleanly_before_writing_anything(name, tmp_path, capsys):
     assert not (tmp_path / "out").exists()
 
 
+@pytest.mark.parametrize("kind", ["file", "fifo"])
+def test_an_output_root_that_is_not_a_folder_is_refused_and_left_alone(tmp_path, capsys, kind):
+    out = tmp_path / "out"
+    if kind == "fifo":
+        os.mkfifo(out)
+    else:
+        out.write_text("previous", encoding="utf-8")
+    rc = cli.main(["sweep", str(write_plan(tmp_path, BASE_PLAN))])
+    err = capsys.readouterr().err
+    assert rc == 2 and "output_root 'out' exists and is not a folder" in err and "Traceback" not in err
+    assert out.is_fifo() if kind == "fifo" else out.read_text(encoding="utf-8") == "previous"
+
+
 def test_duplicate_key_in_a_json_plan_is_refused(tmp_path):
     path = write_plan(tmp_path, '{"output_root": "a", "output_root": "b"}', name="plan.json")
     with pytest.raises(PlanError, match="key 'output_root' given twice"):

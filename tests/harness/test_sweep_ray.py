@@ -94,12 +94,16 @@ def swept(tmp_path_factory, tiny_gpt2):
     extra = "limit: 3\nprompt_shards: 2\nrepeat_shards: 2\nprompts_per_write: 1\n"
     plan_path.write_text(plan_text(work / "out", ckpts, extra=extra), encoding="utf-8")
     root = work / "out"
-    victim = root / "shards" / "sft" / "diversity_gsm8k" / "p000-r01"  # docs 0-1: two slices
+    victim = root / "shards" / "base" / "diversity_gsm8k" / "p000-r01"  # among the first shards; docs 0-1: 2 slices
     proc = cli(plan_path, "--num_gpus", "2")
     first = _wait_for(lambda: (victim / "parts" / "slice00000.jsonl").is_file() and _marker(victim), proc,
                       what="the shard's first slice")  # fmt: skip
     os.kill(first["pid"], signal.SIGKILL)
-    retry = _wait_for(lambda: (_marker(victim) or {}).get("attempt") == 2 and _marker(victim), proc, what="the retry")
+    retry = _wait_for(
+        lambda: (_marker(victim) or {}).get("attempt") == 2 and any(root.rglob(sweep.MANIFEST)) and _marker(victim),
+        proc,
+        what="the retry, with a shard finished",
+    )
     finished = {k: v for k, v in mtimes(root).items() if k.endswith(sweep.MANIFEST)}
     proc.kill()
     proc.wait()
