@@ -29,11 +29,15 @@ import re
 from collections.abc import Sequence
 
 from lm_eval_diversity.catalogue.tasks import CODE_TASKS
-from lm_eval_diversity.preprocess import strip_cot
+from lm_eval_diversity.preprocess import final_text, strip_cot
 from lm_eval_diversity.quality.sandbox import Program, run_programs
 from lm_eval_diversity.quality.types import Verdict
 
+# the reference's fence rule (``code_execution.py``): compat mode and the code-diversity extraction
 _FENCE_RE = re.compile(r"```(?:python)?\s*\n(.*?)```", re.DOTALL)
+# default mode also reads the tags models write besides ``python`` (``py``, ``python3``, ``Python``)
+_ANY_FENCE_RE = re.compile(r"```[ \t]*(?:python3?|py)?[ \t]*\r?\n(.*?)```", re.DOTALL | re.IGNORECASE)
+_CODE_START_RE = re.compile(r"^(?:def|async\s+def|class|import|from|@)\b")
 _MBPP_NAME_RE = re.compile(r"assert\s+(\w+)\s*\(")
 _FIRST_DEF_RE = re.compile(r"^def\s+(\w+)\s*\(", re.MULTILINE)
 CODE_MODES = ("official", "compat")
@@ -49,17 +53,72 @@ def _defines(code: str, name: str) -> bool:
 
 
 def extract_code(text: str, entry_point: str | None) -> str:
-    """Extract the solution code from one model output (the reference's rule, without the renaming).
+    """The solution code of one raw model output (default mode; the rule in docs/metrics.md, "Graders").
 
-    After CoT stripping: the fenced blocks (triple backticks, optional ``python`` tag, optional whitespace, newline,
-    shortest text up to the next fence); none -> the whole text; else the first block defining ``entry_point``, else
-    the longest block; stripped.  If the result parses, does not define ``entry_point`` and defines exactly one
-    top-level function, ``entry_point = <that function>`` is appended.
+    After CoT removal (a thought never closed is dropped, :func:`~lm_eval_diversity.preprocess.final_text`), the
+    fenced blocks (tagged ``python``, ``py``, ``python3`` or untagged): the first one defining ``entry_point``,
+    else the longest that parses and defines exactly one top-level function, else the longest; without fences the
+    whole text, or, when it does not parse, the code inside the prose (from the first line that starts Python code
+    to the longest run of lines that parses).  If the code does not define ``entry_point`` and defines exactly one
+    top-level function, ``entry_point = <that function>`` is appended (an alias: nothing is renamed).
     """
-    code = code_block(strip_cot(text), entry_point)
+    code = _solution_block(final_text(text), entry_point)
     if entry_point and code and not _defines(code, entry_point):
         code = _alias_single_function(code, entry_point)
     return code
+
+
+def _parse(code: str) -> ast.Module | None:
+    try:
+        return ast.parse(code)
+    except (SyntaxError, ValueError, RecursionError, MemoryError):
+        return None
+
+
+def _functions(tree: ast.Module) -> list[str]:
+    return [n.name for n in tree.body if isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef))]
+
+
+def _solution_block(text: str, entry_point: str | None) -> str:
+    blocks = [b for b in _ANY_FENCE_RE.findall(text) if b.strip()]
+    if blocks:
+        if entry_point:
+            chosen = next((b for b in blocks if _defines(b, entry_point)), None)
+            if chosen is not None:
+                return chosen.strip()
+        lone = [b for b in blocks if (tree := _parse(b.strip())) is not None and len(_functions(tree)) == 1]
+        return max(lone or blocks, key=len).strip()
+    text = text.strip()
+    if _parse(text) is not None:
+        return text
+    return _code_in_prose(text) or text
+
+
+_MAX_CUTS = 200  # prose lines after the code tried as its end (bounds the work on very long outputs)
+
+
+def _code_in_prose(text: str) -> str | None:
+    """Unfenced code with prose around it: from the first line that starts Python code at column 0, the longest
+    run of lines that parses (ending at the text's end or before a later unindented line)."""
+    lines = text.splitlines()
+    start = next((i for i, line in enumerate(lines) if _CODE_START_RE.match(line)), None)
+    if start is None:
+        return None
+    cuts = [j for j in range(len(lines) - 1, start, -1) if lines[j].strip() and not lines[j][0].isspace()]
+    for end in [len(lines), *cuts[-_MAX_CUTS:][::-1]] if len(cuts) > _MAX_CUTS else [len(lines), *cuts]:
+        code = "\n".join(lines[start:end]).strip()
+        if code and _parse(code) is not None:
+            return code
+    return None
+
+
+def _continuation(text: str) -> bool:
+    """A HumanEval output written as the function body (a base model continuing the prompt): no fence, and its
+    first non-blank line is indented."""
+    if "```" in text:
+        return False
+    first = next((line for line in text.splitlines() if line.strip()), "")
+    return first[:1].isspace()
 
 
 def code_block(text: str, entry_point: str | None = None) -> str:
@@ -77,14 +136,16 @@ def code_block(text: str, entry_point: str | None = None) -> str:
 
 
 def _alias_single_function(code: str, entry_point: str) -> str:
-    try:
-        tree = ast.parse(code)
-    except (SyntaxError, ValueError):
-        return code
-    funcs = [n.name for n in tree.body if isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef))]
+    tree = _parse(code)
+    funcs = _functions(tree) if tree is not None else []
     if len(funcs) == 1:
         return f"{code}\n\n{entry_point} = {funcs[0]}\n"
     return code
+
+
+def _provides(code: str, entry_point: str) -> bool:
+    """The extracted code defines ``entry_point`` itself or through the appended alias."""
+    return _defines(code, entry_point) or re.search(rf"\n{re.escape(entry_point)} = \w+\n\Z", code) is not None
 
 
 def _prompt_imports(prompt: str) -> str:
@@ -107,12 +168,12 @@ def build_program_parts(task: str, doc: dict, output: str) -> Program:
     """
     if task == "humaneval":
         entry_point = doc["entry_point"]
-        code = extract_code(output, entry_point)
         tests = f"{doc['test']}\n\ncheck({entry_point})\n"
-        if _defines(code, entry_point):
+        code = "" if _continuation(final_text(output)) else extract_code(output, entry_point)
+        if code and _provides(code, entry_point):
             imports = _prompt_imports(doc["prompt"])
             return Program(f"{imports}\n\n{code}\n" if imports else f"{code}\n", tests)
-        completion = strip_cot(output) if ("<think>" in output or "</think>" in output) else output
+        completion = final_text(output) if ("<think>" in output or "</think>" in output) else output
         return Program(doc["prompt"] + completion, tests)
     if task == "mbpp":
         entry_point = mbpp_entry_point(doc["test_list"])
@@ -217,7 +278,7 @@ def grade_code_task(
         for j, out in enumerate(group):
             if compat:
                 programs.append(build_compat_program(task, doc, out))
-            elif not strip_cot(out):
+            elif not final_text(out):
                 verdicts[i][j] = Verdict(False, None, "no-code")
                 continue
             else:

@@ -51,7 +51,7 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Literal
 
 from lm_eval_diversity.catalogue.tasks import short_name
-from lm_eval_diversity.preprocess import strip_cot
+from lm_eval_diversity.preprocess import final_text, strip_cot
 from lm_eval_diversity.quality.types import Verdict
 
 MathMode = Literal["math", "compat"]
@@ -228,27 +228,90 @@ def _answers_equal_inprocess(task: str, a: str, b: str, signal_timeout: int | No
         return False
 
 
+_ANCHOR_RE = re.compile(r"answer\s*(?:is|:|=)\s*:?\s*(.+?)(?:\.(?:\s|$)|\n|$)", re.IGNORECASE)
+_THOUSANDS_RE = re.compile(r"(?<![\d,.])\d{1,3}(?:,\d{3})+(?![\d,]*\d)")  # 1,600 and 1,234,567; not 1,6001
+_NUM = r"-?\d+(?:\.\d+)?"
+# several bare numbers joined as a list or a range: "5, 6 and 7", "18 or 19", "10 to 20", "10-20"
+_JOIN = r"(?:\s*,\s*(?:or\s+|and\s+)?|\s+(?:or|and|to)\s+|[\u2013-])"
+_CANDIDATES_RE = re.compile(rf"(?<![\w.,])({_NUM}(?:{_JOIN}{_NUM})+)(?![\w.,]*\d)")
+_JOIN_RE = re.compile(rf"(?<=\d){_JOIN}(?=-?\d)")
+
+
+def _without_thousands_separators(text: str) -> str:
+    return _THOUSANDS_RE.sub(lambda m: m.group(0).replace(",", ""), text)
+_TRAILING_WORDS_RE = re.compile(r"(?<=[\d)])\s+[A-Za-z].*$", re.DOTALL)
+
+
+def _one_answer(region: str) -> str:
+    """An answer statement's text as math-verify should read it (one LaTeX expression).
+
+    LaTeX (a backslash) is passed on without its ``$`` delimiters. Plain text loses currency and percent signs,
+    bold markers, trailing punctuation and the words after the number (units); bare numbers joined as a list or a
+    range become a comma list, which math-verify reads as a set (never equal to one number). Thousands separators
+    are removed from well-formed groups (``1,600``, ``1,234,567``); a malformed one (``1,6001``) stays a list.
+    """
+    text = region.strip().strip("*").strip()
+    if "\\" not in text:
+        text = _without_thousands_separators(text.replace("$", "").replace("%", "").replace("*", ""))
+        m = _CANDIDATES_RE.search(text)
+        if m:
+            return _JOIN_RE.sub(", ", m.group(1))
+        text = _TRAILING_WORDS_RE.sub("", text)
+    return text.strip().strip("$").rstrip(".,;:!").strip()
+
+
+def _answer_statement(text: str) -> str | None:
+    """The text of the output's explicit final answer, when it states one: a ``#### x`` line (GSM8K's format),
+    else the last "answer is / answer:" statement that holds a digit or LaTeX."""
+    m = _FALLBACK_RES[0].search(text)
+    if m:
+        return m.group(1)
+    for m in reversed(list(_ANCHOR_RE.finditer(text))):
+        if re.search(r"[\d\\]", m.group(1)):
+            return m.group(1)
+    return None
+
+
+def _trailing_candidates(text: str) -> str | None:
+    """Several candidate numbers ending the output ("It could be 1600, 1700 or 1800."), as a comma list."""
+    tail = _without_thousands_separators(re.split(r"(?<=\.)\s+|\n", text.strip())[-1])
+    m = _CANDIDATES_RE.search(tail)
+    if m and not re.search(r"\d", tail[m.end() :]):
+        return _JOIN_RE.sub(", ", m.group(1))
+    return None
+
+
+def _predict(text: str, signal_timeout: int | None) -> list[Any]:
+    """One final answer of a (CoT-removed) output, parsed by math-verify; ``[]`` when it states none.
+
+    Boxed answers first (math-verify; several different boxes read as a set), then an explicit answer statement
+    (:func:`_answer_statement`), then candidates ending the text (a set), then math-verify on the whole text (its
+    anchors, then the last expression).
+    """
+    if "boxed" in text or "fbox" in text:
+        pred = _mv_parse(text, signal_timeout)
+        if pred:
+            return pred
+    statement = _answer_statement(text)
+    if statement is not None:
+        pred = _mv_parse("$" + _one_answer(statement) + "$", signal_timeout)
+        if pred:
+            return pred
+    candidates = _trailing_candidates(text)
+    if candidates is not None:
+        return _mv_parse("$" + candidates + "$", signal_timeout)
+    return _mv_parse(text, signal_timeout) if text else []
+
+
 def _grade_one_inprocess(task: str, gold: str | None, output: str, signal_timeout: int | None) -> Verdict:
     """Grade one raw output against a math-mode gold string, in this process."""
     from math_verify import verify
     from math_verify.errors import TimeoutException
 
-    text = strip_cot(output or "")
+    text = final_text(output or "")
     try:
         gold_parsed = [] if gold is None else _parse_gold(task, gold, signal_timeout)
-        pred: list[Any] = []
-        hash_line = _FALLBACK_RES[0].search(text)
-        if hash_line and "boxed" not in text:  # explicit GSM8K answer line beats "the last expression"
-            pred = _mv_parse("$" + hash_line.group(1).strip().strip("$") + "$", signal_timeout)
-        if not pred and text:
-            pred = _mv_parse(text, signal_timeout)
-        if not pred:
-            for rx in _FALLBACK_RES:
-                m = rx.search(text)
-                if m:
-                    pred = _mv_parse("$" + m.group(1).strip().strip("$") + "$", signal_timeout)
-                    if pred:
-                        break
+        pred = _predict(text, signal_timeout)
         if not pred:
             return Verdict(False, None, "unparseable")
         answer = _canon(pred[0])
