@@ -29,7 +29,7 @@ import re
 from collections.abc import Sequence
 
 from lm_eval_diversity.catalogue.tasks import CODE_TASKS
-from lm_eval_diversity.preprocess import final_text, strip_cot
+from lm_eval_diversity.preprocess import THINK_CLOSE, THINK_OPEN, final_text, strip_cot
 from lm_eval_diversity.quality.sandbox import Program, run_programs
 from lm_eval_diversity.quality.types import Verdict
 
@@ -112,6 +112,18 @@ def _code_in_prose(text: str) -> str | None:
     return None
 
 
+def _completion(output: str) -> str:
+    """The completion a HumanEval continuation appends to the prompt: the raw output, or, after a closed thought,
+    the text after it with only its leading blank lines removed (the body keeps its indentation)."""
+    if THINK_OPEN not in output and THINK_CLOSE not in output:
+        return output
+    text = final_text(output)
+    if not text:
+        return ""
+    tail = output.rsplit(THINK_CLOSE, 1)[-1]
+    return tail.lstrip("\r\n") if tail.strip() == text else text
+
+
 def _continuation(text: str) -> bool:
     """A HumanEval output written as the function body (a base model continuing the prompt): no fence, and its
     first non-blank line is indented."""
@@ -169,11 +181,11 @@ def build_program_parts(task: str, doc: dict, output: str) -> Program:
     if task == "humaneval":
         entry_point = doc["entry_point"]
         tests = f"{doc['test']}\n\ncheck({entry_point})\n"
-        code = "" if _continuation(final_text(output)) else extract_code(output, entry_point)
+        completion = _completion(output)
+        code = "" if _continuation(completion) else extract_code(output, entry_point)
         if code and _provides(code, entry_point):
             imports = _prompt_imports(doc["prompt"])
             return Program(f"{imports}\n\n{code}\n" if imports else f"{code}\n", tests)
-        completion = final_text(output) if ("<think>" in output or "</think>" in output) else output
         return Program(doc["prompt"] + completion, tests)
     if task == "mbpp":
         entry_point = mbpp_entry_point(doc["test_list"])

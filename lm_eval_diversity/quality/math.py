@@ -250,7 +250,7 @@ def _one_answer(region: str) -> str:
     range become a comma list, which math-verify reads as a set (never equal to one number). Thousands separators
     are removed from well-formed groups (``1,600``, ``1,234,567``); a malformed one (``1,6001``) stays a list.
     """
-    text = region.strip().strip("*").strip()
+    text = re.sub(r"\$\s*(?:,\s*)?(?:or|and|,)\s*\$", ", ", region.strip().strip("*").strip())  # "$a$ or $b$"
     if "\\" not in text:
         text = _without_thousands_separators(text.replace("$", "").replace("%", "").replace("*", ""))
         m = _CANDIDATES_RE.search(text)
