@@ -204,27 +204,54 @@ def _compat_extract_and_align(text: str, entry_point: str) -> str:
         code = (chosen if chosen is not None else max(blocks, key=len)).strip()
     else:
         code = text
-    if entry_point:
-        m = _FIRST_DEF_RE.search(code)
-        if m and m.group(1) != entry_point:
-            old = re.escape(m.group(1))
-            code = re.sub(rf"\bdef\s+{old}\b", f"def {entry_point}", code)
-            code = re.sub(rf"\b{old}\s*\(", f"{entry_point}(", code)
+    return _compat_rename_first_def(code, entry_point) if entry_point else code
+
+
+def _compat_rename_first_def(code: str, entry_point: str) -> str:
+    """The reference's rename: the first ``def NAME(`` at a line start, when NAME is not the entry point, becomes
+    the entry point, definition and every ``NAME(`` call."""
+    m = _FIRST_DEF_RE.search(code)
+    if m and m.group(1) != entry_point:
+        old = re.escape(m.group(1))
+        code = re.sub(rf"\bdef\s+{old}\b", f"def {entry_point}", code)
+        code = re.sub(rf"\b{old}\s*\(", f"{entry_point}(", code)
     return code
 
 
-def build_compat_program(task: str, doc: dict, output: str) -> str:
-    """The whole program the reference runs for one output (module docstring, ``mode="compat"``)."""
+# The reference's runner (code_execution.py) writes ``import resource`` and ``import sys`` above every program (then
+# caps its memory at 256 MB): a program that uses ``sys`` without importing it runs there. Compat mode preloads the
+# same two modules and caps the sandbox at the same memory; its timeouts are the scripts' own (docs/metrics.md).
+COMPAT_PRELOAD = "import resource\nimport sys\n\n"
+COMPAT_MEMORY_MB = 256
+COMPAT_TIMEOUT_S = {"accuracy": 5.0, "subsets": 10.0}  # compute_code_quality.py; quality_filtered_diversity.py
+
+
+def build_compat_program(task: str, doc: dict, output: str, compat_path: str = "accuracy") -> str:
+    """The whole program the reference runs for one output (module docstring, ``mode="compat"``), without the
+    preloaded modules (:data:`COMPAT_PRELOAD`).
+
+    ``compat_path="accuracy"``: ``compute_code_quality.py`` (the CoT-stripped output handed to
+    ``prepare_humaneval_execution`` / ``prepare_mbpp_execution``). ``"subsets"``: ``quality_filtered_diversity.py``,
+    which first takes the longest fenced block (no entry-point preference); HumanEval code that then defines the
+    entry point runs as it is (no renaming), MBPP code is renamed once before the same preparation.
+    """
     completion = strip_cot(output)  # CoT removed and surrounding whitespace stripped, as the reference does
+    if compat_path == "subsets":
+        completion = _compat_extract_and_align(completion, "")  # the longest block, no renaming
     if task == "humaneval":
         entry_point = doc["entry_point"]
         tests = f"{doc['test']}\n\ncheck({entry_point})\n"
+        if compat_path == "subsets" and f"def {entry_point}" in completion:
+            return f"{completion}\n\n{tests}"
         code = _compat_extract_and_align(completion, entry_point)
         if f"def {entry_point}" in code:
             return f"{code}\n\n{tests}"
         return f"{doc['prompt']}{completion}\n\n{tests}"
     if task == "mbpp":
-        code = _compat_extract_and_align(completion, mbpp_entry_point(doc["test_list"]) or "")
+        expected = mbpp_entry_point(doc["test_list"]) or ""
+        if compat_path == "subsets" and expected:
+            completion = _compat_rename_first_def(completion, expected)
+        code = _compat_extract_and_align(completion, expected)
         return f"{code}\n\n" + "\n".join(doc["test_list"]) + "\n"
     raise ValueError(f"unknown code task {task!r}; expected one of {CODE_TASKS}")
 
@@ -254,11 +281,13 @@ def grade_code_task(
     allow_execution: bool = False,
     mode: str = "official",
     behaviour: bool = False,
+    compat_path: str = "subsets",
 ) -> list[list[Verdict]]:
     """Grade every output of a whole HumanEval or MBPP task by running it against the task's tests.
 
     ``mode``: "official" (:func:`build_program_parts`, a pass needs evidence that the tests completed) or
-    "compat" (:func:`build_compat_program`, a pass is exit status 0; every output runs, even an empty one).
+    "compat" (:func:`build_compat_program` for ``compat_path``, a pass is exit status 0; every output runs, even an
+    empty one; the reference's preloaded modules, memory cap and timeout of that path replace ``timeout_s``).
 
     All programs of the task go to the sandbox in one parallel batch.  ``allow_execution`` must be True (it mirrors
     lm-eval's ``--confirm_run_unsafe_code``); otherwise nothing runs and :class:`CodeExecutionNotAllowedError` is
@@ -289,7 +318,7 @@ def grade_code_task(
     for i, (doc, group) in enumerate(zip(docs, outputs, strict=True)):
         for j, out in enumerate(group):
             if compat:
-                programs.append(build_compat_program(task, doc, out))
+                programs.append(COMPAT_PRELOAD + build_compat_program(task, doc, out, compat_path))
             elif not final_text(out):
                 verdicts[i][j] = Verdict(False, None, "no-code")
                 continue
@@ -298,7 +327,8 @@ def grade_code_task(
             where.append((i, j))
     results = run_programs(
         programs,
-        timeout_s=timeout_s,
+        timeout_s=COMPAT_TIMEOUT_S[compat_path] if compat else timeout_s,
+        memory_mb=COMPAT_MEMORY_MB if compat else 512,
         workers=workers,
         verdict="exit-status" if compat else "trusted-tests",
         behaviour=behaviour and not compat,

@@ -142,12 +142,14 @@ def last_boxed(text: str) -> str | None:
     return best
 
 
-def gold_answer(task: str, doc: dict[str, Any], mode: MathMode = "math") -> str | None:
+def gold_answer(task: str, doc: dict[str, Any], mode: MathMode = "math", compat_path: str = "subsets") -> str | None:
     """The gold answer string of one doc.
 
     GSM8K (both modes): the text after the first ``####`` line of ``doc["answer"]`` (compat: normalised;
     math: commas removed). MATH compat: the first ``\\boxed{...}`` without ``}`` inside, normalised (None without
-    one); MATH math: the last balanced ``\\boxed{}`` content of the solution.
+    one) for the QFD path (``compat_path="subsets"``), and for the accuracy path the prediction rule applied to the
+    solution (``compute_math_quality.py`` extracts the gold as it extracts an answer); MATH math: the last balanced
+    ``\\boxed{}`` content of the solution.
     """
     t = _short(task)
     if t == "gsm8k":
@@ -157,6 +159,8 @@ def gold_answer(task: str, doc: dict[str, Any], mode: MathMode = "math") -> str 
         raw = m.group(1).strip()
         return compat_normalize(raw) if mode == "compat" else raw.replace(",", "").strip()
     solution = str(doc.get("solution", ""))
+    if mode == "compat" and compat_path == "accuracy":
+        return compat_normalize(compat_extract(strip_cot(solution)))
     if mode == "compat":
         m = _BOXED_FLAT_RE.search(solution)
         return compat_normalize(m.group(1).strip()) if m else None
@@ -239,6 +243,8 @@ _JOIN_RE = re.compile(rf"(?<=\d){_JOIN}(?=-?\d)")
 
 def _without_thousands_separators(text: str) -> str:
     return _THOUSANDS_RE.sub(lambda m: m.group(0).replace(",", ""), text)
+
+
 _TRAILING_WORDS_RE = re.compile(r"(?<=[\d)])\s+[A-Za-z].*$", re.DOTALL)
 
 
@@ -451,6 +457,7 @@ def grade_math(
     timeout_s: float = 10.0,
     isolate: bool = True,
     workers: int = 1,
+    compat_path: str = "subsets",
 ) -> list[Verdict]:
     """Grade the raw outputs of one math doc (see the module docstring for the rules of each mode).
 
@@ -461,7 +468,7 @@ def grade_math(
     """
     t = _short(task)
     if mode == "compat":
-        gold = _required_gold(t, doc, "compat", None)
+        gold = _required_gold(t, doc, "compat", None, compat_path)
         verdicts = []
         for out in outputs:
             pred = compat_normalize(compat_extract(strip_cot(out or "")))
@@ -477,9 +484,11 @@ def grade_math(
     return grade_math_many(t, [(gold, o) for o in outputs], timeout_s=timeout_s, isolate=isolate, workers=workers)
 
 
-def _required_gold(task: str, doc: dict[str, Any], mode: MathMode, index: int | None) -> str:
+def _required_gold(
+    task: str, doc: dict[str, Any], mode: MathMode, index: int | None, compat_path: str = "subsets"
+) -> str:
     """The doc's gold answer; a doc without one is refused, naming it (it could only ever score 0)."""
-    gold = gold_answer(task, doc, mode)
+    gold = gold_answer(task, doc, mode, compat_path)
     if gold is None:
         key = "answer" if task == "gsm8k" else "solution"
         where = f"{task} doc {index}" if index is not None else f"{task} doc"
@@ -521,15 +530,17 @@ def grade_math_docs(
     *,
     timeout_s: float = 10.0,
     workers: int = 1,
+    compat_path: str = "subsets",
 ) -> list[list[Verdict]]:
-    """Grade a whole task: ``outputs[i]`` are the raw outputs of ``docs[i]``; parallel over all outputs."""
+    """Grade a whole task: ``outputs[i]`` are the raw outputs of ``docs[i]``; parallel over all outputs.
+    ``compat_path`` (compat mode): the reference's accuracy script ("accuracy") or QFD script ("subsets")."""
     t = _short(task)
     if mode not in ("math", "compat"):
         raise ValueError(f"unknown math mode {mode!r} (expected 'math' or 'compat')")
     for i, d in enumerate(docs):
-        _required_gold(t, d, mode, i)  # every doc checked before any grading
+        _required_gold(t, d, mode, i, compat_path)  # every doc checked before any grading
     if mode == "compat":
-        return [grade_math(t, d, o, "compat") for d, o in zip(docs, outputs, strict=True)]
+        return [grade_math(t, d, o, "compat", compat_path=compat_path) for d, o in zip(docs, outputs, strict=True)]
     flat: list[tuple[str | None, str]] = []
     sizes = []
     for d, outs in zip(docs, outputs, strict=True):

@@ -11,9 +11,9 @@ from collections import Counter
 from pathlib import Path
 
 import pytest
-from quality import realistic as R
 
 from lm_eval_diversity.quality import grade_task
+from quality import realistic as R
 
 pytestmark = pytest.mark.slow
 
