@@ -89,7 +89,8 @@ def prompt_quality(
 
     Keys: ``acc`` (output #0 correct), ``pass@k`` for every k in ``ks`` with k ≤ n, ``maj@{n}`` (``majority``:
     "vote" = :func:`majority_vote` with its tie rule, "more_than_half" = more than n/2 outputs correct),
-    ``k_correct`` (number of correct outputs), ``extraction_rate`` (share of outputs with a non-None answer). An empty list gives zeros and no pass@k keys.
+    ``k_correct`` (number of correct outputs), ``extraction_rate`` (share of outputs with a non-None answer).
+    An empty list gives zeros and no pass@k keys.
     """
     n = len(verdicts)
     c = sum(bool(v.correct) for v in verdicts)
