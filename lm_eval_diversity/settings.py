@@ -176,8 +176,8 @@ FIELD_HELP = {
     "code_mode": "code grader: official (sandboxed, positive evidence) or compat (as the paper's code)",
     "code_timeout_s": "seconds per program when grading code tasks",
     "stop_sequences": "task stop strings: auto (dropped under a chat template, as the paper), task or none",
-    "prompt_format": "request text: lighteval (as the paper: query stripped, '\\n\\n' before it without a chat template)"
-    " or plain (the task template as is)",
+    "prompt_format": "request text: lighteval (as the paper: query stripped, a blank line before it without a chat "
+    "template) or plain (the task template as is)",
     "sampling": "sampling preset: paper (T 0.6, top_p 0.95) or hf_patch (T 1.0, top_p 1.0); default: the task's",
     "baseline": "base model's run (lm-eval output dir or score JSON): adds the QC/residual split",
     "lexical_mode": "lexical measures: default (corrected) or compat (as the PyPI package diversity 0.3.x)",
