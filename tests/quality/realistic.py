@@ -165,6 +165,8 @@ def _code_variants(full: str, name: str, wrong_full: str, *, continuation: str |
     renamed = _rename(full, name, other)
     helper = "def _unused_helper(value):\n    return value\n\n\n"
     example = f"{FENCE}python\n# example\nresult = None\n{FENCE}"
+    impl = f"_{name}_impl"  # the solution under another name, called by a thin entry point defined after it
+    wrapper = f"def {name}(*args, **kwargs):\n    return {impl}(*args, **kwargs)\n"
     out: list[Variant] = [
         ("fenced", f"{FENCE}python\n{full}\n{FENCE}", True),
         ("fenced_untagged", f"{FENCE}\n{full}\n{FENCE}", True),
@@ -180,6 +182,7 @@ def _code_variants(full: str, name: str, wrong_full: str, *, continuation: str |
         ("renamed_prose_around", f"Sure! Here it is:\n{FENCE}python\n{renamed}\n{FENCE}\nHope this helps.", True),
         ("renamed_unfenced", renamed, True),
         ("helper_first", f"{FENCE}python\n{helper}{full}\n{FENCE}", True),
+        ("helper_first_called", f"{FENCE}python\n{_rename(full, name, impl)}\n\n\n{wrapper}{FENCE}", True),
         ("several_blocks", f"Solution:\n{FENCE}python\n{full}\n{FENCE}\nUsage:\n{example}", True),
         ("example_block_first", f"Usage:\n{example}\nSolution:\n{FENCE}python\n{full}\n{FENCE}", True),
         ("renamed_with_example", f"{FENCE}python\n{renamed}\n{FENCE}\n{example}", True),
@@ -396,3 +399,22 @@ def ifeval_variants(doc: dict) -> list[Variant]:
 
 def ifeval_kind_count(docs: list[dict]) -> int:
     return len({k for d in docs for k, _, _ in ifeval_variants(d)})
+
+
+def kind_table(variants_by_task: dict[str, list[list[Variant]]]) -> str:
+    """Markdown table of outputs per variant kind and task (docs/metrics.md, "Realistic-output suite")."""
+    tasks = list(variants_by_task)
+    counts: dict[tuple[str, bool], dict[str, int]] = {}
+    for task, groups in variants_by_task.items():
+        for vs in groups:
+            for kind, _, label in vs:
+                row = counts.setdefault((kind, label), {})
+                row[task] = row.get(task, 0) + 1
+    lines = ["| variant kind | label | " + " | ".join(tasks) + " |", "|---|---|" + "---:|" * len(tasks)]
+    for (kind, label), row in sorted(counts.items(), key=lambda kv: (not kv[0][1], kv[0][0])):
+        cells = " | ".join(str(row.get(t, "")) for t in tasks)
+        lines.append(f"| {kind} | {'correct' if label else 'wrong'} | {cells} |")
+    kinds = " | ".join(str(len({k for vs in variants_by_task[t] for k, _, _ in vs})) for t in tasks)
+    total = " | ".join(str(sum(len(vs) for vs in variants_by_task[t])) for t in tasks)
+    lines += [f"| **kinds** | | {kinds} |", f"| **outputs** | | {total} |"]
+    return "\n".join(lines)
