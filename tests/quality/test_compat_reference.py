@@ -26,8 +26,10 @@ HE_DOC = {
 TESTS = "def check(candidate):\n    assert candidate([3, 1]) == [2, 4]\n\n\ncheck(add_sorted)\n"
 
 
-def _grade(outputs: list[str], mode: str) -> list[bool]:
-    (verdicts,) = grade_code_task("humaneval", [HE_DOC], [outputs], allow_execution=True, mode=mode, timeout_s=20)
+def _grade(outputs: list[str], mode: str, path: str = "accuracy") -> list[bool]:
+    (verdicts,) = grade_code_task(
+        "humaneval", [HE_DOC], [outputs], allow_execution=True, mode=mode, timeout_s=20, compat_path=path
+    )
     return [v.correct for v in verdicts]
 
 
@@ -55,7 +57,28 @@ def test_code_compat_renames_the_first_def_even_when_it_is_a_helper():
         "\n\n" + TESTS
     )
     assert _grade([out], "compat") == [False]  # TypeError: 'int' object is not iterable
+    # quality_filtered_diversity.py:212-215 and :273-276: the QFD path takes the longest block and runs code that
+    # already defines the entry point as it is, without renaming, so the same output passes there
+    assert build_compat_program("humaneval", HE_DOC, out, "subsets").startswith("def _inc(x):")
+    assert _grade([out], "compat", "subsets") == [True]
     assert _grade([out], "official") == [True]  # the helper keeps its name
+
+
+def test_code_compat_preloads_sys_and_resource():
+    out = f"{FENCE}python\ndef add_sorted(xs):\n    assert sys.maxsize > 0\n    return [x + 1 for x in sorted(xs)]\n{FENCE}"
+    # code_execution.py:48-60: the runner's wrapper imports resource and sys above the program, so a solution using
+    # sys without importing it passes on both of the reference's paths; as written (default mode) it raises NameError
+    assert _grade([out], "compat") == [True]
+    assert _grade([out], "compat", "subsets") == [True]
+    assert _grade([out], "official") == [False]
+
+
+def test_code_compat_memory_is_the_reference_256_mb():
+    out = f"{FENCE}python\ndef add_sorted(xs):\n    _ = bytearray(300 * 2**20)\n    return [x + 1 for x in sorted(xs)]\n{FENCE}"
+    # code_execution.py:30 and :53-57: RLIMIT_AS 256 MB; a 300 MB allocation fails there (and passes under the
+    # default 512 MB sandbox)
+    assert _grade([out], "compat") == [False]
+    assert _grade([out], "official") == [True]
 
 
 def test_code_compat_passes_on_exit_status_zero():
