@@ -65,7 +65,8 @@ def test_code_compat_renames_the_first_def_even_when_it_is_a_helper():
 
 
 def test_code_compat_preloads_sys_and_resource():
-    out = f"{FENCE}python\ndef add_sorted(xs):\n    assert sys.maxsize > 0\n    return [x + 1 for x in sorted(xs)]\n{FENCE}"
+    body = "def add_sorted(xs):\n    assert sys.maxsize > 0\n    return [x + 1 for x in sorted(xs)]\n"
+    out = f"{FENCE}python\n{body}{FENCE}"
     # code_execution.py:48-60: the runner's wrapper imports resource and sys above the program, so a solution using
     # sys without importing it passes on both of the reference's paths; as written (default mode) it raises NameError
     assert _grade([out], "compat") == [True]
@@ -74,7 +75,8 @@ def test_code_compat_preloads_sys_and_resource():
 
 
 def test_code_compat_memory_is_the_reference_256_mb():
-    out = f"{FENCE}python\ndef add_sorted(xs):\n    _ = bytearray(300 * 2**20)\n    return [x + 1 for x in sorted(xs)]\n{FENCE}"
+    body = "def add_sorted(xs):\n    _ = bytearray(300 * 2**20)\n    return [x + 1 for x in sorted(xs)]\n"
+    out = f"{FENCE}python\n{body}{FENCE}"
     # code_execution.py:30 and :53-57: RLIMIT_AS 256 MB; a 300 MB allocation fails there (and passes under the
     # default 512 MB sandbox)
     assert _grade([out], "compat") == [False]
