@@ -199,3 +199,44 @@ def test_truthfulqa_compat_uses_the_best_answer_only_and_passes_empty_outputs():
     assert [v.correct for v in grade_truthfulqa(TQA_DOC, outs)] == [True, False, True]
     via_dispatch = grade_task("truthfulqa", [TQA_DOC], [outs], math_mode="compat")[0]
     assert [v.correct for v in via_dispatch] == [False, True, True]
+
+
+def test_ifeval_compat_levels_are_the_reference_instruction_share():
+    two = {
+        "key": 1, "prompt": "p", "instruction_id_list": ["punctuation:no_comma", "change_case:english_lowercase"],
+        "kwargs": [{}, {}],
+    }  # fmt: skip
+    one = {"key": 2, "prompt": "p", "instruction_id_list": ["punctuation:no_comma"], "kwargs": [{}]}
+    # output #0 of doc 1 follows 1 of its 2 instructions (a comma, but all lowercase); doc 2 follows its one.
+    # compute_ifeval_quality.py:157-163 with ifeval_constraints.py:371-372: loose accuracy = mean over prompts of
+    # the share followed = (1/2 + 1) / 2 = 0.75; strict accuracy = 1/2. The reference pools no instructions, so the
+    # instruction levels are the same per-prompt share averaged over prompts (pooled it would be 2/3).
+    groups = [
+        PromptGroup(doc_id=0, outputs=["sure, all lowercase", "x"], doc=two),
+        PromptGroup(doc_id=1, outputs=["fine", "fine too"], doc=one),
+    ]
+    settings = DiversitySettings(metrics=("ead",), corpus_metrics=("ead",), ifeval_mode="compat")
+    scores = score_task("ifeval", groups, settings)
+    m = {k: v["per_input_mean"] for k, v in scores.metrics.items()}
+    assert m["acc"] == 0.5
+    assert m["prompt_level_loose_acc"] == 0.75
+    assert m["inst_level_strict_acc"] == m["inst_level_loose_acc"] == 0.75
+    assert [r["prompt_level_loose_acc"] for r in scores.per_prompt] == [0.5, 1.0]
+
+
+def test_truthfulqa_compat_accuracy_and_subsets_follow_each_path():
+    outs = ["It is harmless.", "", "It is harmless", "<think>hmm</think>Nothing in particular happens."]
+    # accuracy path (compute_math_quality.py:259-302): correct_answers + best answer, "" fails, majority = more than
+    # half correct: [T, F, T, T] -> acc 1, maj 1 (3 > 2). QFD path (quality_filtered_diversity.py:177-192): best
+    # answer only, "" correct: [F, T, F, T] -> k_correct 2
+    settings = DiversitySettings(metrics=("ead",), corpus_metrics=("ead",), math_mode="compat")
+    scores = score_task("truthfulqa", [PromptGroup(doc_id=0, outputs=outs, doc=TQA_DOC)], settings)
+    row = scores.per_prompt[0]
+    assert (row["acc"], row["maj@K"], row["pass@1"], row["k_correct"]) == (1.0, 1.0, 0.75, 2.0)
+    rules = scores.diagnostics["quality"]["rules"]
+    assert "compute_*_quality.py" in rules["acc, pass@k, maj@K, IFEval levels"]
+    assert "quality_filtered_diversity.py" in rules["k_correct, correct subsets, computable"]
+    default = score_task("truthfulqa", [PromptGroup(doc_id=0, outputs=outs, doc=TQA_DOC)], settings.replace(
+        math_mode="math"))  # fmt: skip
+    assert (default.per_prompt[0]["acc"], default.per_prompt[0]["k_correct"]) == (1.0, 3.0)
+    assert "default grader" in default.diagnostics["quality"]["rules"]["k_correct, correct subsets, computable"]
