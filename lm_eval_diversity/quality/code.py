@@ -3,8 +3,11 @@
 Differences from the reference, all deliberate (docs/metrics.md, "Graders: default and compat"):
 
 * no first-``def`` renaming: a helper defined before the target function keeps its name.  Instead, when the extracted
-  code parses, defines no ``entry_point`` function and defines exactly one top-level function, the line
-  ``entry_point = that_function`` is appended (an alias: nothing is renamed, call sites are untouched);
+  code (from a fenced block of any usual tag, the whole text, or cut out of the prose around it) parses, defines no
+  ``entry_point`` function and defines exactly one top-level function, the line ``entry_point = that_function`` is
+  appended (an alias: nothing is renamed, call sites are untouched), and the program is the solution, not a
+  continuation of the prompt;
+* a thought never closed holds no code (:func:`~lm_eval_diversity.preprocess.final_text`);
 * standalone HumanEval solutions get the prompt's import lines prepended (the reference drops them);
 * MBPP's ``test_setup_code`` is run after the solution, before the asserts (the reference ignores it; the one
   non-empty setup in the test split builds trees from the solution's ``Node`` class);
@@ -12,14 +15,16 @@ Differences from the reference, all deliberate (docs/metrics.md, "Graders: defau
   solution's functions over a plain-data channel, so a solution cannot swallow, skip or forge the tests
   (see :mod:`.sandbox`).
 
-``mode="compat"`` (:func:`build_compat_program`) builds the reference's program instead, rule by rule: the output
-is CoT-stripped *and whitespace-stripped*; the code block is chosen as above (``code_execution.py``'s rule, which
-``compute_code_quality.py`` uses; the QFD script takes the longest block first, which can differ only for outputs
-with fenced blocks); the first top-level ``def NAME(`` is
+``mode="compat"`` (:func:`build_compat_program`) builds the reference's program instead, rule by rule, on either of
+its two grading paths (``compat_path``: "accuracy" = ``compute_code_quality.py``, "subsets" = the QFD script, which
+takes the longest block first and renames nothing in HumanEval code that defines the entry point): the output
+is CoT-stripped *and whitespace-stripped*; the code block is the first defining the entry point, else the longest
+(``code_execution.py``); the first top-level ``def NAME(`` is
 renamed to the entry point (definition and every ``NAME(`` call); a HumanEval completion that then lacks
 ``def entry_point`` is appended to the prompt (stripped, so an indented body loses its first indent); the program
 is one text (solution, tests, ``check``) and it passes when its process exits with status 0 (the sandbox's
-``verdict="exit-status"``). It still runs in the sandbox.
+``verdict="exit-status"``). It still runs in the sandbox, with the reference runner's preloaded ``resource`` and
+``sys``, its 256 MB and each path's timeout.
 """
 
 from __future__ import annotations
@@ -94,7 +99,7 @@ def _solution_block(text: str, entry_point: str | None) -> str:
     return _code_in_prose(text) or text
 
 
-_MAX_CUTS = 200  # prose lines after the code tried as its end (bounds the work on very long outputs)
+_MAX_CUTS = 200  # ends tried, from the text's end backwards (bounds the work on very long outputs)
 
 
 def _code_in_prose(text: str) -> str | None:
@@ -105,7 +110,7 @@ def _code_in_prose(text: str) -> str | None:
     if start is None:
         return None
     cuts = [j for j in range(len(lines) - 1, start, -1) if lines[j].strip() and not lines[j][0].isspace()]
-    for end in [len(lines), *cuts[-_MAX_CUTS:][::-1]] if len(cuts) > _MAX_CUTS else [len(lines), *cuts]:
+    for end in [len(lines), *cuts][:_MAX_CUTS]:  # longest first
         code = "\n".join(lines[start:end]).strip()
         if code and _parse(code) is not None:
             return code
