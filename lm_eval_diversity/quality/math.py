@@ -24,10 +24,11 @@ regular expressions and no LaTeX awareness:
 
 * gold: GSM8K = the number after ``####`` (commas removed); MATH = the **last** ``\boxed{...}`` of the
   solution with balanced braces (``\fbox`` too), parsed by math-verify.
-* prediction: if the CoT-stripped output has no ``boxed`` but a ``#### x`` line (GSM8K's own answer format), x
-  is parsed; otherwise math-verify ``parse`` of the whole stripped output (boxed answers first, then its
-  anchors such as "final answer is", then the last expression). If it finds nothing, the text after a ``####``
-  line or after "answer is" is parsed instead.
+* prediction: one final answer of the CoT-stripped output (a thought never closed holds none), by
+  :func:`_predict`: the boxed answers (several different boxes read as a set), else a ``#### x`` line, else the
+  last "answer is / answer:" statement, else candidate numbers ending the text, else math-verify's anchors and last
+  expression. Lists, ranges and several candidates become a set, never equal to one value; thousands separators
+  in well-formed groups are part of the number (``1,600``), a malformed one makes a list (``1,6001``).
 * correct iff ``verify(gold, prediction)``; ``Verdict.answer`` is a canonical string of the prediction
   (integers as ``"18"``, rationals as ``"1/2"``, otherwise sympy's ``str``), None when unparseable;
   ``Verdict.answer_text`` is the text math-verify extracted (what :func:`answers_equal` compares two outputs by).
