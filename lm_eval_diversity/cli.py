@@ -11,6 +11,7 @@ import json
 import logging
 import math
 import re
+import signal
 import sys
 
 from lm_eval_diversity.atomic import check_output_path, write_atomic
@@ -146,6 +147,19 @@ def run_score(argv: list[str]) -> dict:
     return result
 
 
+class Terminated(KeyboardInterrupt):
+    """SIGTERM, raised like Ctrl-C so that every ``finally`` runs: running sandboxes are killed and their scratch
+    space removed before the process exits."""
+
+    def __init__(self, signum: int) -> None:
+        super().__init__(signum)
+        self.signum = signum
+
+
+def _raise_terminated(signum: int, frame) -> None:
+    raise Terminated(signum)
+
+
 def _one_line(exc: BaseException) -> str:
     """The error's message, with the file name for OS errors."""
     if isinstance(exc, OSError) and exc.filename is not None:
@@ -169,14 +183,18 @@ def main(argv: list[str] | None = None) -> int:
         return run_demo(argv[1:])
     if argv and argv[0] == "score":
         logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+        previous = signal.signal(signal.SIGTERM, _raise_terminated)  # clean up (sandboxes, scratch) as on Ctrl-C
         try:
             run_score(argv[1:])
-        except KeyboardInterrupt:
-            print(f"lm-eval-diversity {argv[0]}: interrupted; no output written", file=sys.stderr)
-            return 130
+        except KeyboardInterrupt as exc:
+            what = "terminated" if isinstance(exc, Terminated) else "interrupted"
+            print(f"lm-eval-diversity {argv[0]}: {what}; no output written", file=sys.stderr)
+            return 128 + exc.signum if isinstance(exc, Terminated) else 130
         except (ValueError, OSError, RuntimeError) as exc:
             print(f"lm-eval-diversity {argv[0]}: error: {_one_line(exc)}", file=sys.stderr)
             return 2
+        finally:
+            signal.signal(signal.SIGTERM, previous)
         return 0
     if not argv or "-h" in argv or "--help" in argv:
         return _help(argv)

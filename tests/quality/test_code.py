@@ -173,7 +173,7 @@ def test_mbpp_reference_solutions_pass(shared_data_dir: Path) -> None:
     n_pass = sum(v[0].correct for v in verdicts)
     failures = [(d["task_id"], v[0].reason) for d, v in zip(docs, verdicts, strict=True) if not v[0].correct]
     print(f"MBPP reference solutions: {n_pass}/{len(docs)} pass; failures: {failures}")
-    assert n_pass >= 0.99 * len(docs), failures
+    assert len(docs) == 500 and n_pass == 500, failures
 
 
 def test_mbpp_wrong_solution_fails(shared_data_dir: Path) -> None:
