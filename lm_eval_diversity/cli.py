@@ -49,7 +49,9 @@ def _add_metric_settings(p: argparse.ArgumentParser) -> None:
     for field in settings_fields():
         if field == "baseline":
             continue  # the split against a baseline is `compare --baseline`
-        group.add_argument(f"--{public_name(field)}", dest=field, default=None, metavar="VALUE", help=field_help(field))
+        # score reads flags only (no LM_EVAL_DIVERSITY_* variables): its help names none
+        help_text = field_help(field, env=False)
+        group.add_argument(f"--{public_name(field)}", dest=field, default=None, metavar="VALUE", help=help_text)
     p.add_argument(
         "--confirm_run_unsafe_code",
         action="store_true",
@@ -116,6 +118,7 @@ def _fmt(v) -> str:
 
 def run_score(argv: list[str]) -> dict:
     """The ``score`` subcommand; returns the results dict it writes."""
+    from lm_eval_diversity.preflight import check_tasks_before_generation
     from lm_eval_diversity.samples import read_samples
     from lm_eval_diversity.scoring import load_models, score_task, task_scores_to_json
 
@@ -123,8 +126,10 @@ def run_score(argv: list[str]) -> dict:
     settings = settings_from_args(args)
     files = read_samples(args.paths)
     out = None
-    if args.output_path:
+    if args.output_path is not None:
         out = check_output_path(args.output_path, [sf.path for sf in files.values()], "--output_path")
+    flags = {field: f"--{public_name(field)}" for field in settings_fields()}  # errors name the flag as typed
+    check_tasks_before_generation(files, settings, flags, code_execution=args.confirm_run_unsafe_code)
     models = load_models(settings)
     if args.estimate:
         from lm_eval_diversity.estimate import estimate_samples

@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import importlib.util
 import os
+import sys
 from pathlib import Path
 
 from lm_eval_diversity.catalogue.metrics import PAPER_METRICS, metrics_using
@@ -64,6 +65,15 @@ def run_demo(argv: list[str]) -> int:
 
     args = build_parser().parse_args(argv)
     out = Path(args.output_path)
+    # refused before minutes of generation, not after
+    if not args.output_path.strip() or (out.exists() and not out.is_dir()):
+        print(f"lm-eval-diversity demo: error: --output_path {args.output_path!r}: give a directory (it holds "
+              "lm-eval's results, the samples and the report)", file=sys.stderr)  # fmt: skip
+        return 2
+    for flag in ("limit", "repeats", "max_gen_toks"):
+        if getattr(args, flag) < 1:
+            print(f"lm-eval-diversity demo: error: --{flag} {getattr(args, flag)}: must be >= 1", file=sys.stderr)
+            return 2
     model_args = args.model_args or f"pretrained={smollm2_dir()},gguf_file={SMOL_FILE},dtype=float32"
     why_no_nli = _nli_available(args.nli_model)
     metrics = ",".join(m for m in DIVERSITY_METRICS if not (why_no_nli and m in metrics_using("nli_model")))

@@ -31,6 +31,7 @@ from lm_eval_diversity.generation import (
     no_cot_value,
     uses_task_stops,
 )
+from lm_eval_diversity.lm_eval_cli import install_one_line_errors
 from lm_eval_diversity.preflight import baseline_run, check_before_generation, models_for
 from lm_eval_diversity.preprocess import prompt_opens_think
 from lm_eval_diversity.responses import (
@@ -52,6 +53,7 @@ from lm_eval_diversity.settings import (
 from lm_eval_diversity.tasks import max_docs
 
 log = logging.getLogger(__name__)
+install_one_line_errors()  # plain lm_eval: our errors end in one line, not a traceback
 
 
 FILTER_NAME = "diversity_metrics"
@@ -82,14 +84,22 @@ class DiversityTask(ConfigurableTask):
         config = dict(config or {})
         config.pop("class", None)
         metadata = dict(config.get("metadata") or {})
-        check_metadata_keys(metadata)
-        self._settings, self._sources = resolve_settings(metadata, COMMAND_DEFAULTS)
-        repeats, source = _task_setting(metadata, "repeats")
-        if repeats is not None:
-            config["repeats"] = _positive_int(repeats, source)
-        # the no-CoT pre-fill is appended to the rendered prompt (fewshot_context), not passed as lm-eval's
-        # gen_prefix: a gen_prefix switches off add_generation_prompt, which would drop a thinking template's <think>
-        self._no_cot = no_cot_value(_task_setting(metadata, "no_cot")[0])
+        try:  # a bad value is a SettingsError: one line, no traceback, also in plain lm_eval
+            check_metadata_keys(metadata)
+            self._settings, self._sources = resolve_settings(metadata, COMMAND_DEFAULTS)
+            repeats, source = _task_setting(metadata, "repeats")
+            if repeats is not None:
+                config["repeats"] = _positive_int(repeats, source)
+            # the no-CoT pre-fill is appended to the rendered prompt (fewshot_context), not passed as lm-eval's
+            # gen_prefix: a gen_prefix switches off add_generation_prompt, which would drop a thinking template's
+            # <think>
+            self._no_cot = no_cot_value(_task_setting(metadata, "no_cot")[0])
+            all_metrics, source = _task_setting(metadata, "all_metrics")
+            show_all = bool(all_metrics) and parse_bool(all_metrics, source)
+        except SettingsError:
+            raise
+        except ValueError as exc:
+            raise SettingsError(f"{config.get('task', 'task')}: {exc}") from None
         if self._settings.sampling is not None:
             preset = SAMPLING_PRESETS[self._settings.sampling]
             config["generation_kwargs"] = {**(config.get("generation_kwargs") or {}), "do_sample": True, **preset}
@@ -98,8 +108,6 @@ class DiversityTask(ConfigurableTask):
             # an include:-ing YAML that sets dataset_path/dataset_kwargs (lm-eval's way to use local files): load
             # that data the standard way instead of the shipped loader
             config.pop("custom_dataset", None)
-        all_metrics, source = _task_setting(metadata, "all_metrics")
-        show_all = bool(all_metrics) and parse_bool(all_metrics, source)
         metadata["diversity_settings"] = self._settings.to_dict()
         # the prompt set: N (reference 500) and where the docs came from (None: the HF Hub)
         metadata["max_docs"] = max_docs()

@@ -179,6 +179,11 @@ def _per_prompt_rows(where: str, rows_list: list) -> dict[Any, dict]:
             raise RunFormatError(f"{where}.per_prompt[{i}]: must be an object with a 'doc_id'")
         if row["doc_id"] in per_prompt:
             raise RunFormatError(f"{where}.per_prompt[{i}]: duplicate doc_id {row['doc_id']!r}")
+        for k, v in row.items():
+            if k != "doc_id" and not (v is None or isinstance(v, (int, float))):
+                raise RunFormatError(
+                    f"{where}.per_prompt[{i}].{k}: expected a number or null, got {type(v).__name__} {v!r:.40}"
+                )
         per_prompt[row["doc_id"]] = {k: (v if k == "doc_id" else as_float(v)) for k, v in row.items()}
     return per_prompt
 

@@ -186,6 +186,8 @@ def read_samples_file(path: str | Path, task: str | None = None) -> SamplesFile:
         n_lines += 1
         if "resps" not in record:
             raise SamplesFormatError(f"{where}: missing key(s) ['resps']")
+        if record.get("doc") is not None and not isinstance(record["doc"], dict):
+            raise SamplesFormatError(f"{where}: key 'doc' must be an object, got {type(record['doc']).__name__}")
         doc_id = record["doc_id"]
         outputs = _responses(record["resps"], where)
         is_div = record.get("filter") == "div"

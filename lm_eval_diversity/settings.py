@@ -80,6 +80,9 @@ class DiversitySettings:
         unknown = sorted(set(self.metrics) - set(valid))
         if unknown:
             raise ValueError(f"unknown metric(s) {unknown} in metrics; choose from {valid}")
+        repeated = sorted({m for m in self.metrics if self.metrics.count(m) > 1})
+        if repeated:
+            raise ValueError(f"metrics: {', '.join(repeated)} given more than once")
         unknown = sorted(set(self.corpus_metrics) - set(catalogue.corpus_metrics()))
         if unknown:
             valid = list(catalogue.corpus_metrics())
@@ -88,6 +91,11 @@ class DiversitySettings:
             raise ValueError(f"vocab_size must be >= 2, got {self.vocab_size}")
         if self.batch_size < 1:
             raise ValueError(f"batch_size must be >= 1, got {self.batch_size}")
+        if self.corpus_sample_size < 2:
+            raise ValueError(f"corpus_sample_size must be >= 2 (outputs to compare), got {self.corpus_sample_size}")
+        for name in ("nli_max_sentences", "nli_max_length"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
         if not (isinstance(self.code_timeout_s, (int, float)) and 0 < self.code_timeout_s < float("inf")):
             raise ValueError(
                 "code_timeout_s must be a positive, finite number of seconds, "
@@ -180,13 +188,13 @@ FIELD_HELP = {
 _FIELD_TYPES: dict[str, Any] = {}
 
 
-def field_help(field: str) -> str:
-    """Help line of a settings field, with its default."""
+def field_help(field: str, *, env: bool = True) -> str:
+    """Help line of a settings field, with its default and (``env``: where the command reads it) its variable."""
     default = getattr(DiversitySettings(), field)
     if isinstance(default, tuple):
         default = ",".join(map(str, default))
     text = FIELD_HELP.get(field, f"diversity setting {field}")
-    return f"{text} (default: {default}; env {env_name(field)})"
+    return f"{text} (default: {default}{f'; env {env_name(field)}' if env else ''})"
 
 
 def settings_fields() -> tuple[str, ...]:
@@ -294,9 +302,21 @@ def resolve_settings(
             continue
         changes[field] = _coerce(field, raw, env_name(field))
         sources[field] = env_name(field)
+    if "corpus_metrics" in sources:  # asked for by name: a corpus metric that does not run would silently be absent
+        absent = [m for m in changes["corpus_metrics"] if m not in changes.get("metrics", base.metrics)]
+        if absent:
+            raise ValueError(
+                f"{sources['corpus_metrics']}: {', '.join(absent)} not among the metrics that run; add them to "
+                f"{sources.get('metrics', '--diversity_metrics / --metadata diversity_metrics')}"
+            )
     try:
         settings = dataclasses.replace(base, **changes) if changes else base
     except ValueError as exc:
+        for field, value in changes.items():  # name the setting at fault, as the user gave it
+            try:
+                dataclasses.replace(base, **{field: value})
+            except ValueError as alone:
+                raise ValueError(f"{sources[field]}={value!r}: {alone}") from None
         given = ", ".join(sources.values())
         raise ValueError(f"{exc}{f' (settings given: {given})' if given else ''}") from None
     return settings, sources

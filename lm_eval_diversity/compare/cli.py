@@ -68,6 +68,8 @@ def _check_options(args: argparse.Namespace) -> list[str]:
         raise CompareError(f"--bootstrap_iters {args.bootstrap_iters}: must be in [1, {MAX_BOOTSTRAP_ITERS}]")
     if not 0 < args.alpha < 1:
         raise CompareError("--alpha must be in (0, 1)")
+    if not 0 <= args.seed < 2**32:
+        raise CompareError(f"--seed {args.seed}: must be an integer in [0, 2**32 - 1]")
     metrics = [m.strip() for m in args.metrics.split(",") if m.strip()]
     if not metrics:
         raise CompareError(f"--metrics {args.metrics!r}: no metric given")
@@ -103,8 +105,8 @@ def _compare(args: argparse.Namespace) -> tuple[Report, str, bool]:
     metrics = _check_options(args)
     sel = select(args.runs, args.labels, args.lineage, args.baseline, args.tasks, gated=bool(args.fail_if_drop))
     inputs = _inputs(args, sel)
-    out = check_output_path(args.output, inputs, "--output") if args.output else None
-    if args.plot:
+    out = check_output_path(args.output, inputs, "--output") if args.output is not None else None
+    if args.plot is not None:
         check_output_path(args.plot, inputs, "--plot")
     boot = Bootstrap(iters=args.bootstrap_iters, seed=args.seed, alpha=args.alpha)
     report = build_report(sel.runs, sel.baseline, sel.tasks, metrics, boot, missing=sel.missing, notes=sel.notes)
