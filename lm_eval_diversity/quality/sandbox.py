@@ -245,37 +245,57 @@ def _tail(data: bytes) -> str:
 SCRATCH_PREFIX = "lmeds_sbx_"
 SCRATCH_POLL_S = 0.05  # drop and plain modes: how often the scratch directory's size is measured
 _GRADER_LOCK = threading.Lock()
-_GRADER_READY = False
+_GRADER_STATE = {"batches": 0, "dumpable": 1, "swept": False}
 
 
-def _prepare_grader() -> None:
-    """Once per process, before the first program runs: make this process non-dumpable (no process of the same
-    user, so no program in plain mode, can trace it, read its memory or open its file descriptors), and remove the
-    scratch directories that earlier processes of this user left when they were killed (their PID is gone)."""
-    global _GRADER_READY
-    with _GRADER_LOCK:
-        if _GRADER_READY:
-            return
-        import ctypes
+def _prctl(option: int, arg: int = 0) -> int:
+    import ctypes
 
-        libc = ctypes.CDLL(None, use_errno=True)
-        if libc.prctl(4, 0, 0, 0, 0) != 0:  # PR_SET_DUMPABLE
-            raise SandboxUnavailableError(f"prctl(PR_SET_DUMPABLE) failed: {os.strerror(ctypes.get_errno())}")
-        base = tempfile.gettempdir()
+    libc = ctypes.CDLL(None, use_errno=True)
+    rc = libc.prctl(option, arg, 0, 0, 0)
+    if rc < 0:
+        raise SandboxUnavailableError(f"prctl({option}) failed: {os.strerror(ctypes.get_errno())}")
+    return rc
+
+
+class _Grading:
+    """While any batch runs, this process is non-dumpable: no process of the same user (a program in plain mode)
+    can trace it, read its memory or open its descriptors.  The previous state comes back when the last batch
+    ends, once every program of it is dead (a program can create no process that would outlive it).  On first use,
+    the scratch directories that killed grading processes of this user left behind are removed."""
+
+    def __enter__(self) -> None:
+        with _GRADER_LOCK:
+            if _GRADER_STATE["batches"] == 0:
+                _GRADER_STATE["dumpable"] = _prctl(3)  # PR_GET_DUMPABLE
+                _prctl(4, 0)  # PR_SET_DUMPABLE
+            _GRADER_STATE["batches"] += 1
+            if not _GRADER_STATE["swept"]:
+                _GRADER_STATE["swept"] = True
+                _sweep_stale_scratch()
+
+    def __exit__(self, *exc) -> None:
+        with _GRADER_LOCK:
+            _GRADER_STATE["batches"] -= 1
+            if _GRADER_STATE["batches"] == 0 and _GRADER_STATE["dumpable"]:
+                _prctl(4, _GRADER_STATE["dumpable"])
+
+
+def _sweep_stale_scratch() -> None:
+    """Remove ``lmeds_sbx_<pid>_*`` directories of this user whose grading process is gone."""
+    try:
+        entries = list(os.scandir(tempfile.gettempdir()))
+    except OSError:
+        return
+    for entry in entries:
+        owner = entry.name[len(SCRATCH_PREFIX) :].split("_", 1)[0]
+        if not (entry.name.startswith(SCRATCH_PREFIX) and owner.isdigit()) or _alive(int(owner)):
+            continue
         try:
-            entries = list(os.scandir(base))
+            if entry.is_dir(follow_symlinks=False) and entry.stat(follow_symlinks=False).st_uid == os.geteuid():
+                _remove_tree(entry.path)
         except OSError:
-            entries = []
-        for entry in entries:
-            owner = entry.name[len(SCRATCH_PREFIX) :].split("_", 1)[0]
-            if not (entry.name.startswith(SCRATCH_PREFIX) and owner.isdigit()) or _alive(int(owner)):
-                continue
-            try:
-                if entry.is_dir(follow_symlinks=False) and entry.stat(follow_symlinks=False).st_uid == os.geteuid():
-                    _remove_tree(entry.path)
-            except OSError:
-                pass
-        _GRADER_READY = True
+            pass
 
 
 def _alive(pid: int) -> bool:
@@ -409,7 +429,11 @@ def _run_one(
         )
         child_end.close()
         budget = None if namespaces else scratch_mb * 2**20  # the tmpfs caps the namespace modes by itself
-        return _collect(proc, payload, grader_end, start, timeout_s, max_output_bytes, mode, scratch, budget, stop)
+        try:
+            return _collect(proc, payload, grader_end, start, timeout_s, max_output_bytes, mode, scratch, budget, stop)
+        finally:
+            _kill_tree(proc)  # also when collecting failed: nothing of the program outlives this call
+            proc.wait()
     finally:
         child_end.close()
         grader_end.close()
@@ -634,7 +658,6 @@ def run_programs(
         raise ValueError(f"mode={mode!r}: expected one of {', '.join(MODES)}")
     elif mode == "plain" and not unsafe_opt_out():
         raise SandboxUnavailableError(f"mode 'plain' runs code without isolation; it needs {UNSAFE_ENV}=1")
-    _prepare_grader()
     n_workers = max(1, min(len(programs), workers or os.cpu_count() or 1))
     stop = threading.Event()
 
@@ -658,12 +681,13 @@ def run_programs(
             logger.exception("sandbox failure")
             return ExecResult(False, "sandbox-error", None, detail=repr(exc)[:200])
 
-    pool = ThreadPoolExecutor(max_workers=n_workers)
-    try:
-        futures = [pool.submit(one, p) for p in programs]
-        return [f.result() for f in futures]
-    except BaseException:
-        stop.set()  # running programs are killed within 0.2 s and cleaned up; queued ones do not start
-        raise
-    finally:
-        pool.shutdown(wait=True, cancel_futures=True)
+    with _Grading():
+        pool = ThreadPoolExecutor(max_workers=n_workers)
+        try:
+            futures = [pool.submit(one, p) for p in programs]
+            return [f.result() for f in futures]
+        except BaseException:
+            stop.set()  # running programs are killed within 0.2 s and cleaned up; queued ones do not start
+            raise
+        finally:
+            pool.shutdown(wait=True, cancel_futures=True)
