@@ -1,18 +1,22 @@
-"""The sandbox's in-child program (standard library only; run as ``python -s -P -B -c <this source> CONFIG``).
+"""The sandbox's in-child program (standard library only; run as ``python -S -s -P -B -c <this source> CONFIG``).
 
 It is never imported by the package: :mod:`.sandbox` reads this file and passes its text to a fresh interpreter.
-CONFIG is a JSON object (see ``sandbox._config``).  It stays one module of some 800 lines on purpose: the child gets
-this one source text and may import nothing from the package, so its steps cannot live in sibling modules.  The program:
+CONFIG is a JSON object (built in ``sandbox._run_one``).  It stays one module on purpose: the child gets this one
+source text and may import nothing from the package, so its steps cannot live in sibling modules.  The program:
 
-1. optionally builds the isolated file-system view (new root made of read-only binds of the system and the Python
-   installation, private tmpfs for the shared writable directories, the scratch directory) and drops privileges;
+1. dies with its parent (``PR_SET_PDEATHSIG``); in the namespace modes makes new namespaces and forks into the new
+   PID namespace (the forking process reports the judge's PID to the grader and waits), builds the isolated
+   file-system view (read-only binds of the system and the Python installation, one size-limited tmpfs for every
+   writable place) and drops privileges;
 2. marks itself non-dumpable, so a process of the same user cannot read or write its memory or open its fds;
-3. forks the **candidate** process, which runs the model's code under rlimits and an audit hook and then answers calls
-   over a pipe pair; the parent, the **judge**, runs the benchmark's tests against proxies of the candidate's names.
+3. forks the **candidate** process, which installs a system-call filter (no other process reachable, no process
+   created, no IPC, no network), runs the model's code under rlimits and an audit hook and then answers calls over a
+   pipe pair; the parent, the **judge**, runs the trusted prelude and the benchmark's tests in its own namespace, with
+   proxies for the entry points only.
 
 Only plain data crosses the pipes (JSON with tags for tuples, sets, bytes, ...; never pickle); anything else stays in
-the candidate as an opaque handle.  The judge alone writes the verdict, to a file descriptor the candidate closed
-before running anything, so the candidate has nothing to forge.
+the candidate as an opaque handle.  The judge alone writes the verdict, on a socket the candidate closed before
+running anything, and the grader accepts it only from the judge's PID, so the candidate has nothing to forge.
 """
 
 import builtins
