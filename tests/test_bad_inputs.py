@@ -191,19 +191,18 @@ CASES: dict[str, Callable[[Env], tuple[list[str], int, str, Path | None]]] = {
     "output_path_empty": lambda e: ([*e.score(), "--output_path", ""], 2, "--output_path: empty path", e.out),
     "output_path_is_a_fifo": lambda e: (e.score(out=_fifo(e.tmp / "pipe.json")), 2, "not a regular file",
                                         e.tmp / "pipe.json"),  # fmt: skip
-    "output_path_is_dev_null": lambda e: (
-        e.score(out=Path(os.devnull)), 2, f"--output_path {os.devnull}: not a regular", None),
+    "output_path_is_a_device": lambda e: (e.score(out=_device(e.tmp)), 2, "not a regular file", _device(e.tmp)),
     "output_path_under_a_file": lambda e: (e.score(out=e.out / "x.json"), 2, f"{e.out} is not a directory", e.out),
     "compare_output_is_a_fifo": lambda e: (
         ["compare", str(_score_json(e.tmp / "a.json", [{"doc_id": 0, "sbert": 0.5}])), "--output",
          str(_fifo(e.tmp / "report.fifo"))],
         2, "--output", e.tmp / "report.fifo",
     ),  # fmt: skip
-    "compare_plot_is_dev_null": lambda e: (
+    "compare_plot_is_a_device": lambda e: (
         ["compare", str(_score_json(e.tmp / "a.json", [{"doc_id": 0, "sbert": 0.5}])),
-         str(_score_json(e.tmp / "b.json", [{"doc_id": 0, "sbert": 0.4}])), "--plot", os.devnull, "--output",
-         str(e.out)],
-        2, f"--plot {os.devnull}: not a regular file", e.out,
+         str(_score_json(e.tmp / "b.json", [{"doc_id": 0, "sbert": 0.4}])), "--plot", str(_device(e.tmp)),
+         "--output", str(e.out)],
+        2, f"--plot {_device(e.tmp)}: not a regular file", _device(e.tmp),
     ),  # fmt: skip
     "compare_output_empty": lambda e: (
         ["compare", str(_score_json(e.tmp / "a.json", [{"doc_id": 0, "sbert": 0.5}])), "--output", ""],
@@ -240,6 +239,17 @@ def _samples(directory: Path, task: str, changes: dict) -> Path:
     path = directory / f"samples_{task}_{TIMESTAMP}.jsonl"
     path.write_text(json.dumps({**samples_record(0, ["#### 4", "#### 5"]), **changes}) + "\n")
     return path
+
+
+def _device(directory: Path) -> Path:
+    """A character device to name as an output: as root a private copy of /dev/null (the test must not risk the
+    real one), else /dev/null itself (a user cannot replace it anyway)."""
+    if os.geteuid() != 0:
+        return Path(os.devnull)
+    node = directory / "null"
+    if not node.exists():
+        os.mknod(node, 0o666 | stat.S_IFCHR, os.makedev(1, 3))
+    return node
 
 
 def _copy(src: Path, dst: Path) -> Path:
