@@ -1,5 +1,5 @@
 """Code verifiers: extraction (the reference's rule minus the renaming bug), program assembly, the execution opt-in,
-and gold checks on the real benchmarks (HumanEval 164/164, MBPP >= 99 %, CRUXEval 800/800, wrong answers rejected)."""
+and gold checks on the real benchmarks (HumanEval 164/164, MBPP 500/500, CRUXEval 800/800, wrong answers rejected)."""
 
 from __future__ import annotations
 
