@@ -15,7 +15,7 @@ from lm_eval_diversity.catalogue.tasks import CODE_TASKS, is_graded
 from lm_eval_diversity.scoring import MetricModels
 from lm_eval_diversity.settings import ENV_PREFIX, DiversitySettings
 
-_MODEL_FIELDS = ("metrics", "sbert_model", "nli_model", "code_model", "device", "nli_max_length", "dtype")
+_MODEL_FIELDS = ("metrics", "sbert_model", "nli_model", "code_model", "device", "nli_max_length", "dtype", "backend")
 
 
 @lru_cache(maxsize=4)
@@ -45,12 +45,13 @@ def check_before_generation(task: str, settings: DiversitySettings, sources: dic
     """Everything that could fail once the responses exist, checked before generation starts: model locations,
     the metric device, the NLI model's kind and labels, the baseline run, and code-execution isolation.
     Errors name the setting as the user gave it (``sources``, from :func:`resolve_settings`)."""
-    from lm_eval_diversity.models import check_device, check_nli_config
+    from lm_eval_diversity.models import check_backend, check_device, check_nli_config
 
     sources = sources or {}
     check_models_available(settings, sources)
     if catalogue.models_needed(settings.metrics):
         check_device(settings.device, sources.get("device", "--metric_device / --metadata metric_device"))
+        check_backend(settings.backend, settings.device, sources.get("backend", "--metric_backend"))
     if "nli_model" in catalogue.models_needed(settings.metrics):
         nli_source = sources.get("nli_model", "--nli_model / --metadata nli_model")
         check_nli_config(_resolve(settings.nli_model, nli_source), nli_source)

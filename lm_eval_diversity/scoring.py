@@ -87,13 +87,16 @@ def _model_loaders(settings: DiversitySettings) -> dict:
     from lm_eval_diversity.models import load_nli_model, load_sentence_model
 
     return {
-        "sbert_model": lambda: load_sentence_model(settings.sbert_model, settings.device, dtype=settings.dtype),
+        "sbert_model": lambda: load_sentence_model(
+            settings.sbert_model, settings.device, dtype=settings.dtype, backend=settings.backend
+        ),
         "nli_model": lambda: load_nli_model(
-            settings.nli_model, settings.device, max_length=settings.nli_max_length, dtype=settings.dtype
+            settings.nli_model, settings.device, max_length=settings.nli_max_length, dtype=settings.dtype,
+            backend=settings.backend,
         ),
         "code_model": lambda: load_sentence_model(
             settings.code_model, settings.device, setting="--code_model", dtype=settings.dtype,
-            max_seq_length=CODE_MAX_SEQ_LENGTH,
+            max_seq_length=CODE_MAX_SEQ_LENGTH, backend=settings.backend,
         ),
     }
 

@@ -24,6 +24,9 @@ CORPUS_SAMPLE_SIZE = 500  # across-input / overall subset size (docs/metrics.md,
 
 ENV_PREFIX = "LM_EVAL_DIVERSITY_"
 METRIC_DTYPES = ("float32", "bfloat16", "float16")  # weights/activations of the SBERT and NLI models
+# runtimes of the metric models (docs/performance.md, "Metric backends"): torch, or an exported model run by ONNX
+# Runtime / OpenVINO, in float32 or int8 (one value per exported artifact, so int8 cannot be asked of torch)
+METRIC_BACKENDS = ("torch", "onnx", "onnx-int8", "openvino", "openvino-int8")
 
 STOP_SEQUENCE_MODES = ("auto", "task", "none")
 CODE_MODES = ("official", "compat")
@@ -53,6 +56,7 @@ class DiversitySettings:
     nli_model: str = DEFAULT_NLI_MODEL
     device: str | None = None  # None: cuda when available, else cpu
     dtype: str = "float32"  # SBERT/NLI model precision; bf16/fp16 change the numbers slightly (docs/performance.md)
+    backend: str = "torch"  # runtime of the metric models (METRIC_BACKENDS; docs/performance.md)
     batch_size: int = 64
     vocab_size: int = DEFAULT_VOCAB_SIZE
     seed: int = DEFAULT_SEED
@@ -97,6 +101,13 @@ class DiversitySettings:
             raise ValueError(f"seed must be an integer in [0, 2**32 - 1], got {self.seed!r}")
         if self.dtype not in METRIC_DTYPES:
             raise ValueError(f"dtype must be one of {list(METRIC_DTYPES)}, got {self.dtype!r}")
+        if self.backend not in METRIC_BACKENDS:
+            raise ValueError(f"backend must be one of {list(METRIC_BACKENDS)}, got {self.backend!r}")
+        if self.backend != "torch" and self.dtype != "float32":
+            raise ValueError(
+                f"backend {self.backend!r} runs exported float32 (or int8) models; dtype {self.dtype!r} is for "
+                "the torch backend"
+            )
         if self.math_mode not in ("math", "compat"):
             raise ValueError(f"math_mode must be 'math' or 'compat', got {self.math_mode!r}")
         if self.ifeval_mode not in ("official", "compat"):
@@ -144,12 +155,13 @@ _PREFIXED = {
     "device": "metric_device",
     "batch_size": "metric_batch_size",
     "dtype": "metric_dtype",
+    "backend": "metric_backend",
     "seed": "diversity_seed",
     "metrics": "diversity_metrics",
     "baseline": "diversity_baseline",
 }
 # bare names that lm-eval model arguments also use: never read as a diversity setting from --metadata
-MODEL_ARG_NAMES = frozenset({"device", "batch_size", "dtype", "seed"})
+MODEL_ARG_NAMES = frozenset({"device", "batch_size", "dtype", "seed", "backend"})
 
 # help text of each setting (flags of `run` and `score`, docs/settings.md); a field without one gets a generic line
 FIELD_HELP = {
@@ -159,6 +171,8 @@ FIELD_HELP = {
     "nli_model": "NLI sequence-classification model (name or local path)",
     "device": "device of the metric models: cpu, cuda, cuda:0 ... (default: cuda when available)",
     "dtype": "precision of the SBERT/NLI models: float32, bfloat16 or float16 (bf16/fp16 on GPU; docs/performance.md)",
+    "backend": "runtime of the metric models: torch, onnx, openvino (float32) or onnx-int8, openvino-int8 "
+    "(opt-in, measured error in docs/performance.md); exports are cached on disk",
     "batch_size": "texts (sbert) or sentence pairs (nli) per forward pass of a metric model",
     "vocab_size": "EAD vocabulary size V (default GPT-2's)",
     "seed": "seed of the corpus subsets and of NLI sentence sampling",
