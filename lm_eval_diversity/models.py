@@ -442,16 +442,26 @@ def check_backend(backend: str, device: str | None, setting: str = "--metric_bac
         raise ModelUnavailableError(
             f"{setting}={backend!r} needs {', '.join(missing)}: pip install 'lm-eval-diversity[{extra}]'"
         )
-    if resolve_device(device) != "cpu" and not (backend == "onnx" and _cuda_provider_available()):
+    if device not in (None, "", "auto") and device != "cpu" and not _cuda_runtime(backend):
         raise ModelUnavailableError(
             f"{setting}={backend!r} runs on cpu here (device {device!r}); use --metric_device cpu or the torch backend"
         )
 
 
-def _cuda_provider_available() -> bool:
+def _cuda_runtime(backend: str) -> bool:
+    """ONNX Runtime with its CUDA provider (onnxruntime-gpu) runs fp32 ONNX on CUDA; the others run on the CPU."""
+    if backend != "onnx":
+        return False
     import onnxruntime
 
     return "CUDAExecutionProvider" in onnxruntime.get_available_providers()
+
+
+def _backend_device(backend: str, device: str | None) -> str:
+    """Where ``backend`` runs: ``auto`` is cuda only where the runtime can use it."""
+    if device in (None, "", "auto"):
+        return resolve_device(None) if _cuda_runtime(backend) else "cpu"
+    return device
 
 
 def export_cache_root() -> Path:
@@ -646,4 +656,4 @@ def backend_model(backend: str, source: str, load_torch, example: dict, output: 
     names = [k for k, v in example.items() if hasattr(v, "shape")]
     example = {k: example[k] for k in names}
     file = exported_model(backend, source, example, output, load_torch)
-    return _runtime_module()(_runner(backend, file, resolve_device(device)), names, output, config, backend)
+    return _runtime_module()(_runner(backend, file, _backend_device(backend, device)), names, output, config, backend)
