@@ -28,6 +28,12 @@ def export_cache(tmp_path_factory):
     mp.undo()
 
 
+def _needs(backend: str) -> None:
+    """Skip (the optional extra is not installed) unless every package ``backend`` imports is there."""
+    for module in models.BACKEND_PACKAGES[backend]:
+        pytest.importorskip(module)
+
+
 def _real_groups(data_dir, k: int, n: int) -> list[PromptGroup]:
     """TruthfulQA's reference answers (K related answers per question) and Alpaca outputs (K unrelated ones)."""
     tqa = [json.loads(x) for x in (data_dir / "truthfulqa" / "validation.jsonl").read_text("utf-8").splitlines() if x]
@@ -44,9 +50,8 @@ def _every_value(scores) -> dict:
 
 
 def test_onnx_scores_equal_torch_on_real_texts(shared_data_dir, minilm, tiny_nli_dir, export_cache):
-    pytest.importorskip("onnxruntime")
-    pytest.importorskip("onnx")
-    groups = _real_groups(shared_data_dir, k=4, n=20)
+    _needs("onnx")
+    groups = _real_groups(shared_data_dir, k=4, n=10)
     metrics = ("sbert", "vendi", "nli")
     settings = DiversitySettings(metrics=metrics, corpus_metrics=metrics, corpus_sample_size=30, device="cpu")
     torch_models = MetricModels(sbert=minilm, nli=load_nli_model(str(tiny_nli_dir), "cpu"))
@@ -66,8 +71,7 @@ def test_onnx_scores_equal_torch_on_real_texts(shared_data_dir, minilm, tiny_nli
 
 
 def test_export_is_cached_and_reused_without_the_torch_model(tiny_nli_dir, export_cache, monkeypatch):
-    pytest.importorskip("onnxruntime")
-    pytest.importorskip("onnx")
+    _needs("onnx")
     first = load_nli_model(str(tiny_nli_dir), "cpu", backend="onnx")  # exported (or cached by the test above)
     exports = sorted(p.name for p in (export_cache / "exports").iterdir())
     assert any(name.startswith("tiny_nli-onnx-") for name in exports)
@@ -118,11 +122,15 @@ def test_backend_setting_is_validated_named_and_recorded():
 
 
 def test_missing_runtime_is_refused_naming_the_extra(monkeypatch):
+    # the extra not installed (whether or not this environment has it): every package it brings is missing
     real = models.importlib.util.find_spec
-    monkeypatch.setattr(
-        models.importlib.util, "find_spec", lambda name, *a: None if name == "openvino" else real(name, *a)
-    )
-    with pytest.raises(ModelUnavailableError, match=r"needs openvino: pip install 'lm-eval-diversity\[openvino\]'"):
+    missing = {"openvino", "onnx", "nncf"}
+    monkeypatch.setattr(models.importlib.util, "find_spec", lambda n, *a: None if n in missing else real(n, *a))
+    with pytest.raises(
+        ModelUnavailableError,
+        match=r"^LM_EVAL_DIVERSITY_BACKEND='openvino-int8' needs openvino, onnx, nncf: "
+        r"pip install 'lm-eval-diversity\[openvino\]'$",
+    ):
         check_backend("openvino-int8", "cpu", "LM_EVAL_DIVERSITY_BACKEND")
     check_backend("torch", "cpu")  # torch needs nothing more
 
@@ -132,8 +140,7 @@ def test_missing_runtime_is_refused_naming_the_extra(monkeypatch):
 def test_other_backends_stay_within_their_stated_error(backend, atol, minilm, export_cache, shared_data_dir):
     """OpenVINO and the int8 backends are not exact (docs/performance.md gives their measured error); this checks
     they run, keep unit vectors, and stay within a bound well above what was measured (per component)."""
-    check = pytest.importorskip("openvino" if backend.startswith("openvino") else "onnxruntime")
-    assert check is not None
+    _needs(backend)
     texts = [g.outputs[0] for g in _real_groups(shared_data_dir, k=4, n=15)]
     expected = models.embed_texts(minilm, texts)
     got = models.embed_texts(load_sentence_model(MINILM, "cpu", backend=backend), texts)
