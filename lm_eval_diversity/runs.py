@@ -136,6 +136,17 @@ def load_results_file(path: Path) -> tuple[str, dict[str, TaskData], list[str]]:
     return short_model_name(data.get("model_name"), path.parent.name), tasks, notes
 
 
+def recorded_run(samples: Path, task: str) -> tuple[Path, dict] | None:
+    """The results JSON lm-eval wrote with a samples file (``results_<stamp>.json`` beside
+    ``samples_<task>_<stamp>.jsonl``) and the task's config in it; None when there is none or it lacks the task."""
+    stamp = _datetime_from_name(samples.name)
+    path = samples.parent / f"results_{stamp}.json"
+    if not is_regular(path):
+        return None
+    config = (_read_results_json(path).get("configs") or {}).get(task)
+    return (path, config) if isinstance(config, dict) else None
+
+
 def short_model_name(model_name: str | None, fallback: str) -> str:
     """A label a person recognises: the last part of the model's name or path (``/ckpt/dpo/`` -> ``dpo``,
     ``allenai/Olmo-3-7B`` -> ``Olmo-3-7B``), never lm-eval's sanitised form (``__ckpt__dpo``)."""

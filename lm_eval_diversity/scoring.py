@@ -294,8 +294,20 @@ QUALITY_KS = catalogue.QUALITY_KS
 
 
 def quality_ks(k: int) -> tuple[int, ...]:
-    """The k of pass@k reported for K samples: the protocol's (1, 5, 10, 16) and K itself."""
-    return tuple(sorted({*QUALITY_KS, k})) if k >= 1 else QUALITY_KS
+    """The k of pass@k reported for K samples: the protocol's (1, 5, 10, 16) up to K, and K itself (pass@k is
+    undefined for k > K, so it is not reported rather than reported null)."""
+    return tuple(sorted({*(q for q in QUALITY_KS if q <= k), k})) if k >= 1 else ()
+
+
+def _quality_summary_names(k: int) -> tuple[str, ...]:
+    """The catalogue's quality metrics with its pass@k family replaced by this K's (:func:`quality_ks`)."""
+    names: list[str] = []
+    for m in catalogue.quality_metrics():
+        if not m.startswith("pass@"):
+            names.append(m)
+        elif not any(n.startswith("pass@") for n in names):
+            names.extend(f"pass@{q}" for q in quality_ks(k))
+    return tuple(names)
 
 
 def ifeval_row_metrics(verdict) -> dict[str, float]:
@@ -372,8 +384,9 @@ def score_task(
         groups, settings, models, correct=correct, progress=progress, verdicts=verdicts, task_name=task
     )
     scores.verdicts = verdicts
+    task_k = max((len(vs) for vs in verdicts), default=0)
+    ks = quality_ks(task_k)
     for row, vs in zip(scores.per_prompt, verdicts):
-        ks = quality_ks(len(vs))
         q = prompt_quality(vs, ks)
         row["acc"] = q["acc"]
         for k in ks:
@@ -383,7 +396,7 @@ def score_task(
         row["extraction_rate"] = q["extraction_rate"]
         for m in quality_filtered:  # no correct-subset pass of its kind ran: undefined
             row.setdefault(m, NAN)
-    for m in (*catalogue.quality_metrics(), *quality_filtered):
+    for m in (*_quality_summary_names(task_k), *quality_filtered):
         mean, std = _mean_std([row[m] for row in scores.per_prompt])
         scores.metrics[m] = {"per_input_mean": mean, "per_input_std": std}
     task_metrics = catalogue.task_quality_metrics(short)
