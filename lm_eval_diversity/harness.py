@@ -233,8 +233,8 @@ class DiversityTask(ConfigurableTask):
         if not self._predict_only:
             log_work_estimate(self)
 
-
     def _config_for_key(self) -> dict:
+        """The task config as the request-cache key sees it (what a previous build recorded left out)."""
         config = self.config.to_dict()
         config["metadata"] = {k: v for k, v in (config.get("metadata") or {}).items() if k != "generation_protocol"}
         return config

