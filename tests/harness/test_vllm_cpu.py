@@ -108,7 +108,7 @@ def test_k_distinct_samples_per_prompt(vllm_run):
 
 def test_recorded_protocol(vllm_run):
     chat, _, proc, results, samples = vllm_run
-    assert "seed=1234" in results["config"]["model_args"]
+    assert results["config"]["model_args"]["seed"] == 1234  # the engine seed, recorded
     for task in TASKS:
         protocol = results["configs"][task]["metadata"]["generation_protocol"]
         assert protocol["chat_template"] is chat
