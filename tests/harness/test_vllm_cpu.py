@@ -96,14 +96,20 @@ def vllm_run(request, smollm2_hf, tmp_path_factory):
     return chat, out, proc, results, samples
 
 
-def test_k_distinct_samples_per_prompt(vllm_run):
+def test_k_separate_samples_per_prompt(vllm_run):
+    """K draws per prompt, not K copies of one (what a per-request seed or greedy decoding gives). A real model may
+    repeat a short answer (" 18 days" twice in 4 GSM8K samples of the plain run), so two equal samples are allowed;
+    a prompt whose K samples are all equal is not, and most samples differ."""
     _, _, _, results, samples = vllm_run
+    distinct = total = 0
     for task in TASKS:
         assert results["configs"][task]["repeats"] == K
         assert len(samples[task]) == LIMIT
         for line in samples[task]:
             responses = line["resps"][0]
-            assert len(responses) == K and len(set(responses)) == K, (task, responses)
+            assert len(responses) == K and len(set(responses)) > 1, (task, responses)
+            distinct, total = distinct + len(set(responses)), total + K
+    assert distinct >= 0.75 * total
 
 
 def test_recorded_protocol(vllm_run):
