@@ -154,3 +154,23 @@ def test_arena_rounds_and_values():
 def test_template_digests_differ_per_protocol_and_are_stable():
     digests = {p.template_digest() for p in (SUMMARY, WB_SCORE, ARENA)}
     assert len(digests) == 3 and SUMMARY.template_digest() == SUMMARY.template_digest()
+
+
+def test_docs_task_table_matches_the_catalogue_and_protocols(repo_root):
+    from lm_eval_diversity.catalogue.tasks import task_records
+    from lm_eval_diversity.judge.protocols import OPT_IN_TASK_PROTOCOLS, TASK_PROTOCOLS
+
+    text = (repo_root / "docs" / "quality.md").read_text(encoding="utf-8")
+    rows = {}
+    for line in text.split("| task | grader", 1)[1].split("\n\n", 1)[0].splitlines()[2:]:
+        cells = [c.strip() for c in line.strip().strip("|").split("|")]
+        rows[cells[0]] = cells[1:]
+    assert list(rows) == [r.name for r in task_records()]
+    for r in task_records():
+        grader, judge, reward = rows[r.name]
+        assert grader == (r.grader.rule if r.grader else "—"), r.name
+        protocol = TASK_PROTOCOLS.get(r.name) or OPT_IN_TASK_PROTOCOLS.get(r.name)
+        assert judge.startswith(f"`{protocol.name}`") if protocol else judge == "—", r.name
+        assert (f"`{protocol.metric}`" in judge) if protocol else True
+        assert ("on request" in judge) == (r.name in OPT_IN_TASK_PROTOCOLS)
+        assert reward == "yes"
