@@ -7,7 +7,7 @@ forward pass does not depend on the weights):
 
 * ``tiny``: the 2-layer test model (tests/helpers.py ``build_tiny_reward_model``);
 * ``qwen3-0.6b``: a stand-in with the configuration of Skywork-Reward-V2-Qwen3-0.6B (Qwen3, 28 layers, hidden
-  1024, 16 heads / 8 KV heads, 151,936-token vocabulary; ``--skip_large`` leaves it out). The texts are tokenised
+  1024, 16 heads / 8 KV heads, 151,936-token vocabulary; ``--models tiny`` leaves it out). The texts are tokenised
   with the all-MiniLM-L6-v2 WordPiece vocabulary (about as many tokens per word as Qwen's BPE on English).
 
     LM_EVAL_DIVERSITY_DATA_DIR=../shared/data python benchmarks/bench_reward.py --n 200 --k 4
@@ -87,14 +87,17 @@ def main() -> None:
     ap.add_argument("--batch_size", type=int, default=16)
     ap.add_argument("--reps", type=int, default=3)
     ap.add_argument("--n_large", type=int, default=48, help="conversations for the 0.6B stand-in")
-    ap.add_argument("--skip_large", action="store_true")
+    ap.add_argument("--models", default="tiny,qwen3-0.6b", help="comma list of tiny, qwen3-0.6b")
     args = ap.parse_args()
     pairs = conversations(Path(args.data_dir), args.n, args.k)
     print(f"{platform.processor() or platform.machine()}, torch {torch.__version__}, {torch.get_num_threads()} "
           f"threads, load average {os.getloadavg()[0]:.1f}")  # fmt: skip
     with tempfile.TemporaryDirectory() as tmp:
-        models = [("tiny", build_tiny_reward_model(Path(tmp) / "tiny"), pairs)]
-        if not args.skip_large:
+        chosen = args.models.split(",")
+        models = []
+        if "tiny" in chosen:
+            models.append(("tiny", build_tiny_reward_model(Path(tmp) / "tiny"), pairs))
+        if "qwen3-0.6b" in chosen:
             models.append(("qwen3-0.6b stand-in", build_stand_in(Path(tmp) / "large"), pairs[: args.n_large]))
         for name, path, texts in models:
             rm = load_reward_model(str(path), "cpu")
@@ -109,8 +112,9 @@ def main() -> None:
                 single.append(time.perf_counter() - t0)
             b, s = statistics.median(batched), statistics.median(single)
             print(
-                f"{name}: {len(texts)} conversations, {n_tokens / len(texts):.0f} tokens mean; batched "
-                f"{len(texts) / b:.1f} texts/s ({b:.2f} s), one at a time {len(texts) / s:.1f} texts/s ({s:.2f} s)"
+                f"\n{name}: {len(texts)} conversations, {n_tokens / len(texts):.0f} tokens mean; batched "
+                f"{len(texts) / b:.1f} texts/s ({b:.2f} s), one at a time {len(texts) / s:.1f} texts/s ({s:.2f} s)",
+                flush=True,
             )
 
 

@@ -121,10 +121,11 @@ class DiversitySettings:
 
     def _check_quality(self) -> None:
         """Reward-model settings: the reward metrics run exactly when ``quality_model`` is set (they are added to
-        ``metrics`` then; naming one without a model is an error)."""
+        ``metrics`` then, ``qvendi`` when ``vendi`` runs; naming one without a model is an error)."""
         chosen = [m for m in self.metrics if m in catalogue.QUALITY_MODEL_METRICS]
-        if self.quality_model and not chosen:
-            object.__setattr__(self, "metrics", (*self.metrics, *catalogue.QUALITY_MODEL_METRICS))
+        if self.quality_model and not chosen:  # quality-weighted Vendi only beside Vendi (it needs the embeddings)
+            added = [m for m in catalogue.QUALITY_MODEL_METRICS if m != "qvendi" or "vendi" in self.metrics]
+            object.__setattr__(self, "metrics", (*self.metrics, *added))
         elif chosen and not self.quality_model:
             raise ValueError(f"metric(s) {chosen} need a reward model: set quality_model")
         if not 0.0 <= self.quality_quantile <= 1.0:

@@ -338,6 +338,10 @@ class Protocol:
         """The request's number from the judge's answer (the candidate's side), None when unparsed."""
         raise NotImplementedError
 
+    def verdict_label(self, request: Request, value: float) -> str:
+        """How a parsed judgement is counted in the diagnostics."""
+        return f"{value:g}"
+
     def prompt_values(self, parsed: Mapping[tuple[int, int], float | None]) -> dict[str, float]:
         """One prompt's values from its parsed requests, keyed ``(output, round)`` (None: unparsed or failed): the
         mean over the judged outputs; NaN when none parsed."""
@@ -375,6 +379,9 @@ class SummaryRanking(Protocol):
             user = summary_user_prompt(source, a, b, doc_type)
             out.append(Request((("system", SUMMARY_SYSTEM), ("user", user)), self.max_tokens, i, 1, swapped))
         return out
+
+    def verdict_label(self, request: Request, value: float) -> str:
+        return {1.0: "win", 0.5: "tie", 0.0: "loss"}[value]
 
     def parse(self, request: Request, answer: str) -> float | None:
         outcome = parse_ranking(answer)
@@ -444,6 +451,9 @@ class ArenaPairwise(Protocol):
             f"{self.metric}_r1": _mean(r1),
             f"{self.metric}_r2": _mean(r2),
         }
+
+    def verdict_label(self, request: Request, value: float) -> str:
+        return f"round {request.round}: {value:g}"
 
     def parse(self, request: Request, answer: str) -> float | None:
         verdict = parse_arena_verdict(answer)

@@ -306,7 +306,7 @@ def task_result(plan: TaskPlan, outcomes: Sequence[Outcome]) -> dict:
         if value is None:
             counts["unparsed"] += 1
         else:
-            verdicts[f"round {req.round}: {value:g}" if protocol.needs_opponent else f"{value:g}"] += 1
+            verdicts[protocol.verdict_label(req, value)] += 1
     rows = []
     for doc_id in plan.doc_ids:
         row: dict = {"doc_id": doc_id}
@@ -344,10 +344,9 @@ def task_result(plan: TaskPlan, outcomes: Sequence[Outcome]) -> dict:
 
 @dataclass
 class JudgeRun:
-    """What :func:`run_judge` returns: the results (score-JSON layout), the estimate, counts of failures."""
+    """What :func:`run_judge` returns: the results (score-JSON layout), the failed requests, every judgement."""
 
     result: dict
-    bills: dict[str, Bill]
     n_errors: int
     seconds: float
     judgments: list[dict] = field(default_factory=list)
@@ -402,7 +401,7 @@ def run_judge(
             )  # fmt: skip
         pos += n
     n_errors = sum(o.answer is None for o in outcomes)
-    return JudgeRun(result, {}, n_errors, seconds, judgments)
+    return JudgeRun(result, n_errors, seconds, judgments)
 
 
 def merge_into_score(score: dict, judged: dict) -> dict:

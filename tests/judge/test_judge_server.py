@@ -92,6 +92,7 @@ def test_judge_scores_equal_hand_computation(judge, runs, tmp_path):
     tldr = result["tasks"]["diversity_tldr"]
     assert [r["judge_win_rate"] for r in tldr["per_prompt"]] == [1.0, 0.0, 0.5, 1.0, None]
     assert tldr["diagnostics"]["judge"]["n_unparsed"] == 1
+    assert tldr["diagnostics"]["judge"]["verdicts"] == {"loss": 1, "tie": 1, "win": 2}
     # cnn: retried 500 -> win, retried 429 -> loss, timed out then tie, 400 -> error, refusal -> unparsed
     assert _metric(result, "cnn_dailymail", "judge_win_rate") == pytest.approx(1.5 / 3)
     cnn = result["tasks"]["diversity_cnn_dailymail"]["diagnostics"]["judge"]
