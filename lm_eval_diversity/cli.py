@@ -126,6 +126,11 @@ def run_score(argv: list[str]) -> dict:
     out = None
     if args.output_path:
         out = check_output_path(args.output_path, [sf.path for sf in files.values()], "--output_path")
+    if settings.quality_model and settings.quality_reference:  # every task's calibration, before any scoring
+        from lm_eval_diversity.quality.reward import reference_calibration
+
+        for task in files:
+            reference_calibration(settings.quality_reference, task, settings)
     models = load_models(settings)
     if args.estimate:
         from lm_eval_diversity.estimate import estimate_samples
