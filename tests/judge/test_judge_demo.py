@@ -76,7 +76,7 @@ ARENA_SCORE = {"A>>B": 1.0, "A>B": 0.75, "A=B": 0.5, "B>A": 0.25, "B>>A": 0.0}
 def test_judge_on_a_demo_run(tmp_path, monkeypatch, capsys):
     monkeypatch.delenv("LM_EVAL_DIVERSITY_DATA_DIR", raising=False)
     demo = tmp_path / "demo"
-    tasks = ("tldr", "xsum", "wildbench", "writingprompts")
+    tasks = ("gsm8k", "tldr", "xsum", "wildbench", "writingprompts")  # a graded task: the demo's report shows acc
     rc = main(["demo", "--output_path", str(demo), "--tasks", ",".join(f"diversity_{t}" for t in tasks),
                "--limit", "3", "--repeats", "2", "--max_gen_toks", "16"])  # fmt: skip
     assert rc == 0
