@@ -85,3 +85,19 @@ def no_cot_value(raw) -> bool | str | None:
     if raw in (True, "1", "true", "True"):
         return True
     return str(raw)
+
+
+def request_text(query: str, prompt_format: str) -> str:
+    """The task template's text as the request carries it (``prompt_format`` setting, docs/tasks.md).
+
+    ``lighteval``: stripped of surrounding whitespace, as lighteval's prompt manager does with every query
+    (``_extract_query`` with the empty instruction of the reference's tasks); ``plain``: unchanged.
+    """
+    return query.strip() if prompt_format == "lighteval" else query
+
+
+def plain_prefix(prompt_format: str) -> str:
+    """What precedes the query when no chat template is applied: ``lighteval`` joins ``[instruction, query]`` with
+    a blank line, and the reference's instruction is empty, so the request starts with ``"\n\n"``; ``plain``:
+    nothing."""
+    return "\n\n" if prompt_format == "lighteval" else ""

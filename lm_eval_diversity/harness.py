@@ -29,6 +29,8 @@ from lm_eval_diversity.generation import (
     check_sampling_preset,
     no_cot_prefill,
     no_cot_value,
+    plain_prefix,
+    request_text,
     uses_task_stops,
 )
 from lm_eval_diversity.preflight import baseline_run, check_before_generation, models_for
@@ -170,8 +172,16 @@ class DiversityTask(ConfigurableTask):
             return super().process_results(doc, results)
         return _per_doc_values(results, self._metric_names)
 
+    def doc_to_text(self, doc, doc_to_text=None):
+        """The task template's text; with ``prompt_format`` lighteval stripped, as lighteval sends the query."""
+        text = super().doc_to_text(doc, doc_to_text)
+        return request_text(text, self._settings.prompt_format) if isinstance(text, str) else text
+
     def fewshot_context(self, doc, num_fewshot, **kwargs):
         ctx = super().fewshot_context(doc, num_fewshot, **kwargs)
+        chat = bool(kwargs.get("apply_chat_template")) and kwargs.get("chat_template") is not None
+        if isinstance(ctx, str) and not chat:
+            ctx = plain_prefix(self._settings.prompt_format) + ctx
         if self._no_cot is not None and isinstance(ctx, str):
             self._prefill_used = no_cot_prefill(self._no_cot, ctx)
             ctx += self._prefill_used
@@ -211,6 +221,7 @@ class DiversityTask(ConfigurableTask):
         self.config.metadata["generation_protocol"] = {
             "chat_template": chat,
             "stop_sequences": settings.stop_sequences,
+            "prompt_format": settings.prompt_format,
             "until": gen["until"],
             "task_until": self._task_until,
             "sampling": settings.sampling,

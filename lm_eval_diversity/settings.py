@@ -26,6 +26,9 @@ ENV_PREFIX = "LM_EVAL_DIVERSITY_"
 METRIC_DTYPES = ("float32", "bfloat16", "float16")  # weights/activations of the SBERT and NLI models
 
 STOP_SEQUENCE_MODES = ("auto", "task", "none")
+# request text (docs/tasks.md, "Prompt format"): "lighteval" = the reference's (the query stripped; without a chat
+# template, "\n\n" before it), "plain" = the task template unchanged
+PROMPT_FORMATS = ("lighteval", "plain")
 CODE_MODES = ("official", "compat")
 # Named sampling presets (docs/tasks.md): the experiment config, and what the reference's HF backend patch forces.
 SAMPLING_PRESETS: dict[str, dict[str, float]] = {
@@ -66,6 +69,7 @@ class DiversitySettings:
     # "auto": drop the task's stop strings when a chat template is applied (the reference's rule); "task": always
     # keep them; "none": never use them
     stop_sequences: str = "auto"
+    prompt_format: str = "lighteval"  # PROMPT_FORMATS: the request text as the reference's lighteval sends it
     sampling: str | None = None  # a SAMPLING_PRESETS name; None: the task's generation_kwargs
     baseline: str | None = None  # base-model run (lm-eval output dir or score JSON) for the QC/residual split
     lexical_mode: str = "default"  # lexical measures: "default" (corrected) or "compat" (the PyPI package diversity)
@@ -109,6 +113,8 @@ class DiversitySettings:
             raise ValueError(f"ifeval_mode must be 'official' or 'compat', got {self.ifeval_mode!r}")
         if self.code_mode not in CODE_MODES:
             raise ValueError(f"code_mode must be one of {list(CODE_MODES)}, got {self.code_mode!r}")
+        if self.prompt_format not in PROMPT_FORMATS:
+            raise ValueError(f"prompt_format must be one of {list(PROMPT_FORMATS)}, got {self.prompt_format!r}")
         if self.stop_sequences not in STOP_SEQUENCE_MODES:
             raise ValueError(f"stop_sequences must be one of {list(STOP_SEQUENCE_MODES)}, got {self.stop_sequences!r}")
         if self.lexical_mode not in LEXICAL_MODES:
@@ -193,6 +199,8 @@ FIELD_HELP = {
     "code_mode": "code grader: official (sandboxed, positive evidence) or compat (as the paper's code)",
     "code_timeout_s": "seconds per program when grading code tasks",
     "stop_sequences": "task stop strings: auto (dropped under a chat template, as the paper), task or none",
+    "prompt_format": "request text: lighteval (as the paper: query stripped, a blank line before it without a chat "
+    "template) or plain (the task template as is)",
     "sampling": "sampling preset: paper (T 0.6, top_p 0.95) or hf_patch (T 1.0, top_p 1.0); default: the task's",
     "baseline": "base model's run (lm-eval output dir or score JSON): adds the QC/residual split",
     "lexical_mode": "lexical measures: default (corrected) or compat (as the PyPI package diversity 0.3.x)",
