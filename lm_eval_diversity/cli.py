@@ -1,4 +1,5 @@
-"""``lm-eval-diversity``: lm-eval's own CLI with our tasks loaded, plus ``score``, ``compare``, ``sweep`` and ``demo``.
+"""``lm-eval-diversity``: lm-eval's own CLI with our tasks loaded, plus ``score``, ``judge``, ``compare``, ``sweep``
+and ``demo``.
 
 ``lm-eval-diversity score PATH...`` scores lm-eval samples files after the fact. Any other invocation is handed to
 lm-eval's CLI unchanged (``run``, ``ls``, ``validate`` and the legacy flag form) with our task directory added.
@@ -26,6 +27,7 @@ from lm_eval_diversity.settings import (
 # our subcommands (next to lm-eval's run, ls, validate), with their one-line help
 OWN_COMMANDS = {
     "score": "score lm-eval samples files (--log_samples output) after the run",
+    "judge": "judge logged outputs with an LLM (the paper's protocols) through an OpenAI-compatible endpoint",
     "compare": "compare runs: leaderboard, change vs a baseline, QC/residual split, CI gate, lineage plot",
     "demo": "offline demo: a small model through lm-eval, scored, with an HTML report",
     "sweep": "run a checkpoint x task sweep on Ray (sharded, resumable), then the compare report",
@@ -185,6 +187,11 @@ def run_score(argv: list[str]) -> dict:
     out = None
     if args.output_path:
         out = check_output_path(args.output_path, [sf.path for sf in files.values()], "--output_path")
+    if settings.quality_model and settings.quality_reference:  # every task's calibration, before any scoring
+        from lm_eval_diversity.quality.reward import reference_calibration
+
+        for task in files:
+            reference_calibration(settings.quality_reference, task, settings)
     models = load_models(settings)
     if args.estimate:
         from lm_eval_diversity.estimate import estimate_samples
@@ -220,6 +227,10 @@ def main(argv: list[str] | None = None) -> int:
         from lm_eval_diversity.compare import run_compare
 
         return run_compare(argv[1:])
+    if argv and argv[0] == "judge":
+        from lm_eval_diversity.judge.cli import run_judge_cli
+
+        return run_judge_cli(argv[1:])
     if argv and argv[0] == "sweep":
         from lm_eval_diversity.sweep import run_sweep_cli
 

@@ -223,13 +223,27 @@ def load_score_json(path: Path, data: dict) -> tuple[str, dict[str, TaskData]]:
             name=name,
             values=values,
             repeats=entry.get("k"),
-            settings=dict(settings),
+            settings={**settings, **_reward_calibration(entry)},
             n_docs=entry.get("n_prompts"),
             per_prompt=per_prompt,
             source=str(path),
             samples_source=str(path) if per_prompt is not None else None,
         )
     return path.stem, tasks
+
+
+def _reward_calibration(entry: dict) -> dict:
+    """``{"reward_calibration": "<model>; threshold T; cut-offs <digest>"}`` from a score JSON task's recorded reward
+    calibration (two runs are comparable on reward metrics only when these agree), else nothing."""
+    import hashlib
+
+    diagnostics = entry.get("diagnostics")
+    reward = diagnostics.get("reward") if isinstance(diagnostics, dict) else None
+    cal = reward.get("calibration") if isinstance(reward, dict) else None
+    if not isinstance(cal, dict):
+        return {}
+    digest = hashlib.sha256(json.dumps(cal.get("cutoffs")).encode()).hexdigest()[:12]
+    return {"reward_calibration": f"{cal.get('model')}; threshold {cal.get('threshold')!r}; cut-offs {digest}"}
 
 
 def _load_folder(folder: Path, files: list[Path]) -> Run:
