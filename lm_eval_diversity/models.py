@@ -657,3 +657,121 @@ def backend_model(backend: str, source: str, load_torch, example: dict, output: 
     example = {k: example[k] for k in names}
     file = exported_model(backend, source, example, output, load_torch)
     return _runtime_module()(_runner(backend, file, _backend_device(backend, device)), names, output, config, backend)
+
+
+# --- reward model (quality_model; docs/quality.md, "Reward model") -------------------------------------------------
+
+
+def check_reward_config(path: str, where: str) -> None:
+    """Read only the reward model's config and tokenizer settings: a sequence classifier with one output and a chat
+    template (what the conversations are rendered with)."""
+    from transformers import AutoConfig, AutoTokenizer
+
+    try:
+        config = AutoConfig.from_pretrained(path)
+        tokenizer = AutoTokenizer.from_pretrained(path)
+    except (OSError, ValueError) as exc:
+        raise ModelUnavailableError(f"{where}: cannot read the model at {path} ({exc})") from None
+    archs = getattr(config, "architectures", None) or []
+    if archs and not any(a.endswith("ForSequenceClassification") for a in archs):
+        kind = ", ".join(archs)
+        raise ModelUnavailableError(f"{where}: {path} is a {kind}, not a sequence-classification reward model")
+    if getattr(config, "num_labels", 1) != 1:
+        raise ModelUnavailableError(f"{where}: {path} has {config.num_labels} outputs; a reward model has one")
+    if not getattr(tokenizer, "chat_template", None):
+        raise ModelUnavailableError(f"{where}: {path} has no chat template to render [user, assistant] turns with")
+
+
+class RewardModel:
+    """A sequence-classification reward model: one scalar per [user: prompt, assistant: response] conversation,
+    rendered with the model's own chat template.
+
+    Conversations longer than ``max_length`` tokens keep their first ``max_length`` tokens (``n_truncated`` counts
+    them). Padding is always on the right, so every conversation sees exactly the ids, positions and mask of a
+    forward pass on its own (the head reads the last non-pad token).
+    """
+
+    def __init__(self, model, tokenizer, device: str, max_length: int = 4096, name: str = ""):
+        self.model = model
+        self.tokenizer = tokenizer
+        self.device = device
+        self.max_length = max_length
+        self.name = name
+        self.n_truncated = 0
+        if tokenizer.pad_token_id is None:  # decoder reward models often ship without one
+            tokenizer.pad_token = tokenizer.eos_token
+        if getattr(model.config, "pad_token_id", None) is None:
+            model.config.pad_token_id = tokenizer.pad_token_id
+
+    def conversation_ids(self, pairs: Sequence[tuple[str, str]]) -> list[list[int]]:
+        """Token ids of each (prompt, response) conversation under the chat template, cut to ``max_length``."""
+        convs = [[{"role": "user", "content": p}, {"role": "assistant", "content": r}] for p, r in pairs]
+        ids = self.tokenizer.apply_chat_template(convs, tokenize=True, return_dict=True)["input_ids"]
+        self.n_truncated += sum(len(x) > self.max_length for x in ids)
+        return [list(x[: self.max_length]) for x in ids]
+
+    def rewards(self, pairs: Sequence[tuple[str, str]], batch_size: int = 16, progress: bool = False) -> np.ndarray:
+        """The reward (float64, shape (n,)) of each (prompt, response) pair; each distinct pair is scored once,
+        batched by token count (:func:`token_batches`)."""
+        import torch
+
+        index: dict[tuple[str, str], int] = {}
+        for p in pairs:
+            index.setdefault((p[0], p[1]), len(index))
+        distinct = list(index)
+        out = np.zeros(len(distinct), dtype=np.float64)
+        bar = None
+        if progress and distinct:
+            from tqdm.auto import tqdm
+
+            bar = tqdm(total=len(distinct), desc="Reward model", unit="text")
+        chunks = _length_chunks(len(distinct), [len(p) + len(r) for p, r in distinct], TOKENIZE_CHUNK)
+        with torch.inference_mode():
+            for chunk in chunks if distinct else []:
+                ids = self.conversation_ids([distinct[i] for i in chunk])
+                features = self.tokenizer.pad(
+                    {"input_ids": ids}, padding=True, return_tensors="pt", padding_side="right"
+                )
+                features = {"input_ids": features["input_ids"], "attention_mask": features["attention_mask"]}
+                for rows, batch in token_batches(features, batch_size, "right"):
+                    batch = {k: v.to(self.device) for k, v in batch.items()}
+                    logits = self.model(**batch).logits
+                    out[chunk[rows.numpy()]] = logits[:, 0].float().cpu().numpy()
+                    if bar is not None:
+                        bar.update(len(rows))
+        if bar is not None:
+            bar.close()
+        return out[[index[(p[0], p[1])] for p in pairs]]
+
+
+def load_reward_model(
+    name: str,
+    device: str | None = None,
+    max_length: int = 4096,
+    setting: str = "--quality_model",
+    dtype: str = "float32",
+    backend: str = "torch",
+) -> RewardModel:
+    """Load a reward model once (eval mode) on the metric device in ``dtype`` on ``backend``
+    (:func:`backend_model`); rewards are read in float32."""
+    from transformers import AutoConfig, AutoModelForSequenceClassification, AutoTokenizer
+
+    path = resolve_model_path(name, setting)
+    check_reward_config(path, f"{setting}={name!r}")
+    dev = resolve_device(device) if backend == "torch" else "cpu"  # exported models take and return host arrays
+    tokenizer = AutoTokenizer.from_pretrained(path)
+    if tokenizer.pad_token_id is None:  # decoder reward models often ship without one
+        tokenizer.pad_token = tokenizer.eos_token
+    config = AutoConfig.from_pretrained(path)
+    if getattr(config, "pad_token_id", None) is None:  # the head finds the last token through the pad id
+        config.pad_token_id = tokenizer.pad_token_id
+
+    def load_torch():
+        model = AutoModelForSequenceClassification.from_pretrained(path, config=config)
+        return model.to(device=dev, dtype=torch_dtype(dtype)).eval()
+
+    example = tokenizer(["A prompt.", "A longer prompt and its response."], padding=True, return_tensors="pt",
+                        padding_side="right")  # fmt: skip
+    example = {"input_ids": example["input_ids"], "attention_mask": example["attention_mask"]}
+    model = backend_model(backend, path, load_torch, example, "logits", config, device)
+    return RewardModel(model, tokenizer, dev, max_length=max_length, name=name)

@@ -80,6 +80,12 @@ class DiversitySettings:
     # model-based beyond-paper metrics
     code_model: str = DEFAULT_CODE_MODEL  # sentence-transformers model of code_sbert / code_vendi
     semantic_rule: str = "greedy"  # semantic clusters: "greedy" (semantic-entropy reference) or "closure"
+    # reward-model quality on every task (docs/quality.md, "Reward model")
+    quality_model: str | None = None  # sequence-classification reward model with a chat template
+    quality_reference: str | None = None  # score JSON whose recorded reward calibration is used; None: this run's
+    quality_quantile: float = 0.5  # acceptable: reward >= this quantile of the reference rewards of the task
+    quality_threshold: float | None = None  # acceptable: reward >= this absolute value (instead of the quantile)
+    quality_max_length: int = 4096  # tokens of one rendered conversation (longer ones keep their start)
 
     def __post_init__(self) -> None:
         valid = list(catalogue.selectable_metrics())
@@ -126,8 +132,25 @@ class DiversitySettings:
             raise ValueError(f"lexical_mode must be one of {list(LEXICAL_MODES)}, got {self.lexical_mode!r}")
         if self.semantic_rule not in SEMANTIC_RULES:
             raise ValueError(f"semantic_rule must be one of {list(SEMANTIC_RULES)}, got {self.semantic_rule!r}")
+        self._check_quality()
         if self.sampling is not None and self.sampling not in SAMPLING_PRESETS:
             raise ValueError(f"sampling must be one of {list(SAMPLING_PRESETS)}, got {self.sampling!r}")
+
+    def _check_quality(self) -> None:
+        """Reward-model settings: the reward metrics run exactly when ``quality_model`` is set (they are added to
+        ``metrics`` then, ``qvendi`` when ``vendi`` runs; naming one without a model is an error)."""
+        chosen = [m for m in self.metrics if m in catalogue.QUALITY_MODEL_METRICS]
+        if self.quality_model and not chosen:  # quality-weighted Vendi only beside Vendi (it needs the embeddings)
+            added = [m for m in catalogue.QUALITY_MODEL_METRICS if m != "qvendi" or "vendi" in self.metrics]
+            object.__setattr__(self, "metrics", (*self.metrics, *added))
+        elif chosen and not self.quality_model:
+            raise ValueError(f"metric(s) {chosen} need a reward model: set quality_model")
+        if not 0.0 <= self.quality_quantile <= 1.0:
+            raise ValueError(f"quality_quantile must be in [0, 1], got {self.quality_quantile}")
+        if self.quality_threshold is not None and self.quality_threshold != self.quality_threshold:
+            raise ValueError("quality_threshold must be a number, got NaN")
+        if self.quality_max_length < 8:
+            raise ValueError(f"quality_max_length must be >= 8 tokens, got {self.quality_max_length}")
 
     def replace(self, **changes) -> DiversitySettings:
         return dataclasses.replace(self, **changes)
@@ -197,6 +220,13 @@ FIELD_HELP = {
     "lexical_mode": "lexical measures: default (corrected) or compat (as the PyPI package diversity 0.3.x)",
     "code_model": "sentence-transformers model (name or local path) for code_sbert and code_vendi",
     "semantic_rule": "semantic clusters: greedy (against representatives, as semantic entropy) or closure (transitive)",
+    "quality_model": "reward model (name or local path; sequence classification with a chat template): quality, "
+    "utility and quality-filtered diversity on every task",
+    "quality_reference": "score JSON of the reference (baseline) run: its recorded reward calibration defines the "
+    "1-10 ratings and the acceptable threshold (default: this run's own rewards)",
+    "quality_quantile": "acceptable output: reward at least this quantile of the reference run's rewards on the task",
+    "quality_threshold": "acceptable output: reward at least this absolute value (instead of quality_quantile)",
+    "quality_max_length": "tokens of one [prompt, output] conversation given to the reward model (longer: its start)",
 }
 
 _FIELD_TYPES: dict[str, Any] = {}

@@ -146,3 +146,29 @@ def test_other_backends_stay_within_their_stated_error(backend, atol, minilm, ex
     got = models.embed_texts(load_sentence_model(MINILM, "cpu", backend=backend), texts)
     np.testing.assert_allclose(np.linalg.norm(got, axis=1), 1.0, atol=1e-5)
     assert 0 < np.abs(got - expected).max() <= atol
+
+
+def test_reward_model_on_onnx_equals_single_torch_forwards(tiny_reward_model_dir, export_cache):
+    """The reward model goes through the same backend choice: the exported forward (batched, right-padded, the
+    head reading the last real token) gives each conversation's reward from a torch forward on it alone."""
+    _needs("onnx")
+    import torch
+    from transformers import AutoModelForSequenceClassification, AutoTokenizer
+
+    from lm_eval_diversity.models import load_reward_model
+
+    pairs = [("What is 2+2?", "4"), ("Name a colour.", "Blue, or perhaps a deep green like moss."),
+             ("Say hi.", "Hello there! How are you doing on this fine day?")]  # fmt: skip
+    rm = load_reward_model(str(tiny_reward_model_dir), "cpu", backend="onnx")
+    assert type(rm.model).__name__ == "RuntimeModel"
+    got = rm.rewards(pairs, batch_size=3)
+    tok = AutoTokenizer.from_pretrained(tiny_reward_model_dir)
+    model = AutoModelForSequenceClassification.from_pretrained(tiny_reward_model_dir).eval()
+    expected = []
+    for prompt, response in pairs:
+        conv = [{"role": "user", "content": prompt}, {"role": "assistant", "content": response}]
+        ids = tok.apply_chat_template(conv, tokenize=True, return_dict=True)["input_ids"]
+        with torch.no_grad():
+            expected.append(model(input_ids=torch.tensor([ids])).logits[0, 0].item())
+    assert np.ptp(expected) > 0.01  # distinct rewards, so a mix-up between rows would show
+    assert np.abs(got - np.array(expected)).max() <= EXACT
