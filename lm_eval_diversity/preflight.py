@@ -74,8 +74,8 @@ def check_tasks_before_generation(
 
     sources = sources or {}
     check_models_available(settings, sources)
-    if catalogue.models_needed(settings.metrics):
-        check_device(settings.device, sources.get("device", "--metric_device / --metadata metric_device"))
+    check_device(settings.device, sources.get("device", "--metric_device / --metadata metric_device"))
+    if catalogue.models_needed(settings.metrics):  # its runtime's packages matter only where a model runs
         check_backend(settings.backend, settings.device, sources.get("backend", "--metric_backend"))
     if "nli_model" in catalogue.models_needed(settings.metrics):
         nli_source = sources.get("nli_model", "--nli_model / --metadata nli_model")
