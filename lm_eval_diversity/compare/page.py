@@ -95,7 +95,7 @@ def _board_cell(c: Cell | None, up: bool, alpha: float) -> str:
         mark = '<span class="sig" aria-label="CI excludes 0">*</span>' if ci_excludes_zero(c) else ""
         extra = f'<span class="chg">{_esc(fmt_pct(c.change.change_pct))}{mark}</span>'
     return (
-        f'<td class="num" data-v="{c.value!r}"{style} title="{_esc(_cell_title(c, alpha))}">'
+        f'<td class="num" data-v="{float(c.value)!r}"{style} title="{_esc(_cell_title(c, alpha))}">'
         f"{_esc(fmt(c.value, 3))}{extra}</td>"
     )
 

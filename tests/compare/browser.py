@@ -75,20 +75,19 @@ def chromium_or_skip(user_data_dir: Path) -> Iterator:
 
 
 def load(driver, page: Path) -> dict:
-    """Open the page; returns its URL, the console errors and every URL the browser requested."""
+    """Open the page; returns its URL, the console errors and every URL requested for it (Chromium's network log,
+    filtered to the page's document: the browser's own start page may still be loading beside it)."""
     url = page.resolve().as_uri()
-    driver.get_log("performance")  # drop what the browser loaded for itself before (its start page)
-    driver.get_log("browser")
     driver.get(url)
-    driver.execute_script("return document.readyState")
     console = driver.get_log("browser")
     requested = []
     for entry in driver.get_log("performance"):
         message = json.loads(entry["message"])["message"]
-        if message["method"] == "Network.requestWillBeSent":
-            requested.append(message["params"]["request"]["url"])
-        elif message["method"].startswith("Network.webSocket"):
-            requested.append(message["params"].get("url", "websocket"))
+        params = message.get("params", {})
+        if message["method"] == "Network.requestWillBeSent" and params.get("documentURL") == url:
+            requested.append(params["request"]["url"])
+        elif message["method"] == "Network.webSocketCreated":
+            requested.append(params.get("url", "websocket"))
     return {"url": url, "errors": [e for e in console if e["level"] == "SEVERE"], "requested": requested}
 
 

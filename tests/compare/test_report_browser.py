@@ -83,3 +83,12 @@ def test_given_report_page_in_chromium(request, tmp_path):
     driver = request.getfixturevalue("driver")
     data = browser.check_page(driver, Path(given), browser.artifacts_dir(tmp_path / "artifacts"), "given-report")
     assert any(t["prompts"] for t in data["tasks"]), "the viewer shows no prompt"
+
+
+def test_the_checks_see_requests_and_errors(driver, tmp_path):
+    """The load check can fail: a page that fetches an image and logs an error is caught on both counts."""
+    bad = tmp_path / "bad.html"
+    bad.write_text('<!DOCTYPE html><title>t</title><img src="missing.png"><script>console.error("boom")</script>')
+    loaded = browser.load(driver, bad)
+    assert (tmp_path / "missing.png").as_uri() in loaded["requested"]
+    assert any("boom" in e["message"] for e in loaded["errors"])

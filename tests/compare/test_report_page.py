@@ -142,10 +142,17 @@ def test_an_output_cannot_break_out_of_the_page(page):
     assert HOSTILE in texts  # shown to the reader as it was written
 
 
-def test_viewer_bounded_per_task(runs, capsys):
+def test_viewer_bounded_per_task_without_baseline(runs, capsys):
     tmp, run_args = runs
-    data = _viewer(_page(tmp, run_args, "--viewer_prompts", "1"))
-    # the largest drop of each task only: gsm8k doc 1 (0.5), xsum doc 1 (0.5), writingprompts doc 2 (0.1)
+    out = tmp / "no_baseline.html"
+    argv = [*run_args, "--labels", "T=1.0,T=0.3", "--viewer_prompts", "1", "--bootstrap_iters", "50"]
+    assert run_compare([*argv, "--format", "html", "--output", str(out)]) == 0
+    page = out.read_text(encoding="utf-8")
+    assert "No baseline: the runs are listed side by side" in page and 'class="chg"' not in page
+    data = _viewer(page)
+    assert (data["reference"], data["reference_role"]) == ("T=1.0", "first run")
+    # against the first run, the largest drop of each task only: gsm8k doc 1 (0.5), xsum doc 1 (0.5),
+    # writingprompts doc 2 (0.1)
     assert [(t["task"], [p["doc_id"] for p in t["prompts"]]) for t in data["tasks"]] == [
         ("diversity_gsm8k", [1]),
         ("diversity_writingprompts", [2]),
