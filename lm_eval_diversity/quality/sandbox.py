@@ -1,7 +1,7 @@
 """Run untrusted Python programs (model-written code plus the benchmark's tests) so that no program can forge its
 verdict or reach the host.  ``docs/sandbox.md`` states the guarantees per mode and the attack each test covers.
 
-Every program gets a fresh interpreter running :mod:`._harness` inside the best available isolation
+Every program gets a fresh interpreter running :mod:`.sandbox_child` inside the best available isolation
 (:func:`isolation_mode`):
 
 * ``"namespaces"`` (root) and ``"userns"`` (any user, through unprivileged user namespaces): new mount, network and
@@ -51,7 +51,7 @@ MODES = ("namespaces", "userns", "drop", "plain")
 VERDICTS = ("trusted-tests", "exit-status")
 SYSTEM_DIRS = ("/usr", "/bin", "/lib", "/lib32", "/lib64", "/sbin", "/etc")
 _HEX = re.compile("[0-9a-f]{64}")
-_HARNESS_SRC = (Path(__file__).with_name("_harness.py")).read_text(encoding="utf-8")
+_HARNESS_SRC = (Path(__file__).with_name("sandbox_child.py")).read_text(encoding="utf-8")
 
 
 class SandboxUnavailableError(RuntimeError):
