@@ -110,7 +110,8 @@ def run_demo(argv: list[str]) -> int:
         folder = out / "runs" / f"temperature-{temperature_text(t)}"  # lm-eval writes results_<time>.json and samples
         lm_eval_argv = [
             "--model", "hf", "--model_args", model_args, "--tasks", args.tasks, "--limit", str(args.limit),
-            "--repeats", str(args.repeats), "--gen_kwargs", f"max_gen_toks={args.max_gen_toks},temperature={t:g}",
+            "--repeats", str(args.repeats),
+            "--gen_kwargs", f"max_gen_toks={args.max_gen_toks},temperature={temperature_text(t)}",  # 1.0 stays a float
             "--apply_chat_template", "--device", "cpu", "--batch_size", str(args.batch_size),
             "--output_path", str(folder / "results.json"), "--log_samples", "--confirm_run_unsafe_code",
             "--seed", "1234", "--sbert_model", DEMO_SBERT, "--diversity_metrics", metrics, "--metric_device", "cpu",
