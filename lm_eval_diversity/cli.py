@@ -1,4 +1,5 @@
-"""``lm-eval-diversity``: lm-eval's own CLI with our tasks loaded, plus ``score``, ``compare``, ``sweep`` and ``demo``.
+"""``lm-eval-diversity``: lm-eval's own CLI with our tasks loaded, plus ``score``, ``judge``, ``compare``, ``sweep``
+and ``demo``.
 
 ``lm-eval-diversity score PATH...`` scores lm-eval samples files after the fact. Any other invocation is handed to
 lm-eval's CLI unchanged (``run``, ``ls``, ``validate`` and the legacy flag form) with our task directory added.
@@ -26,6 +27,7 @@ from lm_eval_diversity.settings import (
 # our subcommands (next to lm-eval's run, ls, validate), with their one-line help
 OWN_COMMANDS = {
     "score": "score lm-eval samples files (--log_samples output) after the run",
+    "judge": "judge logged outputs with an LLM (the paper's protocols) through an OpenAI-compatible endpoint",
     "compare": "compare runs: leaderboard, change vs a baseline, QC/residual split, CI gate, lineage plot",
     "demo": "offline demo: a small model through lm-eval, scored, with an HTML report",
     "sweep": "run a checkpoint x task sweep on Ray (sharded, resumable), then the compare report",
@@ -69,13 +71,72 @@ def _undeprecate(argv: list[str], prog: str) -> list[str]:
     return out
 
 
-def settings_from_args(args: argparse.Namespace) -> DiversitySettings:
+def settings_from_args(args: argparse.Namespace, base: DiversitySettings = COMMAND_DEFAULTS) -> DiversitySettings:
+    """The flags given, over ``base`` (the defaults, or what the run recorded)."""
     given = {public_name(f): getattr(args, f) for f in settings_fields() if getattr(args, f, None) is not None}
     # flags name the setting as the user typed it in errors
     try:
-        return resolve_settings(given, COMMAND_DEFAULTS, environ={})[0]
+        return resolve_settings(given, base, environ={})[0]
     except ValueError as exc:
         raise ValueError(re.sub(r"--(\w+) / --metadata \1", r"--\1", str(exc))) from None
+
+
+# settings of where and how scoring runs, not of what a number means: never taken from the run
+_MACHINE_FIELDS = frozenset({"device", "batch_size", "baseline"})
+
+
+def recorded_settings(files: dict, given: frozenset[str] = frozenset()) -> tuple[dict, list[str]]:
+    """The diversity settings the run recorded for these samples (``configs.<task>.metadata.diversity_settings`` of
+    the results JSON lm-eval wrote beside each samples file), less :data:`_MACHINE_FIELDS`, and notes for the user.
+
+    Tasks that recorded different values of a setting not ``given`` as a flag are an error naming it: one score
+    output has one settings.
+    """
+    from lm_eval_diversity.runs import recorded_run
+
+    notes: list[str] = []
+    merged: dict = {}
+    origin: dict[str, str] = {}
+    for task, sf in files.items():
+        found = recorded_run(sf.path, task)
+        recorded = (found[1].get("metadata") or {}).get("diversity_settings") if found else None
+        if not isinstance(recorded, dict):
+            notes.append(f"{task}: no recorded settings (no results JSON with this task beside {sf.path.name}); "
+                         "defaults and flags apply")  # fmt: skip
+            continue
+        path, config = found
+        k = max((len(g.outputs) for g in sf.groups), default=0)
+        if config.get("repeats") not in (None, k):
+            notes.append(f"{task}: the run recorded repeats={config['repeats']}, its samples hold K={k} responses "
+                         "per prompt; scored with those")  # fmt: skip
+        for field, value in recorded.items():
+            if field in _MACHINE_FIELDS or field not in settings_fields():
+                continue
+            if field in merged and merged[field] != value and field not in given:
+                raise ValueError(
+                    f"the runs recorded different {public_name(field)}: {merged[field]!r} ({origin[field]}) and "
+                    f"{value!r} ({path}); score them separately, or choose with --{public_name(field)}"
+                )
+            merged[field], origin[field] = value, str(path)
+    if origin:
+        notes.append(f"settings as the run recorded them ({', '.join(sorted(set(origin.values())))})")
+    return merged, notes
+
+
+def score_settings(args: argparse.Namespace, files: dict) -> tuple[DiversitySettings, list[str]]:
+    """What the run recorded, the flags given overriding it (each override noted)."""
+    given = frozenset(f for f in settings_fields() if getattr(args, f, None) is not None)
+    recorded, notes = recorded_settings(files, given)
+    try:
+        as_recorded = DiversitySettings.from_dict(recorded)
+        base = COMMAND_DEFAULTS.replace(**{f: getattr(as_recorded, f) for f in recorded})
+    except ValueError as exc:
+        raise ValueError(f"the run's recorded settings: {exc}; override with the flag") from None
+    settings = settings_from_args(args, base)
+    for f in sorted(given & set(recorded)):
+        if getattr(settings, f) != getattr(base, f):
+            notes.append(f"--{public_name(f)} {getattr(settings, f)!r} overrides the run's {getattr(base, f)!r}")
+    return settings, notes
 
 
 def build_score_parser() -> argparse.ArgumentParser:
@@ -119,18 +180,25 @@ def run_score(argv: list[str]) -> dict:
     from lm_eval_diversity.scoring import load_models, score_task, task_scores_to_json
 
     args = build_score_parser().parse_args(_undeprecate(argv, "lm-eval-diversity score"))
-    settings = settings_from_args(args)
     files = read_samples(args.paths)
+    settings, notes = score_settings(args, files)
+    for note in notes:
+        print(f"lm-eval-diversity score: {note}", file=sys.stderr)
     out = None
     if args.output_path:
         out = check_output_path(args.output_path, [sf.path for sf in files.values()], "--output_path")
+    if settings.quality_model and settings.quality_reference:  # every task's calibration, before any scoring
+        from lm_eval_diversity.quality.reward import reference_calibration
+
+        for task in files:
+            reference_calibration(settings.quality_reference, task, settings)
     models = load_models(settings)
     if args.estimate:
         from lm_eval_diversity.estimate import estimate_samples
 
         print(estimate_samples({task: sf.groups for task, sf in files.items()}, settings, models))
         return {"settings": settings.to_dict(), "estimate": True}
-    result: dict = {"settings": settings.to_dict(), "tasks": {}}
+    result: dict = {"settings": settings.to_dict(), "settings_notes": notes, "tasks": {}}
     for task, sf in files.items():
         logging.getLogger(__name__).info("scoring %s (%d prompts) from %s", task, len(sf.groups), sf.path)
         scores = score_task(
@@ -159,6 +227,10 @@ def main(argv: list[str] | None = None) -> int:
         from lm_eval_diversity.compare import run_compare
 
         return run_compare(argv[1:])
+    if argv and argv[0] == "judge":
+        from lm_eval_diversity.judge.cli import run_judge_cli
+
+        return run_judge_cli(argv[1:])
     if argv and argv[0] == "sweep":
         from lm_eval_diversity.sweep import run_sweep_cli
 

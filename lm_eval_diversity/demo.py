@@ -40,6 +40,48 @@ def smollm2_dir() -> str:
     return spec.submodule_search_locations[0]
 
 
+def export_smollm2(dest: str | os.PathLike) -> Path:
+    """The demo model as a Hugging Face directory (safetensors, float32, tokenizer with its chat template), for
+    backends that do not read GGUF (vLLM's core, docs/gpu_vllm.md). Kept when ``dest`` already holds it.
+
+    transformers dequantises the GGUF on load but refuses to save a GGUF-loaded model, so its weights are copied
+    into a fresh model of the same config. Written to a temporary sibling and renamed, so a crash leaves no half
+    model at ``dest``.
+    """
+    import shutil
+    import tempfile
+
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    dest = Path(dest)
+    if (dest / "config.json").is_file() and (dest / "model.safetensors").is_file():
+        return dest
+    src = smollm2_dir()
+    tokenizer = AutoTokenizer.from_pretrained(src, gguf_file=SMOL_FILE)
+    loaded = AutoModelForCausalLM.from_pretrained(src, gguf_file=SMOL_FILE, dtype=torch.float32)
+    config = loaded.config
+    for attr in ("quantization_config", "_pre_quantization_dtype"):
+        if hasattr(config, attr):
+            delattr(config, attr)
+    fresh = AutoModelForCausalLM.from_config(config, dtype=torch.float32)
+    fresh.load_state_dict(loaded.state_dict())
+    fresh.generation_config = loaded.generation_config
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{dest.name}.", dir=dest.parent))
+    tmp.chmod(0o755)  # mkdtemp's 0700 would hide the model from other users of a shared cache
+    try:
+        fresh.save_pretrained(tmp)
+        tokenizer.save_pretrained(tmp)
+        if dest.exists():  # an incomplete earlier export
+            shutil.rmtree(dest)
+        tmp.rename(dest)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return dest
+
+
 def _nli_available(name: str | None) -> str | None:
     """Why NLI cannot run offline (None when it can)."""
     if not name:

@@ -24,11 +24,19 @@ from lm_eval.api.task import ConfigurableTask
 from lm_eval_diversity.catalogue import metrics as catalogue
 from lm_eval_diversity.catalogue.tasks import is_graded
 from lm_eval_diversity.command import SettingsError, check_metadata_keys
+from lm_eval_diversity.generating_model import (
+    drive_vllm_in_one_call,
+    fit_to_model,
+    generating_model,
+    requests_cache_key,
+)
 from lm_eval_diversity.generation import (
     check_generation_kwargs,
     check_sampling_preset,
     no_cot_prefill,
     no_cot_value,
+    plain_prefix,
+    request_text,
     uses_task_stops,
 )
 from lm_eval_diversity.preflight import baseline_run, check_before_generation, models_for
@@ -170,8 +178,16 @@ class DiversityTask(ConfigurableTask):
             return super().process_results(doc, results)
         return _per_doc_values(results, self._metric_names)
 
+    def doc_to_text(self, doc, doc_to_text=None):
+        """The task template's text; with ``prompt_format`` lighteval stripped, as lighteval sends the query."""
+        text = super().doc_to_text(doc, doc_to_text)
+        return request_text(text, self._settings.prompt_format) if isinstance(text, str) else text
+
     def fewshot_context(self, doc, num_fewshot, **kwargs):
         ctx = super().fewshot_context(doc, num_fewshot, **kwargs)
+        chat = bool(kwargs.get("apply_chat_template")) and kwargs.get("chat_template") is not None
+        if isinstance(ctx, str) and not chat:
+            ctx = plain_prefix(self._settings.prompt_format) + ctx
         if self._no_cot is not None and isinstance(ctx, str):
             self._prefill_used = no_cot_prefill(self._no_cot, ctx)
             ctx += self._prefill_used
@@ -198,24 +214,27 @@ class DiversityTask(ConfigurableTask):
             log.warning(warning)
         if not self._predict_only:
             check_before_generation(self.config.task, self._settings, self._sources)  # fail before, not after it
-        if kwargs.get("cache_requests") and not kwargs.get("rewrite_requests_cache"):
-            log.warning(
-                "%s: --cache_requests reuses requests built earlier, whose cache key ignores repeats and "
-                "generation_kwargs; after changing K or sampling settings use --cache_requests refresh",
-                self.config.task,
-            )
+        if kwargs.get("cache_requests"):  # lm-eval's key ignores K and sampling: key on the whole task config
+            kwargs["tokenizer_name"] = requests_cache_key(kwargs.get("tokenizer_name") or "", self._config_for_key())
         super().build_all_requests(**kwargs)
+        lm = generating_model(kwargs)
+        fitted = {}
+        if lm is not None:  # settled before anything is generated
+            fitted = {**fit_to_model(self.config.task, self.instances, gen, lm),
+                      **drive_vllm_in_one_call(self.config.task, lm)}  # fmt: skip
         contexts = [inst.args[0] if isinstance(inst.args[0], str) else "" for inst in self.instances]
         opened = [prompt_opens_think(c) for c in contexts]
         self._think_opened = tuple(opened)  # per request, in the order the diversity filter sees them
         self.config.metadata["generation_protocol"] = {
             "chat_template": chat,
             "stop_sequences": settings.stop_sequences,
+            "prompt_format": settings.prompt_format,
             "until": gen["until"],
             "task_until": self._task_until,
             "sampling": settings.sampling,
             "no_cot_prefill": self._prefill_used,
             "prompts_open_think": sum(opened) / len(opened) if opened else 0.0,
+            **fitted,
         }
         log.info(
             "%s: chat template %s, stop sequences %r (%s), %d of %d prompts open a thought",
@@ -224,6 +243,12 @@ class DiversityTask(ConfigurableTask):
         )  # fmt: skip
         if not self._predict_only:
             log_work_estimate(self)
+
+    def _config_for_key(self) -> dict:
+        """The task config as the request-cache key sees it (what a previous build recorded left out)."""
+        config = self.config.to_dict()
+        config["metadata"] = {k: v for k, v in (config.get("metadata") or {}).items() if k != "generation_protocol"}
+        return config
 
 
 def log_work_estimate(task: DiversityTask) -> None:

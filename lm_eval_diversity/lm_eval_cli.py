@@ -22,6 +22,9 @@ where several of these move):
 - ``ConfigurableTask.download`` overridden there too: it calls the ``custom_dataset`` loader the way lm-eval does
   (``loader(**metadata, **dataset_kwargs)``), without lm-eval's generic "Custom kwargs can be passed to
   ``--metadata``" warning, which does not apply to tasks whose settings are already ``--metadata`` keys.
+- The ``lm`` argument of ``lm_eval.evaluator.evaluate``, read from the call stack while a task builds its requests
+  (:mod:`lm_eval_diversity.generating_model`): lm-eval gives a task no handle on the model, and ``max_gen_toks``
+  must be checked against the model's context before generation. Only the model's public attributes are read.
 - ``lm_eval.tasks.ifeval.utils`` (:mod:`lm_eval_diversity.quality.ifeval`, ``ifeval_mode official``): lm-eval's
   own IFEval instruction checks, so that official grading is lm-eval's; that task module is not an API and may
   change with lm-eval's IFEval task.

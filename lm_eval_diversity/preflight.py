@@ -15,7 +15,10 @@ from lm_eval_diversity.catalogue.tasks import CODE_TASKS, is_graded
 from lm_eval_diversity.scoring import MetricModels
 from lm_eval_diversity.settings import ENV_PREFIX, DiversitySettings
 
-_MODEL_FIELDS = ("metrics", "sbert_model", "nli_model", "code_model", "device", "nli_max_length", "dtype")
+_MODEL_FIELDS = (
+    "metrics", "sbert_model", "nli_model", "code_model", "device", "nli_max_length", "dtype", "backend",
+    "quality_model", "quality_max_length",
+)  # fmt: skip
 
 
 @lru_cache(maxsize=4)
@@ -45,21 +48,37 @@ def check_before_generation(task: str, settings: DiversitySettings, sources: dic
     """Everything that could fail once the responses exist, checked before generation starts: model locations,
     the metric device, the NLI model's kind and labels, the baseline run, and code-execution isolation.
     Errors name the setting as the user gave it (``sources``, from :func:`resolve_settings`)."""
-    from lm_eval_diversity.models import check_device, check_nli_config
+    from lm_eval_diversity.models import check_backend, check_device, check_nli_config
 
     sources = sources or {}
     check_models_available(settings, sources)
     if catalogue.models_needed(settings.metrics):
         check_device(settings.device, sources.get("device", "--metric_device / --metadata metric_device"))
+        check_backend(settings.backend, settings.device, sources.get("backend", "--metric_backend"))
     if "nli_model" in catalogue.models_needed(settings.metrics):
         nli_source = sources.get("nli_model", "--nli_model / --metadata nli_model")
         check_nli_config(_resolve(settings.nli_model, nli_source), nli_source)
+    if "quality_model" in catalogue.models_needed(settings.metrics):
+        check_quality_model(task, settings, sources)
     if settings.baseline and is_graded(task):
         baseline_run(settings.baseline)
     if short_name(task) in CODE_TASKS:
         from lm_eval_diversity.quality.sandbox import isolation_mode
 
         isolation_mode()  # raises SandboxUnavailableError, saying what to install or enable
+
+
+def check_quality_model(task: str, settings: DiversitySettings, sources: dict[str, str] | None = None) -> None:
+    """The reward model is a one-output sequence classifier with a chat template, and the reference run (if any)
+    recorded a calibration of this task with the same model (docs/quality.md)."""
+    from lm_eval_diversity.models import check_reward_config
+    from lm_eval_diversity.quality.reward import reference_calibration
+
+    sources = sources or {}
+    source = sources.get("quality_model", "--quality_model / --metadata quality_model")
+    check_reward_config(_resolve(settings.quality_model, source), source)
+    if settings.quality_reference:
+        reference_calibration(settings.quality_reference, task, settings)
 
 
 def models_for(settings: DiversitySettings) -> MetricModels:

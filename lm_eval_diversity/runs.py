@@ -158,6 +158,17 @@ def run_model_name(data: dict, fallback: str) -> str:
     return short_model_name(data.get("model_name"), fallback)
 
 
+def recorded_run(samples: Path, task: str) -> tuple[Path, dict] | None:
+    """The results JSON lm-eval wrote with a samples file (``results_<stamp>.json`` beside
+    ``samples_<task>_<stamp>.jsonl``) and the task's config in it; None when there is none or it lacks the task."""
+    stamp = _datetime_from_name(samples.name)
+    path = samples.parent / f"results_{stamp}.json"
+    if not is_regular(path):
+        return None
+    config = (_read_results_json(path).get("configs") or {}).get(task)
+    return (path, config) if isinstance(config, dict) else None
+
+
 def short_model_name(model_name: str | None, fallback: str) -> str:
     """A label a person recognises: the last part of the model's name or path (``/ckpt/dpo/`` -> ``dpo``,
     ``allenai/Olmo-3-7B`` -> ``Olmo-3-7B``), never lm-eval's sanitised form (``__ckpt__dpo``)."""
@@ -234,13 +245,27 @@ def load_score_json(path: Path, data: dict) -> tuple[str, dict[str, TaskData]]:
             name=name,
             values=values,
             repeats=entry.get("k"),
-            settings=dict(settings),
+            settings={**settings, **_reward_calibration(entry)},
             n_docs=entry.get("n_prompts"),
             per_prompt=per_prompt,
             source=str(path),
             samples_source=str(path) if per_prompt is not None else None,
         )
     return path.stem, tasks
+
+
+def _reward_calibration(entry: dict) -> dict:
+    """``{"reward_calibration": "<model>; threshold T; cut-offs <digest>"}`` from a score JSON task's recorded reward
+    calibration (two runs are comparable on reward metrics only when these agree), else nothing."""
+    import hashlib
+
+    diagnostics = entry.get("diagnostics")
+    reward = diagnostics.get("reward") if isinstance(diagnostics, dict) else None
+    cal = reward.get("calibration") if isinstance(reward, dict) else None
+    if not isinstance(cal, dict):
+        return {}
+    digest = hashlib.sha256(json.dumps(cal.get("cutoffs")).encode()).hexdigest()[:12]
+    return {"reward_calibration": f"{cal.get('model')}; threshold {cal.get('threshold')!r}; cut-offs {digest}"}
 
 
 def _load_folder(folder: Path, files: list[Path]) -> Run:

@@ -25,6 +25,8 @@ from lm_eval_diversity.catalogue import short_name
 from lm_eval_diversity.catalogue.tasks import CODE_TASKS
 from lm_eval_diversity.passes import KIND_PASSES, TaskInput
 from lm_eval_diversity.preprocess import strip_cot_with_diagnostics
+from lm_eval_diversity.quality.equivalence import ANSWER_TASKS
+from lm_eval_diversity.quality.math import MATH_TASKS
 from lm_eval_diversity.settings import DiversitySettings
 
 log = logging.getLogger(__name__)
@@ -60,12 +62,13 @@ class MetricModels:
     """Models loaded once per run and passed to :func:`score_groups` (None where a metric is not run).
 
     One attribute per model setting of the metric catalogue: ``sbert`` for ``sbert_model``, ``nli`` for
-    ``nli_model``, ``code`` for ``code_model``.
+    ``nli_model``, ``code`` for ``code_model``, ``quality`` for ``quality_model`` (the reward model).
     """
 
     sbert: object | None = None
     nli: object | None = None
     code: object | None = None
+    quality: object | None = None
 
     def for_setting(self, model_setting: str) -> object | None:
         return getattr(self, model_setting.removesuffix("_model"), None)
@@ -84,16 +87,27 @@ class TaskScores:
 
 
 def _model_loaders(settings: DiversitySettings) -> dict:
-    from lm_eval_diversity.models import load_nli_model, load_sentence_model
+    from lm_eval_diversity.models import load_nli_model, load_reward_model, load_sentence_model
 
     return {
-        "sbert_model": lambda: load_sentence_model(settings.sbert_model, settings.device, dtype=settings.dtype),
+        "sbert_model": lambda: load_sentence_model(
+            settings.sbert_model, settings.device, dtype=settings.dtype, backend=settings.backend
+        ),
         "nli_model": lambda: load_nli_model(
-            settings.nli_model, settings.device, max_length=settings.nli_max_length, dtype=settings.dtype
+            settings.nli_model, settings.device, max_length=settings.nli_max_length, dtype=settings.dtype,
+            backend=settings.backend,
         ),
         "code_model": lambda: load_sentence_model(
-            settings.code_model, settings.device, setting="--code_model", dtype=settings.dtype,
+            settings.code_model,
+            settings.device,
+            setting="--code_model",
+            dtype=settings.dtype,
             max_seq_length=CODE_MAX_SEQ_LENGTH,
+            backend=settings.backend,
+        ),
+        "quality_model": lambda: load_reward_model(
+            settings.quality_model, settings.device, max_length=settings.quality_max_length, dtype=settings.dtype,
+            backend=settings.backend,
         ),
     }
 
@@ -168,6 +182,9 @@ def _kind_pass(
     variants = [r for r in catalogue.records() if r.kind == kind and r.correct_variants and r.model_setting == model]
     if task.correct is not None and variants:
         _correct_variants(task, prepared, scores, variants, per_prompt)
+    acceptable = [r for r in variants if "correct" in r.correct_variants and r.tasks is None]
+    if task.acceptable is not None and acceptable:
+        _acceptable_variants(task, prepared, scores, acceptable, per_prompt)
     return values, corpus
 
 
@@ -183,6 +200,17 @@ def _correct_variants(task: TaskInput, prepared, scores, recs, per_prompt: list[
         for r in recs:
             for variant in r.correct_variants:
                 row[f"{r.name}_{variant}"] = (over_all if variant == "all" else over_correct)[r.name][i]
+
+
+def _acceptable_variants(task: TaskInput, prepared, scores, recs, per_prompt: list[dict]) -> None:
+    """``<m>_acceptable`` per prompt over the reward-acceptable outputs (NaN with fewer than 2), with
+    ``acceptable_computable`` (docs/quality.md)."""
+    _, sets = task.correct_sets("acceptable")
+    over = scores(task, prepared, recs, sets)
+    for i, row in enumerate(per_prompt):
+        row["acceptable_computable"] = float(bool(sets[i]))
+        for r in recs:
+            row[f"{r.name}_acceptable"] = over[r.name][i]
 
 
 def _summary(
@@ -257,6 +285,11 @@ def score_groups(
             for m in metrics:
                 corpus[m][lvl] = NAN
     summary = _summary(metrics, values, corpus, per_prompt)
+    if task.acceptable is not None:  # quality-filtered diversity over the reward-acceptable outputs, every task
+        for name in catalogue.acceptable_metrics():
+            if any(name in row for row in per_prompt):
+                mean, std = _mean_std([row.get(name, NAN) for row in per_prompt])
+                summary[name] = {"per_input_mean": mean, "per_input_std": std}
     diagnostics = {
         "n_short": n_short,
         "short_doc_ids": [g.doc_id for g, t in zip(groups, stripped) if len(t) < k],
@@ -266,6 +299,8 @@ def score_groups(
         "n_unique_outputs": len(set(task.flat)),
         "corpus_sample": {lvl: len(pos) for lvl, pos in task.corpus_sets.items()},
     }
+    if task.reward_diagnostics is not None:
+        diagnostics["reward"] = task.reward_diagnostics
     return TaskScores(n_prompts=n, k=k, metrics=summary, per_prompt=per_prompt, diagnostics=diagnostics)
 
 
@@ -294,19 +329,63 @@ QUALITY_KS = catalogue.QUALITY_KS
 
 
 def quality_ks(k: int) -> tuple[int, ...]:
-    """The k of pass@k reported for K samples: the protocol's (1, 5, 10, 16) and K itself."""
-    return tuple(sorted({*QUALITY_KS, k})) if k >= 1 else QUALITY_KS
+    """The k of pass@k reported for K samples: the protocol's (1, 5, 10, 16) up to K, and K itself (pass@k is
+    undefined for k > K, so it is not reported rather than reported null)."""
+    return tuple(sorted({*(q for q in QUALITY_KS if q <= k), k})) if k >= 1 else ()
 
 
-def ifeval_row_metrics(verdict) -> dict[str, float]:
-    """Loose prompt-level pass and the instruction-level shares (strict, loose) of one output, with its count."""
+def _quality_summary_names(k: int) -> tuple[str, ...]:
+    """The catalogue's quality metrics with its pass@k family replaced by this K's (:func:`quality_ks`)."""
+    names: list[str] = []
+    for m in catalogue.quality_metrics():
+        if not m.startswith("pass@"):
+            names.append(m)
+        elif not any(n.startswith("pass@") for n in names):
+            names.extend(f"pass@{q}" for q in quality_ks(k))
+    return tuple(names)
+
+
+def ifeval_row_metrics(verdict, *, compat: bool = False) -> dict[str, float]:
+    """Loose prompt-level pass and the instruction-level shares (strict, loose) of one output, with its count.
+    ``compat``: the reference's "loose accuracy", the share of instructions followed, is the loose prompt level."""
     strict, loose = verdict.instructions or ((), ())
     n = len(strict)
     return {
-        "prompt_level_loose_acc": float(all(loose)),
+        "prompt_level_loose_acc": (sum(loose) / n if n else NAN) if compat else float(all(loose)),
         "inst_level_strict_acc": sum(strict) / n if n else NAN,
         "inst_level_loose_acc": sum(loose) / n if n else NAN,
         "n_instructions": n,
+    }
+
+
+def compat_paths(task: str, settings: DiversitySettings) -> bool:
+    """Whether ``task`` is graded by a compat rule whose two reference paths (its accuracy scripts and its QFD
+    script, docs/metrics.md) may give different verdicts: maths and TruthfulQA under ``math_mode`` compat, code
+    under ``code_mode`` compat. IFEval's two paths give equal verdicts."""
+    short = short_name(task)
+    if short in CODE_TASKS:
+        return settings.code_mode == "compat"
+    return short in (*MATH_TASKS, "truthfulqa") and settings.math_mode == "compat"
+
+
+def quality_rules(task: str, settings: DiversitySettings) -> dict[str, str]:
+    """Which rule produced which quality metric of ``task`` (recorded in the results, ``diagnostics.quality``)."""
+    short = short_name(task)
+    modes = {"truthfulqa": settings.math_mode, "ifeval": settings.ifeval_mode}
+    modes |= dict.fromkeys(MATH_TASKS, settings.math_mode) | dict.fromkeys(CODE_TASKS, settings.code_mode)
+    majority = "majority vote of the answers" if short in ANSWER_TASKS else "more than half of the outputs correct"
+    if modes.get(short) != "compat":
+        return {
+            "acc, pass@k, maj@K, IFEval levels": "the default grader (docs/metrics.md, Graders)",
+            "k_correct, correct subsets, computable": "the default grader (the same verdicts)",
+            "maj@K": majority,
+        }
+    from lm_eval_diversity.quality import COMPAT_PATHS
+
+    return {
+        "acc, pass@k, maj@K, IFEval levels": COMPAT_PATHS["accuracy"],
+        "k_correct, correct subsets, computable": COMPAT_PATHS["subsets"],
+        "maj@K": majority,
     }
 
 
@@ -360,9 +439,19 @@ def score_task(
         workers=max(1, os.cpu_count() or 1),
         code_behaviour=bool(behaviours) and settings.code_mode == "official",
     )
-    verdicts = _grade_with_progress(task, grade, groups) if progress else grade(
-        [g.doc for g in groups], [g.outputs for g in groups]
-    )
+    verdicts = (
+        _grade_with_progress(task, grade, groups)
+        if progress
+        else grade([g.doc for g in groups], [g.outputs for g in groups])
+    )  # the correct subsets: the reference's QFD path in compat modes
+    accuracy_verdicts = verdicts
+    if compat_paths(short, settings):  # compat: the accuracy metrics follow the reference's accuracy scripts
+        accuracy_grade = functools.partial(grade, compat_path="accuracy")
+        accuracy_verdicts = (
+            _grade_with_progress(task, accuracy_grade, groups)
+            if progress
+            else accuracy_grade([g.doc for g in groups], [g.outputs for g in groups])
+        )
     correct = [[v.correct for v in vs] for vs in verdicts]
     chosen = (None, *settings.metrics)  # the correct-subset variants of the chosen metrics defined here, computable
     quality_filtered = tuple(
@@ -372,35 +461,43 @@ def score_task(
         groups, settings, models, correct=correct, progress=progress, verdicts=verdicts, task_name=task
     )
     scores.verdicts = verdicts
-    for row, vs in zip(scores.per_prompt, verdicts):
-        ks = quality_ks(len(vs))
-        q = prompt_quality(vs, ks)
+    majority = "vote" if short in ANSWER_TASKS else "more_than_half"
+    task_k = max((len(vs) for vs in verdicts), default=0)
+    ks = quality_ks(task_k)
+    for row, vs, acc_vs in zip(scores.per_prompt, verdicts, accuracy_verdicts):
+        q = prompt_quality(acc_vs, ks, majority=majority)
         row["acc"] = q["acc"]
         for k in ks:
             row[f"pass@{k}"] = q.get(f"pass@{k}", NAN)
         row["maj@K"] = q[f"maj@{len(vs)}"] if vs else NAN
-        row["k_correct"] = q["k_correct"]
+        row["k_correct"] = float(sum(v.correct for v in vs))
         row["extraction_rate"] = q["extraction_rate"]
         for m in quality_filtered:  # no correct-subset pass of its kind ran: undefined
             row.setdefault(m, NAN)
-    for m in (*catalogue.quality_metrics(), *quality_filtered):
+    for m in (*_quality_summary_names(task_k), *quality_filtered):
         mean, std = _mean_std([row[m] for row in scores.per_prompt])
         scores.metrics[m] = {"per_input_mean": mean, "per_input_std": std}
     task_metrics = catalogue.task_quality_metrics(short)
-    if task_metrics:  # IFEval: loose prompt level, and instruction levels pooled over all prompts
-        for row, vs in zip(scores.per_prompt, verdicts):
-            row.update(ifeval_row_metrics(vs[0]) if vs else {})
+    if task_metrics:  # IFEval: loose prompt level and instruction levels (docs/metrics.md, "Quality")
+        compat_ifeval = settings.ifeval_mode == "compat"
+        for row, vs in zip(scores.per_prompt, accuracy_verdicts):
+            row.update(ifeval_row_metrics(vs[0], compat=compat_ifeval) if vs else {})
         rows = [r for r in scores.per_prompt if "n_instructions" in r]
         mean, std = _mean_std([r["prompt_level_loose_acc"] for r in rows])
         scores.metrics["prompt_level_loose_acc"] = {"per_input_mean": mean, "per_input_std": std}
         total = sum(r["n_instructions"] for r in rows)
-        for m in task_metrics[1:]:  # over all instructions of all prompts, as lm-eval aggregates them
-            followed = sum(r[m] * r["n_instructions"] for r in rows if r["n_instructions"])
+        for m in task_metrics[1:]:
+            if compat_ifeval:  # the reference: each prompt's share of instructions, averaged over prompts
+                mean, std = _mean_std([r[m] for r in rows])
+                scores.metrics[m] = {"per_input_mean": mean, "per_input_std": std}
+                continue
+            followed = sum(r[m] * r["n_instructions"] for r in rows if r["n_instructions"])  # pooled, as lm-eval
             scores.metrics[m] = {"per_input_mean": followed / total if total else NAN, "per_input_std": NAN}
     scores.diagnostics["quality"] = {
         "math_mode": settings.math_mode,
         "ifeval_mode": settings.ifeval_mode,
         "code_mode": settings.code_mode,
+        "rules": quality_rules(short, settings),
         "n_computable": int(sum(row["computable"] == 1.0 for row in scores.per_prompt)),
         "fail_reasons": dict(
             Counter(v.reason or "failed" for vs in verdicts for v in vs if not v.correct).most_common()

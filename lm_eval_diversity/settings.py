@@ -24,8 +24,14 @@ CORPUS_SAMPLE_SIZE = 500  # across-input / overall subset size (docs/metrics.md,
 
 ENV_PREFIX = "LM_EVAL_DIVERSITY_"
 METRIC_DTYPES = ("float32", "bfloat16", "float16")  # weights/activations of the SBERT and NLI models
+# runtimes of the metric models (docs/performance.md, "Metric backends"): torch, or an exported model run by ONNX
+# Runtime / OpenVINO, in float32 or int8 (one value per exported artifact, so int8 cannot be asked of torch)
+METRIC_BACKENDS = ("torch", "onnx", "onnx-int8", "openvino", "openvino-int8")
 
 STOP_SEQUENCE_MODES = ("auto", "task", "none")
+# request text (docs/tasks.md, "Prompt format"): "lighteval" = the reference's (the query stripped; without a chat
+# template, "\n\n" before it), "plain" = the task template unchanged
+PROMPT_FORMATS = ("lighteval", "plain")
 CODE_MODES = ("official", "compat")
 # Named sampling presets (docs/tasks.md): the experiment config, and what the reference's HF backend patch forces.
 SAMPLING_PRESETS: dict[str, dict[str, float]] = {
@@ -53,6 +59,7 @@ class DiversitySettings:
     nli_model: str = DEFAULT_NLI_MODEL
     device: str | None = None  # None: cuda when available, else cpu
     dtype: str = "float32"  # SBERT/NLI model precision; bf16/fp16 change the numbers slightly (docs/performance.md)
+    backend: str = "torch"  # runtime of the metric models (METRIC_BACKENDS; docs/performance.md)
     batch_size: int = 64
     vocab_size: int = DEFAULT_VOCAB_SIZE
     seed: int = DEFAULT_SEED
@@ -66,12 +73,19 @@ class DiversitySettings:
     # "auto": drop the task's stop strings when a chat template is applied (the reference's rule); "task": always
     # keep them; "none": never use them
     stop_sequences: str = "auto"
+    prompt_format: str = "lighteval"  # PROMPT_FORMATS: the request text as the reference's lighteval sends it
     sampling: str | None = None  # a SAMPLING_PRESETS name; None: the task's generation_kwargs
     baseline: str | None = None  # base-model run (lm-eval output dir or score JSON) for the QC/residual split
     lexical_mode: str = "default"  # lexical measures: "default" (corrected) or "compat" (the PyPI package diversity)
     # model-based beyond-paper metrics
     code_model: str = DEFAULT_CODE_MODEL  # sentence-transformers model of code_sbert / code_vendi
     semantic_rule: str = "greedy"  # semantic clusters: "greedy" (semantic-entropy reference) or "closure"
+    # reward-model quality on every task (docs/quality.md, "Reward model")
+    quality_model: str | None = None  # sequence-classification reward model with a chat template
+    quality_reference: str | None = None  # score JSON whose recorded reward calibration is used; None: this run's
+    quality_quantile: float = 0.5  # acceptable: reward >= this quantile of the reference rewards of the task
+    quality_threshold: float | None = None  # acceptable: reward >= this absolute value (instead of the quantile)
+    quality_max_length: int = 4096  # tokens of one rendered conversation (longer ones keep their start)
 
     def __post_init__(self) -> None:
         valid = list(catalogue.selectable_metrics())
@@ -97,20 +111,46 @@ class DiversitySettings:
             raise ValueError(f"seed must be an integer in [0, 2**32 - 1], got {self.seed!r}")
         if self.dtype not in METRIC_DTYPES:
             raise ValueError(f"dtype must be one of {list(METRIC_DTYPES)}, got {self.dtype!r}")
+        if self.backend not in METRIC_BACKENDS:
+            raise ValueError(f"backend must be one of {list(METRIC_BACKENDS)}, got {self.backend!r}")
+        if self.backend != "torch" and self.dtype != "float32":
+            raise ValueError(
+                f"backend {self.backend!r} runs exported float32 (or int8) models; dtype {self.dtype!r} is for "
+                "the torch backend"
+            )
         if self.math_mode not in ("math", "compat"):
             raise ValueError(f"math_mode must be 'math' or 'compat', got {self.math_mode!r}")
         if self.ifeval_mode not in ("official", "compat"):
             raise ValueError(f"ifeval_mode must be 'official' or 'compat', got {self.ifeval_mode!r}")
         if self.code_mode not in CODE_MODES:
             raise ValueError(f"code_mode must be one of {list(CODE_MODES)}, got {self.code_mode!r}")
+        if self.prompt_format not in PROMPT_FORMATS:
+            raise ValueError(f"prompt_format must be one of {list(PROMPT_FORMATS)}, got {self.prompt_format!r}")
         if self.stop_sequences not in STOP_SEQUENCE_MODES:
             raise ValueError(f"stop_sequences must be one of {list(STOP_SEQUENCE_MODES)}, got {self.stop_sequences!r}")
         if self.lexical_mode not in LEXICAL_MODES:
             raise ValueError(f"lexical_mode must be one of {list(LEXICAL_MODES)}, got {self.lexical_mode!r}")
         if self.semantic_rule not in SEMANTIC_RULES:
             raise ValueError(f"semantic_rule must be one of {list(SEMANTIC_RULES)}, got {self.semantic_rule!r}")
+        self._check_quality()
         if self.sampling is not None and self.sampling not in SAMPLING_PRESETS:
             raise ValueError(f"sampling must be one of {list(SAMPLING_PRESETS)}, got {self.sampling!r}")
+
+    def _check_quality(self) -> None:
+        """Reward-model settings: the reward metrics run exactly when ``quality_model`` is set (they are added to
+        ``metrics`` then, ``qvendi`` when ``vendi`` runs; naming one without a model is an error)."""
+        chosen = [m for m in self.metrics if m in catalogue.QUALITY_MODEL_METRICS]
+        if self.quality_model and not chosen:  # quality-weighted Vendi only beside Vendi (it needs the embeddings)
+            added = [m for m in catalogue.QUALITY_MODEL_METRICS if m != "qvendi" or "vendi" in self.metrics]
+            object.__setattr__(self, "metrics", (*self.metrics, *added))
+        elif chosen and not self.quality_model:
+            raise ValueError(f"metric(s) {chosen} need a reward model: set quality_model")
+        if not 0.0 <= self.quality_quantile <= 1.0:
+            raise ValueError(f"quality_quantile must be in [0, 1], got {self.quality_quantile}")
+        if self.quality_threshold is not None and self.quality_threshold != self.quality_threshold:
+            raise ValueError("quality_threshold must be a number, got NaN")
+        if self.quality_max_length < 8:
+            raise ValueError(f"quality_max_length must be >= 8 tokens, got {self.quality_max_length}")
 
     def replace(self, **changes) -> DiversitySettings:
         return dataclasses.replace(self, **changes)
@@ -144,12 +184,13 @@ _PREFIXED = {
     "device": "metric_device",
     "batch_size": "metric_batch_size",
     "dtype": "metric_dtype",
+    "backend": "metric_backend",
     "seed": "diversity_seed",
     "metrics": "diversity_metrics",
     "baseline": "diversity_baseline",
 }
 # bare names that lm-eval model arguments also use: never read as a diversity setting from --metadata
-MODEL_ARG_NAMES = frozenset({"device", "batch_size", "dtype", "seed"})
+MODEL_ARG_NAMES = frozenset({"device", "batch_size", "dtype", "seed", "backend"})
 
 # help text of each setting (flags of `run` and `score`, docs/settings.md); a field without one gets a generic line
 FIELD_HELP = {
@@ -159,6 +200,8 @@ FIELD_HELP = {
     "nli_model": "NLI sequence-classification model (name or local path)",
     "device": "device of the metric models: cpu, cuda, cuda:0 ... (default: cuda when available)",
     "dtype": "precision of the SBERT/NLI models: float32, bfloat16 or float16 (bf16/fp16 on GPU; docs/performance.md)",
+    "backend": "runtime of the metric models: torch, onnx, openvino (float32) or onnx-int8, openvino-int8 "
+    "(opt-in, measured error in docs/performance.md); exports are cached on disk",
     "batch_size": "texts (sbert) or sentence pairs (nli) per forward pass of a metric model",
     "vocab_size": "EAD vocabulary size V (default GPT-2's)",
     "seed": "seed of the corpus subsets and of NLI sentence sampling",
@@ -170,11 +213,20 @@ FIELD_HELP = {
     "code_mode": "code grader: official (sandboxed, positive evidence) or compat (as the paper's code)",
     "code_timeout_s": "seconds per program when grading code tasks",
     "stop_sequences": "task stop strings: auto (dropped under a chat template, as the paper), task or none",
+    "prompt_format": "request text: lighteval (as the paper: query stripped, a blank line before it without a chat "
+    "template) or plain (the task template as is)",
     "sampling": "sampling preset: paper (T 0.6, top_p 0.95) or hf_patch (T 1.0, top_p 1.0); default: the task's",
     "baseline": "base model's run (lm-eval output dir or score JSON): adds the QC/residual split",
     "lexical_mode": "lexical measures: default (corrected) or compat (as the PyPI package diversity 0.3.x)",
     "code_model": "sentence-transformers model (name or local path) for code_sbert and code_vendi",
     "semantic_rule": "semantic clusters: greedy (against representatives, as semantic entropy) or closure (transitive)",
+    "quality_model": "reward model (name or local path; sequence classification with a chat template): quality, "
+    "utility and quality-filtered diversity on every task",
+    "quality_reference": "score JSON of the reference (baseline) run: its recorded reward calibration defines the "
+    "1-10 ratings and the acceptable threshold (default: this run's own rewards)",
+    "quality_quantile": "acceptable output: reward at least this quantile of the reference run's rewards on the task",
+    "quality_threshold": "acceptable output: reward at least this absolute value (instead of quality_quantile)",
+    "quality_max_length": "tokens of one [prompt, output] conversation given to the reward model (longer: its start)",
 }
 
 _FIELD_TYPES: dict[str, Any] = {}

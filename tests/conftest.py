@@ -59,3 +59,11 @@ def minilm():
     from lm_eval_diversity.models import load_sentence_model
 
     return load_sentence_model("sentence-transformers/all-MiniLM-L6-v2", device="cpu")
+
+
+@pytest.fixture(scope="session")
+def tiny_reward_model_dir(tmp_path_factory) -> Path:
+    """A tiny random reward model (sequence classification, one output, a chat template) built locally."""
+    from helpers import build_tiny_reward_model
+
+    return build_tiny_reward_model(tmp_path_factory.mktemp("models") / "tiny_rm")

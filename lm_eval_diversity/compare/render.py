@@ -173,12 +173,14 @@ SPLIT_HEAD += ["residual", "QC share", "R share", "n (corr B/M)", "ids only B/M"
 SPLIT_NOTE = (
     "loss = D_all(B) - D_all(M); residual = D_corr(B) - D_corr(M); QC = loss - residual "
     "(a reconstruction: docs/decomposition.md). 'matched' = prompts computable in both runs. "
-    "Shares are unstable when loss is small."
+    "Shares are unstable when loss is small. 'metric (acceptable)': D_corr over the outputs the reward model "
+    "accepts instead of the correct ones (docs/quality.md)."
 )
 
 
 def _split_row(s: Split) -> list[str]:
-    lead = [s.run, short_name(s.task), s.metric, "matched" if s.matched else "all"]
+    metric = s.metric if s.subset == "correct" else f"{s.metric} ({s.subset})"
+    lead = [s.run, short_name(s.task), metric, "matched" if s.matched else "all"]
     if s.status != "ok":
         return [*lead, f"unavailable: {s.reason}"] + [""] * 10
     v = s.values

@@ -31,7 +31,21 @@ VERIFIABLE_TASKS: tuple[str, ...] = tuple(r.name for r in task_records() if r.ve
 # every task with a grader: the six, truthfulqa and cruxeval
 GRADED_TASKS: tuple[str, ...] = graded_task_names()
 
-__all__ = ["GRADED_TASKS", "VERIFIABLE_TASKS", "GradingOptions", "Verdict", "grade_task", "short_task_name"]
+# the reference's two grading paths, reproduced in compat modes (docs/metrics.md, "Graders: default and compat")
+COMPAT_PATHS: dict[str, str] = {
+    "accuracy": "the reference's compute_*_quality.py scripts (acc, pass@k, maj@K, IFEval levels)",
+    "subsets": "the reference's quality_filtered_diversity.py (k_correct, the correct subsets, computable)",
+}
+
+__all__ = [
+    "COMPAT_PATHS",
+    "GRADED_TASKS",
+    "VERIFIABLE_TASKS",
+    "GradingOptions",
+    "Verdict",
+    "grade_task",
+    "short_task_name",
+]
 
 
 def short_task_name(task: str) -> str:
@@ -55,14 +69,18 @@ def grade_task(
     math_timeout_s: float = 10.0,
     workers: int = 1,
     code_behaviour: bool = False,
+    compat_path: str = "subsets",
 ) -> list[list[Verdict]]:
     """Grade ``outputs[i]`` (the raw outputs of ``docs[i]``) for one task; see the module table for the rules.
 
     With ``allow_code_execution=False`` the code grader raises ``CodeExecutionNotAllowedError`` before running
     anything (opt-in, as lm-eval's ``--confirm_run_unsafe_code``). ``workers`` parallelises math (sympy
     subprocesses) and code grading. ``code_behaviour=True`` adds the behaviour signatures of HumanEval / MBPP
-    programs (``Verdict.behaviour``, for functional classes; official code mode only).
+    programs (``Verdict.behaviour``, for functional classes; official code mode only). ``compat_path``: in compat
+    modes, the reference's accuracy scripts ("accuracy") or its QFD script ("subsets"); see :data:`COMPAT_PATHS`.
     """
+    if compat_path not in COMPAT_PATHS:
+        raise ValueError(f"compat_path={compat_path!r}: expected one of {', '.join(COMPAT_PATHS)}")
     short = short_task_name(task)
     if len(docs) != len(outputs):
         raise ValueError(f"{task}: {len(docs)} docs but {len(outputs)} output groups")
@@ -76,5 +94,6 @@ def grade_task(
         math_timeout_s=math_timeout_s,
         workers=workers,
         code_behaviour=code_behaviour,
+        compat_path=compat_path,
     )
     return resolve_grader(short)(short, docs, outs, options)

@@ -3,8 +3,10 @@ on graded tasks").
 
 * ``pass@k`` is the unbiased estimator of Chen et al. (2021): ``1 − C(n−c, k) / C(n, k)``, computed in the
   stable product form ``1 − Π_{i=n−c+1..n} (1 − k/i)``; it is 1 when ``n − c < k``; k is clipped to n.
-* ``maj@n``: the most common ``Verdict.answer`` among the outputs, unparseable outputs (answer None) counting
-  as one sentinel answer. See :func:`majority_vote` for ties.
+* ``maj@n``: on tasks whose outputs have comparable answers (``majority="vote"``: maths, CRUXEval) the most common
+  ``Verdict.answer`` among the outputs, unparseable outputs (answer None) counting as one sentinel answer (see
+  :func:`majority_vote` for ties); on the others (``majority="more_than_half"``: TruthfulQA, IFEval, code) more than
+  half of the outputs correct, the reference's TruthfulQA rule (an answer vote is undefined there).
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from typing import Literal
 from lm_eval_diversity.quality.types import Verdict
 
 TieMode = Literal["compat", "correct_first"]
+MajorityRule = Literal["vote", "more_than_half"]
 _SENTINEL = "\x00UNPARSEABLE"
 
 
@@ -76,13 +79,18 @@ def majority_vote(
 
 
 def prompt_quality(
-    verdicts: Sequence[Verdict], ks: Sequence[int] = (1, 5, 10, 16), *, tie: TieMode = "compat"
+    verdicts: Sequence[Verdict],
+    ks: Sequence[int] = (1, 5, 10, 16),
+    *,
+    tie: TieMode = "compat",
+    majority: MajorityRule = "vote",
 ) -> dict[str, float]:
     """Quality summary of one prompt's graded outputs.
 
-    Keys: ``acc`` (output #0 correct), ``pass@k`` for every k in ``ks`` with k ≤ n, ``maj@{n}`` (majority
-    vote, :func:`majority_vote` tie rule), ``k_correct`` (number of correct outputs), ``extraction_rate``
-    (share of outputs with a non-None answer). An empty list gives zeros and no pass@k keys.
+    Keys: ``acc`` (output #0 correct), ``pass@k`` for every k in ``ks`` with k ≤ n, ``maj@{n}`` (``majority``:
+    "vote" = :func:`majority_vote` with its tie rule, "more_than_half" = more than n/2 outputs correct),
+    ``k_correct`` (number of correct outputs), ``extraction_rate`` (share of outputs with a non-None answer).
+    An empty list gives zeros and no pass@k keys.
     """
     n = len(verdicts)
     c = sum(bool(v.correct) for v in verdicts)
@@ -90,7 +98,10 @@ def prompt_quality(
     for k in ks:
         if 1 <= k <= n:
             out[f"pass@{k}"] = pass_at_k(n, c, k)
-    out[f"maj@{n}"] = float(majority_vote(verdicts, tie=tie)[1]) if n else 0.0
+    if majority == "more_than_half":
+        out[f"maj@{n}"] = float(c > n / 2)
+    else:
+        out[f"maj@{n}"] = float(majority_vote(verdicts, tie=tie)[1]) if n else 0.0
     out["k_correct"] = float(c)
     out["extraction_rate"] = (sum(v.answer is not None for v in verdicts) / n) if n else 0.0
     return out

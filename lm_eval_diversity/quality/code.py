@@ -3,8 +3,11 @@
 Differences from the reference, all deliberate (docs/metrics.md, "Graders: default and compat"):
 
 * no first-``def`` renaming: a helper defined before the target function keeps its name.  Instead, when the extracted
-  code parses, defines no ``entry_point`` function and defines exactly one top-level function, the line
-  ``entry_point = that_function`` is appended (an alias: nothing is renamed, call sites are untouched);
+  code (from a fenced block of any usual tag, the whole text, or cut out of the prose around it) parses, defines no
+  ``entry_point`` function and defines exactly one top-level function, the line ``entry_point = that_function`` is
+  appended (an alias: nothing is renamed, call sites are untouched), and the program is the solution, not a
+  continuation of the prompt;
+* a thought never closed holds no code (:func:`~lm_eval_diversity.preprocess.final_text`);
 * standalone HumanEval solutions get the prompt's import lines prepended (the reference drops them);
 * MBPP's ``test_setup_code`` is run after the solution, before the asserts (the reference ignores it; the one
   non-empty setup in the test split builds trees from the solution's ``Node`` class);
@@ -12,14 +15,16 @@ Differences from the reference, all deliberate (docs/metrics.md, "Graders: defau
   solution's functions over a plain-data channel, so a solution cannot swallow, skip or forge the tests
   (see :mod:`.sandbox`).
 
-``mode="compat"`` (:func:`build_compat_program`) builds the reference's program instead, rule by rule: the output
-is CoT-stripped *and whitespace-stripped*; the code block is chosen as above (``code_execution.py``'s rule, which
-``compute_code_quality.py`` uses; the QFD script takes the longest block first, which can differ only for outputs
-with fenced blocks); the first top-level ``def NAME(`` is
+``mode="compat"`` (:func:`build_compat_program`) builds the reference's program instead, rule by rule, on either of
+its two grading paths (``compat_path``: "accuracy" = ``compute_code_quality.py``, "subsets" = the QFD script, which
+takes the longest block first and renames nothing in HumanEval code that defines the entry point): the output
+is CoT-stripped *and whitespace-stripped*; the code block is the first defining the entry point, else the longest
+(``code_execution.py``); the first top-level ``def NAME(`` is
 renamed to the entry point (definition and every ``NAME(`` call); a HumanEval completion that then lacks
 ``def entry_point`` is appended to the prompt (stripped, so an indented body loses its first indent); the program
 is one text (solution, tests, ``check``) and it passes when its process exits with status 0 (the sandbox's
-``verdict="exit-status"``). It still runs in the sandbox.
+``verdict="exit-status"``). It still runs in the sandbox, with the reference runner's preloaded ``resource`` and
+``sys``, its 256 MB and each path's timeout.
 """
 
 from __future__ import annotations
@@ -29,11 +34,15 @@ import re
 from collections.abc import Sequence
 
 from lm_eval_diversity.catalogue.tasks import CODE_TASKS
-from lm_eval_diversity.preprocess import strip_cot
+from lm_eval_diversity.preprocess import THINK_CLOSE, THINK_OPEN, final_text, strip_cot
 from lm_eval_diversity.quality.sandbox import Program, run_programs
 from lm_eval_diversity.quality.types import Verdict
 
+# the reference's fence rule (``code_execution.py``): compat mode and the code-diversity extraction
 _FENCE_RE = re.compile(r"```(?:python)?\s*\n(.*?)```", re.DOTALL)
+# default mode also reads the tags models write besides ``python`` (``py``, ``python3``, ``Python``)
+_ANY_FENCE_RE = re.compile(r"```[ \t]*(?:python3?|py)?[ \t]*\r?\n(.*?)```", re.DOTALL | re.IGNORECASE)
+_CODE_START_RE = re.compile(r"^(?:def|async\s+def|class|import|from|@)\b")
 _MBPP_NAME_RE = re.compile(r"assert\s+(\w+)\s*\(")
 _FIRST_DEF_RE = re.compile(r"^def\s+(\w+)\s*\(", re.MULTILINE)
 CODE_MODES = ("official", "compat")
@@ -49,17 +58,84 @@ def _defines(code: str, name: str) -> bool:
 
 
 def extract_code(text: str, entry_point: str | None) -> str:
-    """Extract the solution code from one model output (the reference's rule, without the renaming).
+    """The solution code of one raw model output (default mode; the rule in docs/metrics.md, "Graders").
 
-    After CoT stripping: the fenced blocks (triple backticks, optional ``python`` tag, optional whitespace, newline,
-    shortest text up to the next fence); none -> the whole text; else the first block defining ``entry_point``, else
-    the longest block; stripped.  If the result parses, does not define ``entry_point`` and defines exactly one
-    top-level function, ``entry_point = <that function>`` is appended.
+    After CoT removal (a thought never closed is dropped, :func:`~lm_eval_diversity.preprocess.final_text`), the
+    fenced blocks (tagged ``python``, ``py``, ``python3`` or untagged): the first one defining ``entry_point``,
+    else the longest that parses and defines exactly one top-level function, else the longest; without fences the
+    whole text, or, when it does not parse, the code inside the prose (from the first line that starts Python code
+    to the longest run of lines that parses).  If the code does not define ``entry_point`` and defines exactly one
+    top-level function, ``entry_point = <that function>`` is appended (an alias: nothing is renamed).
     """
-    code = code_block(strip_cot(text), entry_point)
+    code = _solution_block(final_text(text), entry_point)
     if entry_point and code and not _defines(code, entry_point):
         code = _alias_single_function(code, entry_point)
     return code
+
+
+def _parse(code: str) -> ast.Module | None:
+    try:
+        return ast.parse(code)
+    except (SyntaxError, ValueError, RecursionError, MemoryError):
+        return None
+
+
+def _functions(tree: ast.Module) -> list[str]:
+    return [n.name for n in tree.body if isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef))]
+
+
+def _solution_block(text: str, entry_point: str | None) -> str:
+    blocks = [b for b in _ANY_FENCE_RE.findall(text) if b.strip()]
+    if blocks:
+        if entry_point:
+            chosen = next((b for b in blocks if _defines(b, entry_point)), None)
+            if chosen is not None:
+                return chosen.strip()
+        lone = [b for b in blocks if (tree := _parse(b.strip())) is not None and len(_functions(tree)) == 1]
+        return max(lone or blocks, key=len).strip()
+    text = text.strip()
+    if _parse(text) is not None:
+        return text
+    return _code_in_prose(text) or text
+
+
+_MAX_CUTS = 200  # ends tried, from the text's end backwards (bounds the work on very long outputs)
+
+
+def _code_in_prose(text: str) -> str | None:
+    """Unfenced code with prose around it: from the first line that starts Python code at column 0, the longest
+    run of lines that parses (ending at the text's end or before a later unindented line)."""
+    lines = text.splitlines()
+    start = next((i for i, line in enumerate(lines) if _CODE_START_RE.match(line)), None)
+    if start is None:
+        return None
+    cuts = [j for j in range(len(lines) - 1, start, -1) if lines[j].strip() and not lines[j][0].isspace()]
+    for end in [len(lines), *cuts][:_MAX_CUTS]:  # longest first
+        code = "\n".join(lines[start:end]).strip()
+        if code and _parse(code) is not None:
+            return code
+    return None
+
+
+def _completion(output: str) -> str:
+    """The completion a HumanEval continuation appends to the prompt: the raw output, or, after a closed thought,
+    the text after it with only its leading blank lines removed (the body keeps its indentation)."""
+    if THINK_OPEN not in output and THINK_CLOSE not in output:
+        return output
+    text = final_text(output)
+    if not text:
+        return ""
+    tail = output.rsplit(THINK_CLOSE, 1)[-1]
+    return tail.lstrip("\r\n") if tail.strip() == text else text
+
+
+def _continuation(text: str) -> bool:
+    """A HumanEval output written as the function body (a base model continuing the prompt): no fence, and its
+    first non-blank line is indented."""
+    if "```" in text:
+        return False
+    first = next((line for line in text.splitlines() if line.strip()), "")
+    return first[:1].isspace()
 
 
 def code_block(text: str, entry_point: str | None = None) -> str:
@@ -77,14 +153,16 @@ def code_block(text: str, entry_point: str | None = None) -> str:
 
 
 def _alias_single_function(code: str, entry_point: str) -> str:
-    try:
-        tree = ast.parse(code)
-    except (SyntaxError, ValueError):
-        return code
-    funcs = [n.name for n in tree.body if isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef))]
+    tree = _parse(code)
+    funcs = _functions(tree) if tree is not None else []
     if len(funcs) == 1:
         return f"{code}\n\n{entry_point} = {funcs[0]}\n"
     return code
+
+
+def _provides(code: str, entry_point: str) -> bool:
+    """The extracted code defines ``entry_point`` itself or through the appended alias."""
+    return _defines(code, entry_point) or re.search(rf"\n{re.escape(entry_point)} = \w+\n\Z", code) is not None
 
 
 def _prompt_imports(prompt: str) -> str:
@@ -107,12 +185,12 @@ def build_program_parts(task: str, doc: dict, output: str) -> Program:
     """
     if task == "humaneval":
         entry_point = doc["entry_point"]
-        code = extract_code(output, entry_point)
         tests = f"{doc['test']}\n\ncheck({entry_point})\n"
-        if _defines(code, entry_point):
+        completion = _completion(output)
+        code = "" if _continuation(completion) else extract_code(output, entry_point)
+        if code and _provides(code, entry_point):
             imports = _prompt_imports(doc["prompt"])
             return Program(f"{imports}\n\n{code}\n" if imports else f"{code}\n", tests)
-        completion = strip_cot(output) if ("<think>" in output or "</think>" in output) else output
         return Program(doc["prompt"] + completion, tests)
     if task == "mbpp":
         entry_point = mbpp_entry_point(doc["test_list"])
@@ -131,27 +209,54 @@ def _compat_extract_and_align(text: str, entry_point: str) -> str:
         code = (chosen if chosen is not None else max(blocks, key=len)).strip()
     else:
         code = text
-    if entry_point:
-        m = _FIRST_DEF_RE.search(code)
-        if m and m.group(1) != entry_point:
-            old = re.escape(m.group(1))
-            code = re.sub(rf"\bdef\s+{old}\b", f"def {entry_point}", code)
-            code = re.sub(rf"\b{old}\s*\(", f"{entry_point}(", code)
+    return _compat_rename_first_def(code, entry_point) if entry_point else code
+
+
+def _compat_rename_first_def(code: str, entry_point: str) -> str:
+    """The reference's rename: the first ``def NAME(`` at a line start, when NAME is not the entry point, becomes
+    the entry point, definition and every ``NAME(`` call."""
+    m = _FIRST_DEF_RE.search(code)
+    if m and m.group(1) != entry_point:
+        old = re.escape(m.group(1))
+        code = re.sub(rf"\bdef\s+{old}\b", f"def {entry_point}", code)
+        code = re.sub(rf"\b{old}\s*\(", f"{entry_point}(", code)
     return code
 
 
-def build_compat_program(task: str, doc: dict, output: str) -> str:
-    """The whole program the reference runs for one output (module docstring, ``mode="compat"``)."""
+# The reference's runner (code_execution.py) writes ``import resource`` and ``import sys`` above every program (then
+# caps its memory at 256 MB): a program that uses ``sys`` without importing it runs there. Compat mode preloads the
+# same two modules and caps the sandbox at the same memory; its timeouts are the scripts' own (docs/metrics.md).
+COMPAT_PRELOAD = "import resource\nimport sys\n\n"
+COMPAT_MEMORY_MB = 256
+COMPAT_TIMEOUT_S = {"accuracy": 5.0, "subsets": 10.0}  # compute_code_quality.py; quality_filtered_diversity.py
+
+
+def build_compat_program(task: str, doc: dict, output: str, compat_path: str = "accuracy") -> str:
+    """The whole program the reference runs for one output (module docstring, ``mode="compat"``), without the
+    preloaded modules (:data:`COMPAT_PRELOAD`).
+
+    ``compat_path="accuracy"``: ``compute_code_quality.py`` (the CoT-stripped output handed to
+    ``prepare_humaneval_execution`` / ``prepare_mbpp_execution``). ``"subsets"``: ``quality_filtered_diversity.py``,
+    which first takes the longest fenced block (no entry-point preference); HumanEval code that then defines the
+    entry point runs as it is (no renaming), MBPP code is renamed once before the same preparation.
+    """
     completion = strip_cot(output)  # CoT removed and surrounding whitespace stripped, as the reference does
+    if compat_path == "subsets":
+        completion = _compat_extract_and_align(completion, "")  # the longest block, no renaming
     if task == "humaneval":
         entry_point = doc["entry_point"]
         tests = f"{doc['test']}\n\ncheck({entry_point})\n"
+        if compat_path == "subsets" and f"def {entry_point}" in completion:
+            return f"{completion}\n\n{tests}"
         code = _compat_extract_and_align(completion, entry_point)
         if f"def {entry_point}" in code:
             return f"{code}\n\n{tests}"
         return f"{doc['prompt']}{completion}\n\n{tests}"
     if task == "mbpp":
-        code = _compat_extract_and_align(completion, mbpp_entry_point(doc["test_list"]) or "")
+        expected = mbpp_entry_point(doc["test_list"]) or ""
+        if compat_path == "subsets" and expected:
+            completion = _compat_rename_first_def(completion, expected)
+        code = _compat_extract_and_align(completion, expected)
         return f"{code}\n\n" + "\n".join(doc["test_list"]) + "\n"
     raise ValueError(f"unknown code task {task!r}; expected one of {CODE_TASKS}")
 
@@ -181,11 +286,13 @@ def grade_code_task(
     allow_execution: bool = False,
     mode: str = "official",
     behaviour: bool = False,
+    compat_path: str = "subsets",
 ) -> list[list[Verdict]]:
     """Grade every output of a whole HumanEval or MBPP task by running it against the task's tests.
 
     ``mode``: "official" (:func:`build_program_parts`, a pass needs evidence that the tests completed) or
-    "compat" (:func:`build_compat_program`, a pass is exit status 0; every output runs, even an empty one).
+    "compat" (:func:`build_compat_program` for ``compat_path``, a pass is exit status 0; every output runs, even an
+    empty one; the reference's preloaded modules, memory cap and timeout of that path replace ``timeout_s``).
 
     All programs of the task go to the sandbox in one parallel batch.  ``allow_execution`` must be True (it mirrors
     lm-eval's ``--confirm_run_unsafe_code``); otherwise nothing runs and :class:`CodeExecutionNotAllowedError` is
@@ -216,8 +323,8 @@ def grade_code_task(
     for i, (doc, group) in enumerate(zip(docs, outputs, strict=True)):
         for j, out in enumerate(group):
             if compat:
-                programs.append(build_compat_program(task, doc, out))
-            elif not strip_cot(out):
+                programs.append(COMPAT_PRELOAD + build_compat_program(task, doc, out, compat_path))
+            elif not final_text(out):
                 verdicts[i][j] = Verdict(False, None, "no-code")
                 continue
             else:
@@ -225,7 +332,8 @@ def grade_code_task(
             where.append((i, j))
     results = run_programs(
         programs,
-        timeout_s=timeout_s,
+        timeout_s=COMPAT_TIMEOUT_S[compat_path] if compat else timeout_s,
+        memory_mb=COMPAT_MEMORY_MB if compat else 512,
         workers=workers,
         verdict="exit-status" if compat else "trusted-tests",
         behaviour=behaviour and not compat,

@@ -21,7 +21,13 @@ def math_answer(task: str, docs: Docs, outputs: Outputs, options: GradingOptions
     from lm_eval_diversity.quality.math import grade_math_docs
 
     return grade_math_docs(
-        task, docs, outputs, mode=options.math_mode, timeout_s=options.math_timeout_s, workers=options.workers  # type: ignore[arg-type]
+        task,
+        docs,
+        outputs,
+        mode=options.math_mode,
+        timeout_s=options.math_timeout_s,
+        workers=options.workers,  # type: ignore[arg-type]
+        compat_path=options.compat_path,
     )
 
 
@@ -39,6 +45,7 @@ def code_tests(task: str, docs: Docs, outputs: Outputs, options: GradingOptions)
         allow_execution=options.allow_code_execution,
         mode=options.code_mode,
         behaviour=options.code_behaviour,
+        compat_path=options.compat_path,
     )
 
 
@@ -50,11 +57,13 @@ def ifeval_instructions(task: str, docs: Docs, outputs: Outputs, options: Gradin
 
 
 def truthfulqa_reference(task: str, docs: Docs, outputs: Outputs, options: GradingOptions) -> list[list[Verdict]]:
-    """TruthfulQA: correct = a reference answer matches; ``math_mode="compat"`` switches to the reference's rule,
-    since the reference grades TruthfulQA in its math script."""
+    """TruthfulQA: correct = a reference answer matches; ``math_mode="compat"`` switches to the reference's rules
+    (its accuracy script or its QFD script, ``compat_path``), since it grades TruthfulQA in its math script."""
     from lm_eval_diversity.quality.truthfulqa import grade_truthfulqa
 
-    mode = "compat" if options.math_mode == "compat" else "official"
+    mode = "official"
+    if options.math_mode == "compat":
+        mode = "compat_accuracy" if options.compat_path == "accuracy" else "compat"
     return [grade_truthfulqa(d, list(o), mode) for d, o in zip(docs, outputs, strict=True)]
 
 

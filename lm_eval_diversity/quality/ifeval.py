@@ -32,7 +32,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, Literal
 
-from lm_eval_diversity.preprocess import strip_cot
+from lm_eval_diversity.preprocess import final_text, strip_cot
 from lm_eval_diversity.quality.types import Verdict
 
 IFEvalMode = Literal["official", "compat"]
@@ -250,7 +250,8 @@ def ifeval_details(doc: dict[str, Any], output: str, mode: IFEvalMode = "officia
     variant, so its loose fields equal the strict ones. An empty (stripped) response follows nothing in
     official mode.
     """
-    response = strip_cot(output or "")
+    # compat: the reference keeps a thought never closed; official: it holds no response
+    response = final_text(output or "") if mode == "official" else strip_cot(output or "")
     if mode == "official":
         d = _official_one(doc, response)
     elif mode == "compat":

@@ -386,3 +386,15 @@ def test_labels_are_short_model_names_and_reports_hold_no_absolute_paths(tmp_pat
     for fmt in ("markdown", "html"):
         assert run_compare([str(base), "--format", fmt]) == 0
         assert str(tmp_path) not in capsys.readouterr().out
+
+
+def test_runs_scored_with_another_metric_backend_are_flagged(tmp_path, capsys):
+    base = write_score(tmp_path / "torch.json", [0.5] * 4)
+    other = write_score(tmp_path / "int8.json", [0.5] * 4)
+    for path, backend in ((base, "torch"), (other, "onnx-int8")):
+        data = json.loads(path.read_text())
+        data["settings"]["backend"] = backend
+        path.write_text(json.dumps(data))
+    assert run_compare([str(base), str(other), "--format", "json"]) == 0
+    checks = json.loads(capsys.readouterr().out)["checks"]
+    assert [(c["field"], c["reference_value"], c["value"]) for c in checks] == [("backend", "torch", "onnx-int8")]

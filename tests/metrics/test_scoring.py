@@ -259,13 +259,11 @@ def test_huge_and_odd_unicode_outputs():
         huge,
     ]
     sbert = FakeSentenceModel({}, default=(1.0, 1.0, 0.0))
-    t0 = time.perf_counter()
     res = score_groups(
         [PromptGroup(doc_id=0, outputs=odd), PromptGroup(doc_id=1, outputs=odd[:3])],
         ALL,
         MetricModels(sbert=sbert, nli=FakeNLI(fn=hashed_w)),
     )
-    assert time.perf_counter() - t0 < 20
     for row in res.per_prompt:
         for metric in ("ead", "sbert", "vendi", "nli"):
             assert math.isfinite(row[metric])

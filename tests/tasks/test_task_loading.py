@@ -184,6 +184,8 @@ GROUPS = {
 BASE_METRICS = [
     "ead", "sbert", "vendi", "nli", "dup_rate", "empty_rate", "unclosed_think_rate",
     "semantic_clusters", "semantic_clusters_norm", "semantic_entropy",  # opt-in, on every task: averaged when run
+    # with a reward model (quality_model), on every task
+    "reward_mean", "reward_rating", "acceptable_rate", "k_acceptable", "distinct_k", "utility_k", "qvendi",
 ]  # fmt: skip
 QUALITY_METRICS = ["acc", "sbert_all", "sbert_correct", "vendi_correct", "k_correct", "computable"]
 
@@ -395,10 +397,35 @@ def test_built_task(built: dict[str, Any], task: str) -> None:
         row = raw[doc["split_index"]]
         assert {k: doc[k] for k in row} == row
         text = obj.doc_to_text(doc)
-        assert text == EXPECTED_TEXT[task](doc)
+        # prompt_format lighteval (the default): the template stripped, and "\n\n" before it without a chat
+        # template, as lighteval's prompt manager builds the request (docs/tasks.md, "Prompt format")
+        assert text == EXPECTED_TEXT[task](doc).strip()
         assert obj.doc_to_target(doc) == EXPECTED_TARGET[task](doc)
-        # lm-eval 0.4.13 passes the zero-shot plain-text context through unchanged (no strip)
-        assert obj.fewshot_context(doc, num_fewshot=0) == text
+        assert obj.fewshot_context(doc, num_fewshot=0) == "\n\n" + text
+        chat = obj.fewshot_context(doc, 0, apply_chat_template=True, chat_template=_user_turn)
+        assert chat == f"<user>{text}</user>"  # with a chat template: the stripped query, no blank line
+
+
+def _user_turn(messages: list[dict], add_generation_prompt: bool = True) -> str:
+    """A minimal chat template: each message's content between role tags."""
+    return "".join(f"<{m['role']}>{m['content']}</{m['role']}>" for m in messages)
+
+
+def test_prompt_format_plain_sends_the_template_unchanged() -> None:
+    pytest.importorskip("lm_eval_diversity.harness")
+    from lm_eval.tasks import TaskManager
+
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv(T.DATA_DIR_ENV, os.pathsep.join(_data_dirs()))
+        mp.setenv("LM_EVAL_DIVERSITY_PROMPT_FORMAT", "plain")
+        tm = TaskManager(include_path=str(TASK_DIR), include_defaults=False)
+        obj = tm.load(["diversity_mbpp"])["tasks"]["diversity_mbpp"]
+        doc = next(iter(obj.eval_docs))
+        # lm-eval 0.4.13 passes the zero-shot plain-text context through unchanged (no strip): MBPP keeps its
+        # closing newline
+        assert obj.doc_to_text(doc) == EXPECTED_TEXT["mbpp"](doc) == obj.fewshot_context(doc, num_fewshot=0)
+        assert obj.doc_to_text(doc).endswith('"""\n')
+        assert obj.config.metadata["diversity_settings"]["prompt_format"] == "plain"
 
 
 def test_groups_build_without_duplicates(built: dict[str, Any]) -> None:
