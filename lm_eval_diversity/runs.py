@@ -133,7 +133,29 @@ def load_results_file(path: Path) -> tuple[str, dict[str, TaskData], list[str]]:
             if stamp and _datetime_from_name(samples.name) != stamp:
                 notes.append(f"{name}: samples taken from {samples.name} (timestamp differs from {path.name})")
         tasks[name] = td
-    return short_model_name(data.get("model_name"), path.parent.name), tasks, notes
+    return run_model_name(data, path.parent.name), tasks, notes
+
+
+def _model_arg(model_args: Any, key: str) -> str | None:
+    """One key of lm-eval's recorded ``model_args`` (a ``k=v,k2=v2`` string or a mapping)."""
+    if isinstance(model_args, dict):
+        value = model_args.get(key)
+        return str(value) if value else None
+    if isinstance(model_args, str):
+        for part in model_args.split(","):
+            k, sep, v = part.partition("=")
+            if sep and k.strip() == key and v.strip():
+                return v.strip()
+    return None
+
+
+def run_model_name(data: dict, fallback: str) -> str:
+    """The model of a results JSON as a person names it: a GGUF model by its file (``SmolLM2-135M-Instruct.Q4_1``:
+    the folder it sits in names the package, not the model), else :func:`short_model_name`."""
+    gguf = _model_arg((data.get("config") or {}).get("model_args"), "gguf_file")
+    if gguf:
+        return re.split(r"[/\\]", gguf)[-1].removesuffix(".gguf")
+    return short_model_name(data.get("model_name"), fallback)
 
 
 def recorded_run(samples: Path, task: str) -> tuple[Path, dict] | None:
