@@ -24,6 +24,12 @@ from lm_eval.api.task import ConfigurableTask
 from lm_eval_diversity.catalogue import metrics as catalogue
 from lm_eval_diversity.catalogue.tasks import is_graded
 from lm_eval_diversity.command import SettingsError, check_metadata_keys
+from lm_eval_diversity.generating_model import (
+    drive_vllm_in_one_call,
+    fit_to_model,
+    generating_model,
+    requests_cache_key,
+)
 from lm_eval_diversity.generation import (
     check_generation_kwargs,
     check_sampling_preset,
@@ -33,6 +39,7 @@ from lm_eval_diversity.generation import (
     request_text,
     uses_task_stops,
 )
+from lm_eval_diversity.lm_eval_cli import install_one_line_errors
 from lm_eval_diversity.preflight import baseline_run, check_before_generation, models_for
 from lm_eval_diversity.preprocess import prompt_opens_think
 from lm_eval_diversity.responses import (
@@ -54,6 +61,7 @@ from lm_eval_diversity.settings import (
 from lm_eval_diversity.tasks import max_docs
 
 log = logging.getLogger(__name__)
+install_one_line_errors()  # plain lm_eval: our errors end in one line, not a traceback
 
 
 FILTER_NAME = "diversity_metrics"
@@ -84,14 +92,22 @@ class DiversityTask(ConfigurableTask):
         config = dict(config or {})
         config.pop("class", None)
         metadata = dict(config.get("metadata") or {})
-        check_metadata_keys(metadata)
-        self._settings, self._sources = resolve_settings(metadata, COMMAND_DEFAULTS)
-        repeats, source = _task_setting(metadata, "repeats")
-        if repeats is not None:
-            config["repeats"] = _positive_int(repeats, source)
-        # the no-CoT pre-fill is appended to the rendered prompt (fewshot_context), not passed as lm-eval's
-        # gen_prefix: a gen_prefix switches off add_generation_prompt, which would drop a thinking template's <think>
-        self._no_cot = no_cot_value(_task_setting(metadata, "no_cot")[0])
+        try:  # a bad value is a SettingsError: one line, no traceback, also in plain lm_eval
+            check_metadata_keys(metadata)
+            self._settings, self._sources = resolve_settings(metadata, COMMAND_DEFAULTS)
+            repeats, source = _task_setting(metadata, "repeats")
+            if repeats is not None:
+                config["repeats"] = _positive_int(repeats, source)
+            # the no-CoT pre-fill is appended to the rendered prompt (fewshot_context), not passed as lm-eval's
+            # gen_prefix: a gen_prefix switches off add_generation_prompt, which would drop a thinking template's
+            # <think>
+            self._no_cot = no_cot_value(_task_setting(metadata, "no_cot")[0])
+            all_metrics, source = _task_setting(metadata, "all_metrics")
+            show_all = bool(all_metrics) and parse_bool(all_metrics, source)
+        except SettingsError:
+            raise
+        except ValueError as exc:
+            raise SettingsError(f"{config.get('task', 'task')}: {exc}") from None
         if self._settings.sampling is not None:
             preset = SAMPLING_PRESETS[self._settings.sampling]
             config["generation_kwargs"] = {**(config.get("generation_kwargs") or {}), "do_sample": True, **preset}
@@ -100,8 +116,6 @@ class DiversityTask(ConfigurableTask):
             # an include:-ing YAML that sets dataset_path/dataset_kwargs (lm-eval's way to use local files): load
             # that data the standard way instead of the shipped loader
             config.pop("custom_dataset", None)
-        all_metrics, source = _task_setting(metadata, "all_metrics")
-        show_all = bool(all_metrics) and parse_bool(all_metrics, source)
         metadata["diversity_settings"] = self._settings.to_dict()
         # the prompt set: N (reference 500) and where the docs came from (None: the HF Hub)
         metadata["max_docs"] = max_docs()
@@ -208,13 +222,14 @@ class DiversityTask(ConfigurableTask):
             log.warning(warning)
         if not self._predict_only:
             check_before_generation(self.config.task, self._settings, self._sources)  # fail before, not after it
-        if kwargs.get("cache_requests") and not kwargs.get("rewrite_requests_cache"):
-            log.warning(
-                "%s: --cache_requests reuses requests built earlier, whose cache key ignores repeats and "
-                "generation_kwargs; after changing K or sampling settings use --cache_requests refresh",
-                self.config.task,
-            )
+        if kwargs.get("cache_requests"):  # lm-eval's key ignores K and sampling: key on the whole task config
+            kwargs["tokenizer_name"] = requests_cache_key(kwargs.get("tokenizer_name") or "", self._config_for_key())
         super().build_all_requests(**kwargs)
+        lm = generating_model(kwargs)
+        fitted = {}
+        if lm is not None:  # settled before anything is generated
+            fitted = {**fit_to_model(self.config.task, self.instances, gen, lm),
+                      **drive_vllm_in_one_call(self.config.task, lm)}  # fmt: skip
         contexts = [inst.args[0] if isinstance(inst.args[0], str) else "" for inst in self.instances]
         opened = [prompt_opens_think(c) for c in contexts]
         self._think_opened = tuple(opened)  # per request, in the order the diversity filter sees them
@@ -227,6 +242,7 @@ class DiversityTask(ConfigurableTask):
             "sampling": settings.sampling,
             "no_cot_prefill": self._prefill_used,
             "prompts_open_think": sum(opened) / len(opened) if opened else 0.0,
+            **fitted,
         }
         log.info(
             "%s: chat template %s, stop sequences %r (%s), %d of %d prompts open a thought",
@@ -235,6 +251,12 @@ class DiversityTask(ConfigurableTask):
         )  # fmt: skip
         if not self._predict_only:
             log_work_estimate(self)
+
+    def _config_for_key(self) -> dict:
+        """The task config as the request-cache key sees it (what a previous build recorded left out)."""
+        config = self.config.to_dict()
+        config["metadata"] = {k: v for k, v in (config.get("metadata") or {}).items() if k != "generation_protocol"}
+        return config
 
 
 def log_work_estimate(task: DiversityTask) -> None:

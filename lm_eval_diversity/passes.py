@@ -20,6 +20,7 @@ if TYPE_CHECKING:
     from lm_eval_diversity.scoring import MetricModels, PromptGroup
 
 NAN = float("nan")
+QUALITY_WEIGHTED = ("qvendi",)  # embeddings records weighted by the rewards pass's ratings (fn(gram, ratings))
 
 
 def corpus_positions(n_prompts: int, n_outputs: int, seed: int, size: int) -> tuple[list[int], list[int]]:
@@ -80,6 +81,11 @@ class TaskInput:
     progress: bool
     verdicts: Sequence[Sequence[object]] | None = None  # graded tasks: the Verdict of each output, per prompt
     task_name: str | None = None  # the task's name (answer equality is the task's grader's)
+    # set by the rewards pass (which runs before the embeddings pass): per prompt, each output's acceptable flag;
+    # per flat output, its rating 1-10; and the pass's diagnostics
+    acceptable: list[list[bool]] | None = None
+    item_ratings: np.ndarray | None = None
+    reward_diagnostics: dict | None = None
     flat: list[str] = field(init=False)
     prompt_sets: list[list[int]] = field(init=False)
     corpus_sets: dict[str, list[int]] = field(init=False)
@@ -97,19 +103,25 @@ class TaskInput:
         """The corpus levels any of ``recs`` is computed at."""
         return list(self.corpus_sets) if any(r.name in self.corpus_names for r in recs) else []
 
-    def correct_sets(self) -> tuple[list[list[int]], list[list[int]]]:
-        """Per prompt, all outputs and the correct outputs (each empty unless it holds >= 2 outputs)."""
-        if self.correct is None:
-            raise ValueError("correct-subset sets need correctness flags")
-        if len(self.correct) != len(self.stripped):
-            raise ValueError(f"correct has {len(self.correct)} prompts, expected {len(self.stripped)}")
+    def subset_flags(self, subset: str) -> Sequence[Sequence[bool]] | None:
+        """Per prompt, each output's membership of a subset: ``correct`` (the grader), ``acceptable`` (the reward
+        model); None when the run has no such flags."""
+        return {"correct": self.correct, "acceptable": self.acceptable}[subset]
+
+    def correct_sets(self, subset: str = "correct") -> tuple[list[list[int]], list[list[int]]]:
+        """Per prompt, all outputs and the outputs of ``subset`` (each empty unless it holds >= 2 outputs)."""
+        flags_of = self.subset_flags(subset)
+        if flags_of is None:
+            raise ValueError(f"{subset}-subset sets need {subset} flags")
+        if len(flags_of) != len(self.stripped):
+            raise ValueError(f"{subset} has {len(flags_of)} prompts, expected {len(self.stripped)}")
         all_sets, corr_sets = [], []
         start = 0
-        for texts, flags, g in zip(self.stripped, self.correct, self.groups):
+        for texts, flags, g in zip(self.stripped, flags_of, self.groups):
             rows = list(range(start, start + len(texts)))
             start += len(texts)
             if len(flags) != len(rows):
-                raise ValueError(f"doc_id {g.doc_id}: {len(flags)} correctness flags for {len(rows)} outputs")
+                raise ValueError(f"doc_id {g.doc_id}: {len(flags)} {subset} flags for {len(rows)} outputs")
             chosen = [r for r, ok in zip(rows, flags) if ok]
             all_sets.append(rows if len(rows) >= 2 else [])
             corr_sets.append(chosen if len(chosen) >= 2 else [])
@@ -167,6 +179,10 @@ def _embeddings_scores(task: TaskInput, prepared, recs, sets: list[list[int]]) -
         stacked = emb[np.asarray([[rows[p] for p in sets[i]] for i in members])]  # (b, m, d)
         g = stacked @ np.swapaxes(stacked, -1, -2)
         for r in recs:
+            if r.name in QUALITY_WEIGHTED:  # the Gram matrix and the ratings of the set's outputs
+                if task.item_ratings is not None:
+                    out[r.name][members] = r.fn(g, task.item_ratings[np.asarray([sets[i] for i in members])])
+                continue
             out[r.name][members] = r.fn(g)
     return {name: [float(v) for v in arr] for name, arr in out.items()}
 
@@ -305,3 +321,38 @@ def _nli_matrix_scores(task: TaskInput, prepared, recs, sets: list[list[int]]) -
 
 
 KIND_PASSES["nli_matrix"] = (_no_input, _nli_matrix_scores)
+
+
+# --- reward model (docs/quality.md, "Reward model") -----------------------------------------------------------------
+
+
+def _rewards_input(task: TaskInput, recs):
+    """Every output's reward (each distinct (prompt, output) once) and its calibration; the acceptable flags and
+    ratings are left on the task for the embeddings pass (acceptable subsets, quality-weighted Vendi)."""
+    from lm_eval_diversity.quality.reward import task_rewards
+
+    model = task.models.for_setting("quality_model")
+    tr = task_rewards(task.task_name or "", task.groups, task.stripped, model, task.settings, task.progress)
+    offsets = np.cumsum([0] + [len(t) for t in task.stripped])
+    task.acceptable = [tr.acceptable[offsets[i] : offsets[i + 1]].tolist() for i in range(len(task.stripped))]
+    task.item_ratings = tr.ratings
+    task.reward_diagnostics = tr.diagnostics
+    return tr
+
+
+def _rewards_scores(task: TaskInput, tr, recs, sets: list[list[int]]) -> dict[str, list[float]]:
+    """Reward statistics of each set (in output order), NaN for an empty set."""
+    from lm_eval_diversity.metrics.reward import RewardSet
+
+    out = {r.name: [NAN] * len(sets) for r in recs}
+    for i, s in enumerate(sets):
+        if not s:
+            continue
+        idx = np.asarray(s)
+        view = RewardSet(tr.rewards[idx], tr.ratings[idx], tr.acceptable[idx], tuple(task.flat[p] for p in s))
+        for r in recs:
+            out[r.name][i] = float(r.fn(view))
+    return out
+
+
+KIND_PASSES["rewards"] = (_rewards_input, _rewards_scores)

@@ -62,12 +62,13 @@ class MetricModels:
     """Models loaded once per run and passed to :func:`score_groups` (None where a metric is not run).
 
     One attribute per model setting of the metric catalogue: ``sbert`` for ``sbert_model``, ``nli`` for
-    ``nli_model``, ``code`` for ``code_model``.
+    ``nli_model``, ``code`` for ``code_model``, ``quality`` for ``quality_model`` (the reward model).
     """
 
     sbert: object | None = None
     nli: object | None = None
     code: object | None = None
+    quality: object | None = None
 
     def for_setting(self, model_setting: str) -> object | None:
         return getattr(self, model_setting.removesuffix("_model"), None)
@@ -86,12 +87,15 @@ class TaskScores:
 
 
 def _model_loaders(settings: DiversitySettings) -> dict:
-    from lm_eval_diversity.models import load_nli_model, load_sentence_model
+    from lm_eval_diversity.models import load_nli_model, load_reward_model, load_sentence_model
 
     return {
-        "sbert_model": lambda: load_sentence_model(settings.sbert_model, settings.device, dtype=settings.dtype),
+        "sbert_model": lambda: load_sentence_model(
+            settings.sbert_model, settings.device, dtype=settings.dtype, backend=settings.backend
+        ),
         "nli_model": lambda: load_nli_model(
-            settings.nli_model, settings.device, max_length=settings.nli_max_length, dtype=settings.dtype
+            settings.nli_model, settings.device, max_length=settings.nli_max_length, dtype=settings.dtype,
+            backend=settings.backend,
         ),
         "code_model": lambda: load_sentence_model(
             settings.code_model,
@@ -99,6 +103,11 @@ def _model_loaders(settings: DiversitySettings) -> dict:
             setting="--code_model",
             dtype=settings.dtype,
             max_seq_length=CODE_MAX_SEQ_LENGTH,
+            backend=settings.backend,
+        ),
+        "quality_model": lambda: load_reward_model(
+            settings.quality_model, settings.device, max_length=settings.quality_max_length, dtype=settings.dtype,
+            backend=settings.backend,
         ),
     }
 
@@ -173,6 +182,9 @@ def _kind_pass(
     variants = [r for r in catalogue.records() if r.kind == kind and r.correct_variants and r.model_setting == model]
     if task.correct is not None and variants:
         _correct_variants(task, prepared, scores, variants, per_prompt)
+    acceptable = [r for r in variants if "correct" in r.correct_variants and r.tasks is None]
+    if task.acceptable is not None and acceptable:
+        _acceptable_variants(task, prepared, scores, acceptable, per_prompt)
     return values, corpus
 
 
@@ -188,6 +200,17 @@ def _correct_variants(task: TaskInput, prepared, scores, recs, per_prompt: list[
         for r in recs:
             for variant in r.correct_variants:
                 row[f"{r.name}_{variant}"] = (over_all if variant == "all" else over_correct)[r.name][i]
+
+
+def _acceptable_variants(task: TaskInput, prepared, scores, recs, per_prompt: list[dict]) -> None:
+    """``<m>_acceptable`` per prompt over the reward-acceptable outputs (NaN with fewer than 2), with
+    ``acceptable_computable`` (docs/quality.md)."""
+    _, sets = task.correct_sets("acceptable")
+    over = scores(task, prepared, recs, sets)
+    for i, row in enumerate(per_prompt):
+        row["acceptable_computable"] = float(bool(sets[i]))
+        for r in recs:
+            row[f"{r.name}_acceptable"] = over[r.name][i]
 
 
 def _summary(
@@ -262,6 +285,11 @@ def score_groups(
             for m in metrics:
                 corpus[m][lvl] = NAN
     summary = _summary(metrics, values, corpus, per_prompt)
+    if task.acceptable is not None:  # quality-filtered diversity over the reward-acceptable outputs, every task
+        for name in catalogue.acceptable_metrics():
+            if any(name in row for row in per_prompt):
+                mean, std = _mean_std([row.get(name, NAN) for row in per_prompt])
+                summary[name] = {"per_input_mean": mean, "per_input_std": std}
     diagnostics = {
         "n_short": n_short,
         "short_doc_ids": [g.doc_id for g, t in zip(groups, stripped) if len(t) < k],
@@ -271,6 +299,8 @@ def score_groups(
         "n_unique_outputs": len(set(task.flat)),
         "corpus_sample": {lvl: len(pos) for lvl, pos in task.corpus_sets.items()},
     }
+    if task.reward_diagnostics is not None:
+        diagnostics["reward"] = task.reward_diagnostics
     return TaskScores(n_prompts=n, k=k, metrics=summary, per_prompt=per_prompt, diagnostics=diagnostics)
 
 
@@ -299,8 +329,20 @@ QUALITY_KS = catalogue.QUALITY_KS
 
 
 def quality_ks(k: int) -> tuple[int, ...]:
-    """The k of pass@k reported for K samples: the protocol's (1, 5, 10, 16) and K itself."""
-    return tuple(sorted({*QUALITY_KS, k})) if k >= 1 else QUALITY_KS
+    """The k of pass@k reported for K samples: the protocol's (1, 5, 10, 16) up to K, and K itself (pass@k is
+    undefined for k > K, so it is not reported rather than reported null)."""
+    return tuple(sorted({*(q for q in QUALITY_KS if q <= k), k})) if k >= 1 else ()
+
+
+def _quality_summary_names(k: int) -> tuple[str, ...]:
+    """The catalogue's quality metrics with its pass@k family replaced by this K's (:func:`quality_ks`)."""
+    names: list[str] = []
+    for m in catalogue.quality_metrics():
+        if not m.startswith("pass@"):
+            names.append(m)
+        elif not any(n.startswith("pass@") for n in names):
+            names.extend(f"pass@{q}" for q in quality_ks(k))
+    return tuple(names)
 
 
 def ifeval_row_metrics(verdict, *, compat: bool = False) -> dict[str, float]:
@@ -420,8 +462,9 @@ def score_task(
     )
     scores.verdicts = verdicts
     majority = "vote" if short in ANSWER_TASKS else "more_than_half"
+    task_k = max((len(vs) for vs in verdicts), default=0)
+    ks = quality_ks(task_k)
     for row, vs, acc_vs in zip(scores.per_prompt, verdicts, accuracy_verdicts):
-        ks = quality_ks(len(vs))
         q = prompt_quality(acc_vs, ks, majority=majority)
         row["acc"] = q["acc"]
         for k in ks:
@@ -431,7 +474,7 @@ def score_task(
         row["extraction_rate"] = q["extraction_rate"]
         for m in quality_filtered:  # no correct-subset pass of its kind ran: undefined
             row.setdefault(m, NAN)
-    for m in (*catalogue.quality_metrics(), *quality_filtered):
+    for m in (*_quality_summary_names(task_k), *quality_filtered):
         mean, std = _mean_std([row[m] for row in scores.per_prompt])
         scores.metrics[m] = {"per_input_mean": mean, "per_input_std": std}
     task_metrics = catalogue.task_quality_metrics(short)

@@ -24,6 +24,9 @@ CORPUS_SAMPLE_SIZE = 500  # across-input / overall subset size (docs/metrics.md,
 
 ENV_PREFIX = "LM_EVAL_DIVERSITY_"
 METRIC_DTYPES = ("float32", "bfloat16", "float16")  # weights/activations of the SBERT and NLI models
+# runtimes of the metric models (docs/performance.md, "Metric backends"): torch, or an exported model run by ONNX
+# Runtime / OpenVINO, in float32 or int8 (one value per exported artifact, so int8 cannot be asked of torch)
+METRIC_BACKENDS = ("torch", "onnx", "onnx-int8", "openvino", "openvino-int8")
 
 STOP_SEQUENCE_MODES = ("auto", "task", "none")
 # request text (docs/tasks.md, "Prompt format"): "lighteval" = the reference's (the query stripped; without a chat
@@ -56,6 +59,7 @@ class DiversitySettings:
     nli_model: str = DEFAULT_NLI_MODEL
     device: str | None = None  # None: cuda when available, else cpu
     dtype: str = "float32"  # SBERT/NLI model precision; bf16/fp16 change the numbers slightly (docs/performance.md)
+    backend: str = "torch"  # runtime of the metric models (METRIC_BACKENDS; docs/performance.md)
     batch_size: int = 64
     vocab_size: int = DEFAULT_VOCAB_SIZE
     seed: int = DEFAULT_SEED
@@ -76,6 +80,12 @@ class DiversitySettings:
     # model-based beyond-paper metrics
     code_model: str = DEFAULT_CODE_MODEL  # sentence-transformers model of code_sbert / code_vendi
     semantic_rule: str = "greedy"  # semantic clusters: "greedy" (semantic-entropy reference) or "closure"
+    # reward-model quality on every task (docs/quality.md, "Reward model")
+    quality_model: str | None = None  # sequence-classification reward model with a chat template
+    quality_reference: str | None = None  # score JSON whose recorded reward calibration is used; None: this run's
+    quality_quantile: float = 0.5  # acceptable: reward >= this quantile of the reference rewards of the task
+    quality_threshold: float | None = None  # acceptable: reward >= this absolute value (instead of the quantile)
+    quality_max_length: int = 4096  # tokens of one rendered conversation (longer ones keep their start)
 
     def __post_init__(self) -> None:
         valid = list(catalogue.selectable_metrics())
@@ -84,6 +94,9 @@ class DiversitySettings:
         unknown = sorted(set(self.metrics) - set(valid))
         if unknown:
             raise ValueError(f"unknown metric(s) {unknown} in metrics; choose from {valid}")
+        repeated = sorted({m for m in self.metrics if self.metrics.count(m) > 1})
+        if repeated:
+            raise ValueError(f"metrics: {', '.join(repeated)} given more than once")
         unknown = sorted(set(self.corpus_metrics) - set(catalogue.corpus_metrics()))
         if unknown:
             valid = list(catalogue.corpus_metrics())
@@ -92,6 +105,11 @@ class DiversitySettings:
             raise ValueError(f"vocab_size must be >= 2, got {self.vocab_size}")
         if self.batch_size < 1:
             raise ValueError(f"batch_size must be >= 1, got {self.batch_size}")
+        if self.corpus_sample_size < 2:
+            raise ValueError(f"corpus_sample_size must be >= 2 (outputs to compare), got {self.corpus_sample_size}")
+        for name in ("nli_max_sentences", "nli_max_length"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
         if not (isinstance(self.code_timeout_s, (int, float)) and 0 < self.code_timeout_s < float("inf")):
             raise ValueError(
                 "code_timeout_s must be a positive, finite number of seconds, "
@@ -101,6 +119,13 @@ class DiversitySettings:
             raise ValueError(f"seed must be an integer in [0, 2**32 - 1], got {self.seed!r}")
         if self.dtype not in METRIC_DTYPES:
             raise ValueError(f"dtype must be one of {list(METRIC_DTYPES)}, got {self.dtype!r}")
+        if self.backend not in METRIC_BACKENDS:
+            raise ValueError(f"backend must be one of {list(METRIC_BACKENDS)}, got {self.backend!r}")
+        if self.backend != "torch" and self.dtype != "float32":
+            raise ValueError(
+                f"backend {self.backend!r} runs exported float32 (or int8) models; dtype {self.dtype!r} is for "
+                "the torch backend"
+            )
         if self.math_mode not in ("math", "compat"):
             raise ValueError(f"math_mode must be 'math' or 'compat', got {self.math_mode!r}")
         if self.ifeval_mode not in ("official", "compat"):
@@ -115,8 +140,25 @@ class DiversitySettings:
             raise ValueError(f"lexical_mode must be one of {list(LEXICAL_MODES)}, got {self.lexical_mode!r}")
         if self.semantic_rule not in SEMANTIC_RULES:
             raise ValueError(f"semantic_rule must be one of {list(SEMANTIC_RULES)}, got {self.semantic_rule!r}")
+        self._check_quality()
         if self.sampling is not None and self.sampling not in SAMPLING_PRESETS:
             raise ValueError(f"sampling must be one of {list(SAMPLING_PRESETS)}, got {self.sampling!r}")
+
+    def _check_quality(self) -> None:
+        """Reward-model settings: the reward metrics run exactly when ``quality_model`` is set (they are added to
+        ``metrics`` then, ``qvendi`` when ``vendi`` runs; naming one without a model is an error)."""
+        chosen = [m for m in self.metrics if m in catalogue.QUALITY_MODEL_METRICS]
+        if self.quality_model and not chosen:  # quality-weighted Vendi only beside Vendi (it needs the embeddings)
+            added = [m for m in catalogue.QUALITY_MODEL_METRICS if m != "qvendi" or "vendi" in self.metrics]
+            object.__setattr__(self, "metrics", (*self.metrics, *added))
+        elif chosen and not self.quality_model:
+            raise ValueError(f"metric(s) {chosen} need a reward model: set quality_model")
+        if not 0.0 <= self.quality_quantile <= 1.0:
+            raise ValueError(f"quality_quantile must be in [0, 1], got {self.quality_quantile}")
+        if self.quality_threshold is not None and self.quality_threshold != self.quality_threshold:
+            raise ValueError("quality_threshold must be a number, got NaN")
+        if self.quality_max_length < 8:
+            raise ValueError(f"quality_max_length must be >= 8 tokens, got {self.quality_max_length}")
 
     def replace(self, **changes) -> DiversitySettings:
         return dataclasses.replace(self, **changes)
@@ -150,12 +192,13 @@ _PREFIXED = {
     "device": "metric_device",
     "batch_size": "metric_batch_size",
     "dtype": "metric_dtype",
+    "backend": "metric_backend",
     "seed": "diversity_seed",
     "metrics": "diversity_metrics",
     "baseline": "diversity_baseline",
 }
 # bare names that lm-eval model arguments also use: never read as a diversity setting from --metadata
-MODEL_ARG_NAMES = frozenset({"device", "batch_size", "dtype", "seed"})
+MODEL_ARG_NAMES = frozenset({"device", "batch_size", "dtype", "seed", "backend"})
 
 # help text of each setting (flags of `run` and `score`, docs/settings.md); a field without one gets a generic line
 FIELD_HELP = {
@@ -165,6 +208,8 @@ FIELD_HELP = {
     "nli_model": "NLI sequence-classification model (name or local path)",
     "device": "device of the metric models: cpu, cuda, cuda:0 ... (default: cuda when available)",
     "dtype": "precision of the SBERT/NLI models: float32, bfloat16 or float16 (bf16/fp16 on GPU; docs/performance.md)",
+    "backend": "runtime of the metric models: torch, onnx, openvino (float32) or onnx-int8, openvino-int8 "
+    "(opt-in, measured error in docs/performance.md); exports are cached on disk",
     "batch_size": "texts (sbert) or sentence pairs (nli) per forward pass of a metric model",
     "vocab_size": "EAD vocabulary size V (default GPT-2's)",
     "seed": "seed of the corpus subsets and of NLI sentence sampling",
@@ -183,18 +228,25 @@ FIELD_HELP = {
     "lexical_mode": "lexical measures: default (corrected) or compat (as the PyPI package diversity 0.3.x)",
     "code_model": "sentence-transformers model (name or local path) for code_sbert and code_vendi",
     "semantic_rule": "semantic clusters: greedy (against representatives, as semantic entropy) or closure (transitive)",
+    "quality_model": "reward model (name or local path; sequence classification with a chat template): quality, "
+    "utility and quality-filtered diversity on every task",
+    "quality_reference": "score JSON of the reference (baseline) run: its recorded reward calibration defines the "
+    "1-10 ratings and the acceptable threshold (default: this run's own rewards)",
+    "quality_quantile": "acceptable output: reward at least this quantile of the reference run's rewards on the task",
+    "quality_threshold": "acceptable output: reward at least this absolute value (instead of quality_quantile)",
+    "quality_max_length": "tokens of one [prompt, output] conversation given to the reward model (longer: its start)",
 }
 
 _FIELD_TYPES: dict[str, Any] = {}
 
 
-def field_help(field: str) -> str:
-    """Help line of a settings field, with its default."""
+def field_help(field: str, *, env: bool = True) -> str:
+    """Help line of a settings field, with its default and (``env``: where the command reads it) its variable."""
     default = getattr(DiversitySettings(), field)
     if isinstance(default, tuple):
         default = ",".join(map(str, default))
     text = FIELD_HELP.get(field, f"diversity setting {field}")
-    return f"{text} (default: {default}; env {env_name(field)})"
+    return f"{text} (default: {default}{f'; env {env_name(field)}' if env else ''})"
 
 
 def settings_fields() -> tuple[str, ...]:
@@ -302,9 +354,21 @@ def resolve_settings(
             continue
         changes[field] = _coerce(field, raw, env_name(field))
         sources[field] = env_name(field)
+    if "corpus_metrics" in sources:  # asked for by name: a corpus metric that does not run would silently be absent
+        absent = [m for m in changes["corpus_metrics"] if m not in changes.get("metrics", base.metrics)]
+        if absent:
+            raise ValueError(
+                f"{sources['corpus_metrics']}: {', '.join(absent)} not among the metrics that run; add them to "
+                f"{sources.get('metrics', '--diversity_metrics / --metadata diversity_metrics')}"
+            )
     try:
         settings = dataclasses.replace(base, **changes) if changes else base
     except ValueError as exc:
+        for field, value in changes.items():  # name the setting at fault, as the user gave it
+            try:
+                dataclasses.replace(base, **{field: value})
+            except ValueError as alone:
+                raise ValueError(f"{sources[field]}={value!r}: {alone}") from None
         given = ", ".join(sources.values())
         raise ValueError(f"{exc}{f' (settings given: {given})' if given else ''}") from None
     return settings, sources

@@ -71,3 +71,11 @@ def _log_handlers_stay_in_their_test():
     yield
     for lg, handlers in zip(loggers, before):
         lg.handlers[:] = handlers
+
+
+@pytest.fixture(scope="session")
+def tiny_reward_model_dir(tmp_path_factory) -> Path:
+    """A tiny random reward model (sequence classification, one output, a chat template) built locally."""
+    from helpers import build_tiny_reward_model
+
+    return build_tiny_reward_model(tmp_path_factory.mktemp("models") / "tiny_rm")

