@@ -140,6 +140,7 @@ def run_label(temperature: float) -> str:
 def run_demo(argv: list[str]) -> int:
     from lm_eval_diversity.compare import run_compare
     from lm_eval_diversity.lm_eval_cli import run_lm_eval_cli
+    from lm_eval_diversity.runs import load_runs
 
     args = build_parser().parse_args(argv)
     out = Path(args.output_path)
@@ -179,6 +180,8 @@ def run_demo(argv: list[str]) -> int:
     # the report: compare's default metrics (the paper's four and accuracy) less NLI when it did not run (the
     # model-free metrics beyond the paper are in lm-eval's results table and the samples)
     shown = [m for m in DEFAULT_METRICS if not (why_no_nli and m in metrics_using("nli_model"))]
+    measured = {m for _, f in runs for run in load_runs(str(f)) for task in run.tasks.values() for m in task.values}
+    shown = [m for m in shown if m in measured]  # e.g. no accuracy when none of the chosen tasks is graded
     report_args = [*(str(f) for _, f in runs), "--labels", ",".join(lbl for lbl, _ in runs)]
     report_args += ["--baseline", runs[0][0], "--metrics", ",".join(shown)]
     rc = run_compare([*report_args, "--plot", str(out / "report.png"), "--format", "html", "--output",

@@ -52,3 +52,18 @@ def test_demo_generates_scores_and_reports(tmp_path, monkeypatch, capsys):
         data = browser.check_page(driver, out / "report.html", browser.artifacts_dir(tmp_path), "demo-report")
     assert {t["task"] for t in data["tasks"]} == {"diversity_gsm8k", "diversity_writingprompts"}
     assert all(len(r["outputs"]) == 2 for t in data["tasks"] for p in t["prompts"] for r in p["runs"])
+
+
+@needs_smollm2
+def test_demo_of_ungraded_tasks_reports_without_accuracy(tmp_path, monkeypatch):
+    """A demo of creative writing alone has no accuracy to show: the report leaves that column out, not fails."""
+    monkeypatch.delenv("LM_EVAL_DIVERSITY_DATA_DIR", raising=False)
+    out = tmp_path / "demo"
+    rc = cli_main(
+        ["demo", "--output_path", str(out), "--tasks", "diversity_writingprompts", "--limit", "1", "--repeats", "2",
+         "--max_gen_toks", "8"]
+    )  # fmt: skip
+    assert rc == 0
+    md = (out / "report.md").read_text()
+    assert "## Leaderboard: sbert" in md and "## Leaderboard: ead" in md
+    assert "## Leaderboard: acc" not in md
