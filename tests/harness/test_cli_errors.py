@@ -9,6 +9,7 @@ import pytest
 from lm_eval_diversity.cli import main as cli_main
 
 
+@pytest.mark.slow  # lm-eval indexes all of its own tasks
 def test_unknown_task_is_an_error_naming_it(capsys):
     rc = cli_main(["--model", "dummy", "--tasks", "diversity_nope", "--limit", "1"])
     assert rc == 2

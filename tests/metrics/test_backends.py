@@ -49,6 +49,7 @@ def _every_value(scores) -> dict:
     return out
 
 
+@pytest.mark.slow  # exports two models
 def test_onnx_scores_equal_torch_on_real_texts(shared_data_dir, minilm, tiny_nli_dir, export_cache):
     _needs("onnx")
     groups = _real_groups(shared_data_dir, k=4, n=10)

@@ -247,6 +247,7 @@ def test_unclosed_think_counted():
     assert res.per_prompt[0]["ead"] == pytest.approx(ref_ead(["<think>cut", "b", "<think>also cut"]), abs=1e-12)
 
 
+@pytest.mark.slow  # megabyte outputs through every metric
 def test_huge_and_odd_unicode_outputs():
     huge = ("word " * 200_000)[:1_000_000]
     odd = [

@@ -142,6 +142,7 @@ def test_execution_is_opt_in() -> None:
 
 
 # ------------------------------------------------------------------------------------------------ gold: HumanEval
+@pytest.mark.slow  # 164 programs in the sandbox
 def test_humaneval_canonical_solutions_all_pass() -> None:
     docs = _load_humaneval()
     assert len(docs) == 164
@@ -171,6 +172,7 @@ def test_humaneval_wrong_but_plausible_solutions_fail() -> None:
 
 
 # ------------------------------------------------------------------------------------------------ gold: MBPP
+@pytest.mark.slow  # 500 programs in the sandbox
 def test_mbpp_reference_solutions_pass(shared_data_dir: Path) -> None:
     docs = _jsonl(shared_data_dir / "mbpp" / "test.jsonl")
     outputs = [[d["code"]] for d in docs]

@@ -125,6 +125,7 @@ def test_unknown_mode() -> None:
         grade_ifeval(doc([], []), ["x"], "lenient")  # type: ignore[arg-type]
 
 
+@pytest.mark.slow  # a fresh interpreter importing lm-eval
 def test_punkt_offline_in_fresh_process(tmp_path: Path) -> None:
     """A fresh cache dir: the data is generated, nltk.download is never called, sent_tokenize works."""
     code = (

@@ -180,6 +180,7 @@ def test_gsm8k_gold_solutions_both_modes() -> None:
     print(f"\nGSM8K gold solutions correct: compat {counts['compat']}/1319, math {counts['math']}/1319")
 
 
+@pytest.mark.slow  # a whole MATH subset through math-verify
 @pytest.mark.parametrize("task", ["math_algebra", "math_geometry"])
 def test_math_gold_solutions(task: str) -> None:
     docs = _load(f"math/{task.split('_')[1]}/test.jsonl")
