@@ -144,6 +144,7 @@ def _per_doc_k(res) -> set[int]:
     return {len(s["resps"][0]) for s in res["samples"]["diversity_gsm8k"]}
 
 
+@pytest.mark.slow  # four fake-LM runs through lm-eval's request cache
 def test_request_cache_never_serves_another_k_or_sampling(harness_env, tmp_path, monkeypatch):
     import lm_eval.caching.cache as cache
 
