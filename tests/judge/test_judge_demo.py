@@ -76,10 +76,11 @@ ARENA_SCORE = {"A>>B": 1.0, "A>B": 0.75, "A=B": 0.5, "B>A": 0.25, "B>>A": 0.0}
 def test_judge_on_a_demo_run(tmp_path, monkeypatch, capsys):
     monkeypatch.delenv("LM_EVAL_DIVERSITY_DATA_DIR", raising=False)
     demo = tmp_path / "demo"
-    tasks = ("gsm8k", "tldr", "xsum", "wildbench", "writingprompts")  # a graded task: the demo's report shows acc
+    tasks = ("gsm8k", "tldr", "xsum", "wildbench", "writingprompts")  # gsm8k: a graded task among them
     rc = main(["demo", "--output_path", str(demo), "--tasks", ",".join(f"diversity_{t}" for t in tasks),
                "--limit", "3", "--repeats", "2", "--max_gen_toks", "16"])  # fmt: skip
     assert rc == 0
+    demo = demo / "runs" / "temperature-1.0"  # the demo's baseline run (it samples at 1.0, then at 0.3)
     # the base run: the demo's writingprompts samples with every output cut to its first two words
     base = tmp_path / "base"
     base.mkdir()
