@@ -253,3 +253,21 @@ def build_tiny_reward_model(path: Path, seed: int = 0, max_positions: int = 2048
     model.save_pretrained(path)
     tok.save_pretrained(path)
     return path
+
+
+def single_reward_forwards(model_dir, pairs, max_length=None):
+    """Reference rewards: each (prompt, response) conversation through the torch model on its own, unpadded."""
+    import numpy as np
+    import torch
+    from transformers import AutoModelForSequenceClassification, AutoTokenizer
+
+    tok = AutoTokenizer.from_pretrained(model_dir)
+    model = AutoModelForSequenceClassification.from_pretrained(model_dir).eval()
+    out = []
+    for prompt, response in pairs:
+        conv = [{"role": "user", "content": prompt}, {"role": "assistant", "content": response}]
+        ids = tok.apply_chat_template(conv, tokenize=True, return_dict=True)["input_ids"]
+        ids = ids[:max_length] if max_length else ids
+        with torch.no_grad():
+            out.append(model(input_ids=torch.tensor([ids])).logits[0, 0].item())
+    return np.array(out)

@@ -153,8 +153,7 @@ def test_reward_model_on_onnx_equals_single_torch_forwards(tiny_reward_model_dir
     """The reward model goes through the same backend choice: the exported forward (batched, right-padded, the
     head reading the last real token) gives each conversation's reward from a torch forward on it alone."""
     _needs("onnx")
-    import torch
-    from transformers import AutoModelForSequenceClassification, AutoTokenizer
+    from helpers import single_reward_forwards
 
     from lm_eval_diversity.models import load_reward_model
 
@@ -163,13 +162,6 @@ def test_reward_model_on_onnx_equals_single_torch_forwards(tiny_reward_model_dir
     rm = load_reward_model(str(tiny_reward_model_dir), "cpu", backend="onnx")
     assert type(rm.model).__name__ == "RuntimeModel"
     got = rm.rewards(pairs, batch_size=3)
-    tok = AutoTokenizer.from_pretrained(tiny_reward_model_dir)
-    model = AutoModelForSequenceClassification.from_pretrained(tiny_reward_model_dir).eval()
-    expected = []
-    for prompt, response in pairs:
-        conv = [{"role": "user", "content": prompt}, {"role": "assistant", "content": response}]
-        ids = tok.apply_chat_template(conv, tokenize=True, return_dict=True)["input_ids"]
-        with torch.no_grad():
-            expected.append(model(input_ids=torch.tensor([ids])).logits[0, 0].item())
+    expected = single_reward_forwards(tiny_reward_model_dir, pairs)
     assert np.ptp(expected) > 0.01  # distinct rewards, so a mix-up between rows would show
-    assert np.abs(got - np.array(expected)).max() <= EXACT
+    assert np.abs(got - expected).max() <= EXACT

@@ -6,6 +6,7 @@ import math
 
 import numpy as np
 import pytest
+from helpers import single_reward_forwards
 
 from lm_eval_diversity.metrics.reward import (
     acceptable_threshold,
@@ -80,22 +81,6 @@ PAIRS = [
 ]
 
 
-def _one_at_a_time(model_dir, pairs, max_length=None):
-    import torch
-    from transformers import AutoModelForSequenceClassification, AutoTokenizer
-
-    tok = AutoTokenizer.from_pretrained(model_dir)
-    model = AutoModelForSequenceClassification.from_pretrained(model_dir).eval()
-    out = []
-    for prompt, response in pairs:
-        conv = [{"role": "user", "content": prompt}, {"role": "assistant", "content": response}]
-        ids = tok.apply_chat_template(conv, tokenize=True, return_dict=True)["input_ids"]
-        ids = ids[:max_length] if max_length else ids
-        with torch.no_grad():
-            out.append(model(input_ids=torch.tensor([ids])).logits[0, 0].item())
-    return np.array(out)
-
-
 def test_batched_rewards_equal_single_forwards(tiny_reward_model_dir):
     rm = load_reward_model(str(tiny_reward_model_dir), "cpu")
     calls = []
@@ -107,7 +92,7 @@ def test_batched_rewards_equal_single_forwards(tiny_reward_model_dir):
 
     rm.model.forward = counting
     batched = rm.rewards(PAIRS, batch_size=2)
-    single = _one_at_a_time(tiny_reward_model_dir, PAIRS)
+    single = single_reward_forwards(tiny_reward_model_dir, PAIRS)
     assert np.abs(batched - single).max() < 1e-5
     assert np.ptp(single) > 0.1  # the rewards differ, so a permuted batch would show
     assert sum(calls) == 5  # six pairs, five distinct
@@ -117,7 +102,7 @@ def test_batched_rewards_equal_single_forwards(tiny_reward_model_dir):
 def test_truncation_keeps_the_first_tokens(tiny_reward_model_dir):
     rm = load_reward_model(str(tiny_reward_model_dir), "cpu", max_length=12)
     batched = rm.rewards(PAIRS, batch_size=4)
-    assert np.abs(batched - _one_at_a_time(tiny_reward_model_dir, PAIRS, max_length=12)).max() < 1e-5
+    assert np.abs(batched - single_reward_forwards(tiny_reward_model_dir, PAIRS, max_length=12)).max() < 1e-5
     assert rm.n_truncated >= 2
 
 
