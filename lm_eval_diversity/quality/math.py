@@ -46,6 +46,7 @@ import multiprocessing as mp
 import os
 import queue
 import re
+import signal
 import threading
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -334,6 +335,10 @@ def _grade_one_inprocess(task: str, gold: str | None, output: str, signal_timeou
 
 
 def _worker_main(conn: Any) -> None:
+    # a forked worker inherits the CLI's handlers; it is stopped by its parent (SIGTERM at exit, SIGKILL on
+    # overrun), so it dies quietly on SIGTERM and leaves Ctrl-C to the parent
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     while True:
         try:
             job = conn.recv()

@@ -196,3 +196,24 @@ def test_math_gold_solutions(task: str) -> None:
     wrong = [[f"The answer is $\\boxed{{{gold_answer(task, d)} + 1}}$"] for d in docs[:150]]
     res = grade_math_docs(task, docs[:150], wrong, "math", workers=2)
     assert sum(r[0].correct for r in res) <= 2  # only degenerate golds (e.g. "\infty") may survive
+
+
+def test_workers_exit_quietly_under_a_cli_sigterm_handler() -> None:
+    """The score CLI turns SIGTERM into an exception; the forked grading workers must not inherit it, or every
+    worker prints a traceback when the interpreter stops its daemon children at exit."""
+    import subprocess
+    import sys
+
+    code = (
+        "import signal\n"
+        "def boom(signum, frame):\n"
+        "    raise RuntimeError('inherited handler')\n"
+        "signal.signal(signal.SIGTERM, boom)\n"
+        "from lm_eval_diversity.quality.math import grade_math\n"
+        "v = grade_math('gsm8k', {'answer': 'x\\n#### 4'}, ['#### 4', '#### 5'], 'math', workers=2)\n"
+        "print([x.correct for x in v])\n"
+    )
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.strip() == "[True, False]"
+    assert "Traceback" not in proc.stderr and "inherited handler" not in proc.stderr, proc.stderr
