@@ -38,7 +38,7 @@ def main() -> None:
     from lm_eval.evaluator import evaluate
 
     import lm_eval_diversity.harness as harness
-    from lm_eval_diversity.catalogue.tasks import CODE_TASKS, task_name, task_names
+    from lm_eval_diversity.catalogue.tasks import code_task_names, task_name, task_names
     from lm_eval_diversity.lm_eval_cli import task_manager
     from lm_eval_diversity.preflight import models_for
     from lm_eval_diversity.settings import COMMAND_DEFAULTS, resolve_settings
@@ -78,7 +78,7 @@ def main() -> None:
 
     harness.DiversityMetricsFilter.apply = timed_apply
     models_for(resolve_settings({}, COMMAND_DEFAULTS)[0])  # load the metric model outside the timed phases
-    tasks = [task_name(t) for t in task_names() if args.code or t not in CODE_TASKS]
+    tasks = [task_name(t) for t in task_names() if args.code or t not in code_task_names()]
     t0 = time.perf_counter()
     tm = task_manager(include_defaults=False, metadata={"repeats": args.k})
     task_dict = tm.load(tasks)

@@ -97,8 +97,11 @@ def _reference_pools(data_dir: Path) -> dict[str, list[str]]:
     }  # fmt: skip
 
 
-def realistic_tasks(n_prompts: int, k: int, data_dir: Path, seed: int = 0) -> dict[str, list[list[str]]]:
-    """``n_prompts`` prompts split over five tasks; K sampled-like variants of a real reference per prompt."""
+def realistic_tasks(
+    n_prompts: int, k: int, data_dir: Path, seed: int = 0, keep: float = 0.6
+) -> dict[str, list[list[str]]]:
+    """``n_prompts`` prompts split over five tasks; K sampled-like variants of a real reference per prompt (each
+    sentence kept with probability ``keep``: higher is less diverse)."""
     rng = random.Random(seed)
     pools = _reference_pools(data_dir)
     tasks: dict[str, list[list[str]]] = {}
@@ -112,7 +115,7 @@ def realistic_tasks(n_prompts: int, k: int, data_dir: Path, seed: int = 0) -> di
             outs = []
             for _ in range(k):
                 other = [s for s in _SPLIT.split(rng.choice(pool)) if s.strip()] or base
-                sents = [s if rng.random() < 0.6 else rng.choice(other) for s in base]
+                sents = [s if rng.random() < keep else rng.choice(other) for s in base]
                 outs.append(joiner.join(sents[: rng.randint(max(1, len(sents) // 2), len(sents))]))
             if rng.random() < 0.1:
                 outs[1] = outs[0]  # exact duplicates happen

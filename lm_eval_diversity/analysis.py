@@ -108,12 +108,15 @@ def split_from_prompts(
     metric: str = "sbert",
     matched: bool = False,
     variant: str = "additive",
+    subset: str = "correct",
 ) -> dict[str, Any]:
     """The QC/residual split (:func:`qc_residual_split`) from per-prompt values of the base and the model.
 
     Rows are joined on ``doc_id``; only doc ids present in both runs are used, and the ids present in one run only
     are reported (``ids_only_base``, ``ids_only_model``), never dropped silently. Per prompt, D_all is
-    ``<metric>_all`` (or ``<metric>``) and D_corr is ``<metric>_correct`` (NaN/None: not computable, < 2 correct).
+    ``<metric>_all`` (or ``<metric>``) and D_corr is ``<metric>_<subset>`` (NaN/None: not computable, < 2 outputs in
+    the subset). ``subset`` is ``correct`` (the grader's verdicts) or ``acceptable`` (the reward model's threshold,
+    docs/quality.md); the mean count per prompt is read from ``k_<subset>``.
 
     * ``matched=False`` (the reference's aggregation): D_all = mean over all common prompts with a defined D_all;
       D_corr = mean over each run's own computable prompts (a different subset per run).
@@ -126,7 +129,7 @@ def split_from_prompts(
     only_b = sorted((d for d in base if d not in model), key=str)
     only_m = sorted((d for d in model if d not in base), key=str)
     common = [d for d in base if d in model]
-    key_corr = f"{metric}_correct"
+    key_corr = f"{metric}_{subset}"
 
     def corr_ok(row: Mapping) -> bool:
         return not math.isnan(as_float(row.get(key_corr)))
@@ -142,6 +145,7 @@ def split_from_prompts(
     all_m = [all_value(model[d], metric) for d in ids_all]
     out: dict[str, Any] = {
         "metric": metric,
+        "subset": subset,
         "matched": matched,
         "variant": variant,
         "d_all_base": nanmean(all_b),
@@ -152,8 +156,8 @@ def split_from_prompts(
         "n_corr_base": len(ids_cb),
         "n_corr_model": len(ids_cm),
         "n_common": len(common),
-        "k_correct_base": nanmean(base[d].get("k_correct") for d in ids_all),
-        "k_correct_model": nanmean(model[d].get("k_correct") for d in ids_all),
+        "k_correct_base": nanmean(base[d].get(f"k_{subset}") for d in ids_all),
+        "k_correct_model": nanmean(model[d].get(f"k_{subset}") for d in ids_all),
         "ids_only_base": only_b,
         "ids_only_model": only_m,
     }

@@ -234,7 +234,8 @@ _RATES: dict[tuple, Rates] = {}
 def harness_estimate(task: str, prompts: Sequence[str], k: int, settings: DiversitySettings, load_models) -> str:
     """The pre-generation log line of one task: upper bounds, timed with rates calibrated once per process (on
     stand-ins built from the first task's prompts, ``load_models(settings)`` giving the run's loaded models)."""
-    key = (settings.sbert_model, settings.nli_model, settings.device, settings.metrics, settings.batch_size)
+    key = (settings.sbert_model, settings.nli_model, settings.device, settings.dtype, settings.backend,
+           settings.metrics, settings.batch_size)  # fmt: skip
     if key not in _RATES:
         texts, pairs = stand_in_samples(prompts)
         _RATES[key] = calibrate(load_models(settings), texts, pairs, settings, budget_s=1.5)

@@ -47,6 +47,38 @@ def check_generation_kwargs(task: str, gen_kwargs: dict, repeats: int) -> list[s
     return warnings
 
 
+class ContextLengthError(ValueError):
+    """A prompt leaves no room to generate in the model's context."""
+
+
+def cap_max_gen_toks(
+    task: str, max_gen_toks: int, longest_prompt: int, context: int, context_arg: str
+) -> tuple[int, str | None]:
+    """``max_gen_toks`` that fits the model's context after the task's longest prompt, and the warning when capped.
+
+    lighteval's rule (its transformers backend, docs/gpu_vllm.md "Generation length"): ``min(max_gen_toks,
+    context - prompt)``, with the prompt of the batch's longest request; lm-eval sends a task's requests together,
+    so the batch is the task. The prompt is never cut (lm-eval's backends would cut it from the left, to nothing
+    when ``max_gen_toks`` >= the context). No room at all is refused, saying what to pass (``context_arg``, the
+    backend's model argument for its context length).
+    """
+    room = context - longest_prompt
+    if room < 1:
+        raise ContextLengthError(
+            f"{task}: the longest prompt is {longest_prompt} tokens and the model's context is {context} tokens, "
+            f"which leaves no room to generate; pass a longer context (--model_args {context_arg}=N with N >= "
+            f"{longest_prompt + max_gen_toks}, if the model supports it) or fewer/shorter prompts"
+        )
+    if max_gen_toks <= room:
+        return max_gen_toks, None
+    return room, (
+        f"{task}: max_gen_toks {max_gen_toks} + the longest prompt ({longest_prompt} tokens) exceed the model's "
+        f"context ({context} tokens): max_gen_toks capped to {room} (lighteval's rule; the prompt is kept whole). "
+        f"To choose yourself: --gen_kwargs max_gen_toks=N (N <= {room}), or a longer context with "
+        f"--model_args {context_arg}=N"
+    )
+
+
 def check_sampling_preset(task: str, name: str, gen: dict) -> None:
     """``--sampling NAME`` and ``--gen_kwargs`` must not disagree on temperature / top_p."""
     for key, value in SAMPLING_PRESETS[name].items():
@@ -77,3 +109,19 @@ def no_cot_prefill(no_cot: bool | str | None, prompt: str) -> str:
     if isinstance(no_cot, str):
         return no_cot
     return NO_COT_CLOSE if prompt_opens_think(prompt) else NO_COT_PREFIX
+
+
+def request_text(query: str, prompt_format: str) -> str:
+    """The task template's text as the request carries it (``prompt_format`` setting, docs/tasks.md).
+
+    ``lighteval``: stripped of surrounding whitespace, as lighteval's prompt manager does with every query
+    (``_extract_query`` with the empty instruction of the reference's tasks); ``plain``: unchanged.
+    """
+    return query.strip() if prompt_format == "lighteval" else query
+
+
+def plain_prefix(prompt_format: str) -> str:
+    """What precedes the query when no chat template is applied: ``lighteval`` joins ``[instruction, query]`` with
+    a blank line, and the reference's instruction is empty, so the request starts with ``"\n\n"``; ``plain``:
+    nothing."""
+    return "\n\n" if prompt_format == "lighteval" else ""

@@ -25,12 +25,21 @@ from lm_eval_diversity.catalogue import metrics as catalogue
 from lm_eval_diversity.catalogue import views
 from lm_eval_diversity.catalogue.tasks import is_graded
 from lm_eval_diversity.command import SettingsError, check_metadata_keys
+from lm_eval_diversity.generating_model import (
+    drive_vllm_in_one_call,
+    fit_to_model,
+    generating_model,
+    requests_cache_key,
+)
 from lm_eval_diversity.generation import (
     check_generation_kwargs,
     check_sampling_preset,
     no_cot_prefill,
+    plain_prefix,
+    request_text,
     uses_task_stops,
 )
+from lm_eval_diversity.lm_eval_cli import install_one_line_errors
 from lm_eval_diversity.preflight import baseline_run, check_before_generation, models_for
 from lm_eval_diversity.preprocess import prompt_opens_think
 from lm_eval_diversity.responses import (
@@ -46,6 +55,7 @@ from lm_eval_diversity.selection import docs_per_task
 from lm_eval_diversity.settings import COMMAND_DEFAULTS, SAMPLING_PRESETS, DiversitySettings, resolve_settings
 
 log = logging.getLogger(__name__)
+install_one_line_errors()  # plain lm_eval: our errors end in one line, not a traceback
 
 
 FILTER_NAME = "diversity_metrics"
@@ -67,8 +77,13 @@ class DiversityTask(ConfigurableTask):
         config = dict(config or {})
         config.pop("class", None)
         metadata = dict(config.get("metadata") or {})
-        check_metadata_keys(metadata)
-        self._settings, self._sources = resolve_settings(metadata, COMMAND_DEFAULTS)
+        try:  # a bad value is a SettingsError: one line, no traceback, also in plain lm_eval
+            check_metadata_keys(metadata)
+            self._settings, self._sources = resolve_settings(metadata, COMMAND_DEFAULTS)
+        except SettingsError:
+            raise
+        except ValueError as exc:
+            raise SettingsError(f"{config.get('task', 'task')}: {exc}") from None
         settings = self._settings
         if settings.repeats is not None:
             config["repeats"] = settings.repeats
@@ -155,10 +170,18 @@ class DiversityTask(ConfigurableTask):
             return super().process_results(doc, results)
         return _per_doc_values(results, self._metric_names)
 
+    def doc_to_text(self, doc, doc_to_text=None):
+        """The task template's text; with ``prompt_format`` lighteval stripped, as lighteval sends the query."""
+        text = super().doc_to_text(doc, doc_to_text)
+        return request_text(text, self._settings.prompt_format) if isinstance(text, str) else text
+
     def fewshot_context(self, doc, num_fewshot, **kwargs):
         # the no-CoT pre-fill is appended to the rendered prompt, not passed as lm-eval's gen_prefix: a gen_prefix
         # switches off add_generation_prompt, which would drop a thinking template's <think>
         ctx = super().fewshot_context(doc, num_fewshot, **kwargs)
+        chat = bool(kwargs.get("apply_chat_template")) and kwargs.get("chat_template") is not None
+        if isinstance(ctx, str) and not chat:
+            ctx = plain_prefix(self._settings.prompt_format) + ctx
         if self._settings.no_cot is not False and isinstance(ctx, str):
             self._prefill_used = no_cot_prefill(self._settings.no_cot, ctx)
             ctx += self._prefill_used
@@ -185,24 +208,27 @@ class DiversityTask(ConfigurableTask):
             log.warning(warning)
         if not self._predict_only:
             check_before_generation(self.config.task, self._settings, self._sources)  # fail before, not after it
-        if kwargs.get("cache_requests") and not kwargs.get("rewrite_requests_cache"):
-            log.warning(
-                "%s: --cache_requests reuses requests built earlier, whose cache key ignores repeats and "
-                "generation_kwargs; after changing K or sampling settings use --cache_requests refresh",
-                self.config.task,
-            )
+        if kwargs.get("cache_requests"):  # lm-eval's key ignores K and sampling: key on the whole task config
+            kwargs["tokenizer_name"] = requests_cache_key(kwargs.get("tokenizer_name") or "", self._config_for_key())
         super().build_all_requests(**kwargs)
+        lm = generating_model(kwargs)
+        fitted = {}
+        if lm is not None:  # settled before anything is generated
+            fitted = {**fit_to_model(self.config.task, self.instances, gen, lm),
+                      **drive_vllm_in_one_call(self.config.task, lm)}  # fmt: skip
         contexts = [inst.args[0] if isinstance(inst.args[0], str) else "" for inst in self.instances]
         opened = [prompt_opens_think(c) for c in contexts]
         self._think_opened = tuple(opened)  # per request, in the order the diversity filter sees them
         self.config.metadata["generation_protocol"] = {
             "chat_template": chat,
             "stop_sequences": settings.stop_sequences,
+            "prompt_format": settings.prompt_format,
             "until": gen["until"],
             "task_until": self._task_until,
             "sampling": settings.sampling,
             "no_cot_prefill": self._prefill_used,
             "prompts_open_think": sum(opened) / len(opened) if opened else 0.0,
+            **fitted,
         }
         log.info(
             "%s: chat template %s, stop sequences %r (%s), %d of %d prompts open a thought",
@@ -211,6 +237,12 @@ class DiversityTask(ConfigurableTask):
         )  # fmt: skip
         if not self._predict_only:
             log_work_estimate(self)
+
+    def _config_for_key(self) -> dict:
+        """The task config as the request-cache key sees it (what a previous build recorded left out)."""
+        config = self.config.to_dict()
+        config["metadata"] = {k: v for k, v in (config.get("metadata") or {}).items() if k != "generation_protocol"}
+        return config
 
 
 def log_work_estimate(task: DiversityTask) -> None:

@@ -22,6 +22,9 @@ where several of these move):
 - ``ConfigurableTask.download`` overridden there too: it calls the ``custom_dataset`` loader the way lm-eval does
   (``loader(**metadata, **dataset_kwargs)``), without lm-eval's generic "Custom kwargs can be passed to
   ``--metadata``" warning, which does not apply to tasks whose settings are already ``--metadata`` keys.
+- The ``lm`` argument of ``lm_eval.evaluator.evaluate``, read from the call stack while a task builds its requests
+  (:mod:`lm_eval_diversity.generating_model`): lm-eval gives a task no handle on the model, and ``max_gen_toks``
+  must be checked against the model's context before generation. Only the model's public attributes are read.
 - ``lm_eval.tasks.ifeval.utils`` (:mod:`lm_eval_diversity.quality.ifeval`, ``ifeval_mode official``): lm-eval's
   own IFEval instruction checks, so that official grading is lm-eval's; that task module is not an API and may
   change with lm-eval's IFEval task.
@@ -128,10 +131,6 @@ def run_lm_eval_cli(argv: list[str], own_commands: dict[str, str] | None = None)
     """Run lm-eval's own CLI (same subcommands and flags) with the diversity tasks and registrations loaded."""
     from lm_eval.utils import setup_logging
 
-    from lm_eval_diversity.harness import ScoringAfterGenerationError
-    from lm_eval_diversity.models import ModelUnavailableError
-    from lm_eval_diversity.quality.sandbox import SandboxUnavailableError
-
     try:
         argv, from_flags = split_own_flags(argv)
         check_data_parallel(argv)
@@ -160,11 +159,43 @@ def run_lm_eval_cli(argv: list[str], own_commands: dict[str, str] | None = None)
     except KeyboardInterrupt:
         print("lm-eval-diversity: interrupted", file=sys.stderr)
         return 130
-    except (ValueError, ModelUnavailableError, SandboxUnavailableError, ScoringAfterGenerationError) as exc:
-        # bad settings, unknown tasks, greedy sampling, a model or sandbox that cannot work...: say what, no traceback
+    except (ValueError, *user_errors()) as exc:
+        # bad settings, unknown tasks, greedy sampling, data, a model, grader or sandbox that cannot work: say what,
+        # no traceback
         print(f"lm-eval-diversity: error: {exc}", file=sys.stderr)
         return 2
     return 0
+
+
+def user_errors() -> tuple[type[BaseException], ...]:
+    """The package's errors about the user's settings, data or machine: reported in one line, never a traceback."""
+    from lm_eval_diversity.command import SettingsError
+    from lm_eval_diversity.loader import DatasetUnavailableError
+    from lm_eval_diversity.models import ModelUnavailableError
+    from lm_eval_diversity.quality.code import CodeExecutionNotAllowedError
+    from lm_eval_diversity.quality.graders import GraderUnavailableError
+    from lm_eval_diversity.quality.sandbox import SandboxUnavailableError
+    from lm_eval_diversity.responses import ScoringAfterGenerationError
+
+    return (SettingsError, DatasetUnavailableError, ModelUnavailableError, GraderUnavailableError,
+            SandboxUnavailableError, CodeExecutionNotAllowedError, ScoringAfterGenerationError)  # fmt: skip
+
+
+def install_one_line_errors() -> None:
+    """Under plain ``lm_eval`` (which catches nothing), print our errors that reach the top as one line on stderr
+    (exit status 1, as any uncaught error) instead of a traceback; every other exception keeps its traceback.
+    Installed once, and only over Python's default hook."""
+    if sys.excepthook is not sys.__excepthook__:
+        return
+    previous = sys.excepthook
+
+    def hook(kind, exc, tb):
+        if issubclass(kind, user_errors()):
+            print(f"lm_eval: error: {exc}", file=sys.stderr)
+            return
+        previous(kind, exc, tb)
+
+    sys.excepthook = hook
 
 
 class _environ:

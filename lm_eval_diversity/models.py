@@ -140,16 +140,27 @@ def load_sentence_model(
     setting: str = "--sbert_model",
     dtype: str = "float32",
     max_seq_length: int | None = None,
+    backend: str = "torch",
 ):
     """Load a SentenceTransformer once (eval mode) in ``dtype``; embeddings are returned as float32.
-    ``max_seq_length`` sets the tokens per text, at most what the tokenizer allows (None: the model's own)."""
+    ``max_seq_length`` sets the tokens per text, at most what the tokenizer allows (None: the model's own).
+    ``backend`` other than torch runs the transformer module's forward exported (:func:`backend_model`); the
+    tokeniser, pooling and normalisation stay sentence-transformers' own."""
     from sentence_transformers import SentenceTransformer
 
     path = resolve_model_path(name, setting)
-    model = SentenceTransformer(path, device=resolve_device(device))
+    model = SentenceTransformer(path, device=resolve_device(device) if backend == "torch" else "cpu")
     if max_seq_length is not None:
         limit = getattr(getattr(model, "tokenizer", None), "model_max_length", None) or max_seq_length
         model.max_seq_length = min(max_seq_length, int(limit))
+    if backend != "torch":
+        first = model[0]
+        if not hasattr(getattr(first, "model", None), "config"):
+            raise ModelUnavailableError(f"{setting}={name!r}: backend {backend!r} needs a transformers module first")
+        example = model.preprocess(["An example.", "A second, somewhat longer example sentence."])  # padded
+        inner = first.model
+        first.model = backend_model(backend, path, lambda: inner, example, "last_hidden_state", inner.config, device)
+        return model
     return model if dtype == "float32" else model.to(torch_dtype(dtype))
 
 
@@ -377,13 +388,390 @@ class NLIModel:
 
 
 def load_nli_model(
-    name: str, device: str | None = None, max_length: int = 512, setting: str = "--nli_model", dtype: str = "float32"
+    name: str,
+    device: str | None = None,
+    max_length: int = 512,
+    setting: str = "--nli_model",
+    dtype: str = "float32",
+    backend: str = "torch",
 ) -> NLIModel:
-    """Load an NLI classifier once (eval mode) in ``dtype``; probabilities are computed in float32."""
-    from transformers import AutoModelForSequenceClassification, AutoTokenizer
+    """Load an NLI classifier once (eval mode) in ``dtype`` on ``backend`` (:func:`backend_model`); probabilities
+    are computed in float32."""
+    from transformers import AutoConfig, AutoModelForSequenceClassification, AutoTokenizer
 
     path = resolve_model_path(name, setting)
-    dev = resolve_device(device)
+    dev = resolve_device(device) if backend == "torch" else "cpu"  # exported models take and return host arrays
     tokenizer = AutoTokenizer.from_pretrained(path)
-    model = AutoModelForSequenceClassification.from_pretrained(path).to(device=dev, dtype=torch_dtype(dtype)).eval()
+
+    def load_torch():
+        model = AutoModelForSequenceClassification.from_pretrained(path)
+        return model.to(device=dev, dtype=torch_dtype(dtype)).eval()
+
+    example = tokenizer(["A premise.", "A longer premise for the example."], ["A hypothesis.", "And another one."],
+                        padding=True, return_tensors="pt")  # fmt: skip
+    config = AutoConfig.from_pretrained(path)
+    model = backend_model(backend, path, load_torch, dict(example), "logits", config, device)
     return NLIModel(model, tokenizer, dev, max_length=max_length, name=name)
+
+
+# --- metric backends: the same forward run by ONNX Runtime or OpenVINO (docs/performance.md, "Metric backends") --
+#
+# sentence-transformers' own ``backend="onnx"``/``"openvino"`` goes through optimum, which does not install beside
+# transformers 5 here (optimum-onnx pins transformers < 4.58; optimum-intel pins transformers < 5.6 and needs a
+# torchvision that does not load beside the CPU torch build). So the model's own forward is exported once with
+# torch's ONNX exporter and run by the runtimes' own Python APIs (quantised by onnxruntime.quantization / nncf);
+# tokenisation, token-length batching, pooling and normalisation stay those of the torch path.
+
+BACKEND_PACKAGES = {  # backend -> modules it imports (the optional extra of the same name installs them)
+    "onnx": ("onnxruntime", "onnx"),
+    "onnx-int8": ("onnxruntime", "onnx"),
+    "openvino": ("openvino", "onnx"),
+    "openvino-int8": ("openvino", "onnx", "nncf"),
+}
+ONNX_OPSET = 17
+CACHE_ENV = "LM_EVAL_DIVERSITY_CACHE_DIR"
+
+
+def check_backend(backend: str, device: str | None, setting: str = "--metric_backend") -> None:
+    """Refuse, before any work, a backend whose packages are missing or that cannot run on ``device``."""
+    if backend == "torch":
+        return
+    extra = backend.removesuffix("-int8")
+    missing = [m for m in BACKEND_PACKAGES[backend] if importlib.util.find_spec(m) is None]
+    if missing:
+        raise ModelUnavailableError(
+            f"{setting}={backend!r} needs {', '.join(missing)}: pip install 'lm-eval-diversity[{extra}]'"
+        )
+    if device not in (None, "", "auto") and device != "cpu" and not _cuda_runtime(backend):
+        raise ModelUnavailableError(
+            f"{setting}={backend!r} runs on cpu here (device {device!r}); use --metric_device cpu or the torch backend"
+        )
+
+
+def _cuda_runtime(backend: str) -> bool:
+    """ONNX Runtime with its CUDA provider (onnxruntime-gpu) runs fp32 ONNX on CUDA; the others run on the CPU."""
+    if backend != "onnx":
+        return False
+    import onnxruntime
+
+    return "CUDAExecutionProvider" in onnxruntime.get_available_providers()
+
+
+def _backend_device(backend: str, device: str | None) -> str:
+    """Where ``backend`` runs: ``auto`` is cuda only where the runtime can use it."""
+    if device in (None, "", "auto"):
+        return resolve_device(None) if _cuda_runtime(backend) else "cpu"
+    return device
+
+
+def export_cache_root() -> Path:
+    """Where exported models live: ``$LM_EVAL_DIVERSITY_CACHE_DIR/exports``, else ``$XDG_CACHE_HOME`` (or
+    ``~/.cache``) ``/lm_eval_diversity/exports``."""
+    root = os.environ.get(CACHE_ENV) or Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / (
+        "lm_eval_diversity"
+    )
+    return Path(root).expanduser() / "exports"
+
+
+def model_revision(path: str) -> str:
+    """Identity of the model files at ``path``: the commit of a Hub snapshot directory, else a digest of every
+    file's relative name, size and modification time (a changed or replaced weight file gives a new revision)."""
+    import hashlib
+
+    p = Path(path).resolve()
+    if p.parent.name == "snapshots":
+        return p.name
+    digest = hashlib.sha256()
+    for f in sorted(q for q in p.rglob("*") if q.is_file()):
+        st = f.stat()
+        digest.update(f"{f.relative_to(p)}\0{st.st_size}\0{st.st_mtime_ns}\n".encode())
+    return "files-" + digest.hexdigest()[:16]
+
+
+def _export_key(source: str, backend: str, inputs: Sequence[str], output: str) -> dict:
+    import torch
+
+    options: dict = {"inputs": list(inputs), "output": output, "opset": ONNX_OPSET, "torch": torch.__version__}
+    for module in BACKEND_PACKAGES[backend]:
+        options[module] = __import__(module).__version__
+    if backend == "onnx-int8":
+        options["quantization"] = "onnxruntime dynamic, int8 weights per channel, uint8 activations"
+    if backend == "openvino-int8":
+        options["quantization"] = "nncf weight compression int8 asymmetric, data-free"
+    return {"model": str(Path(source).resolve()), "revision": model_revision(source), "backend": backend,
+            "options": options}  # fmt: skip
+
+
+def _export_onnx(model, example: dict, output: str, path: Path) -> None:
+    """``model``'s forward (inputs ``example``'s tensors by name, output ``output``) as ONNX with dynamic batch and
+    sequence axes. The TorchScript exporter: its graph of a BERT-style model runs as fast as torch in ONNX Runtime,
+    while the torch.export-based one took ten times longer to export and ran far slower there."""
+    import warnings
+
+    import torch
+
+    names = list(example)
+
+    class Forward(torch.nn.Module):
+        def __init__(self, inner):
+            super().__init__()
+            self.inner = inner
+
+        def forward(self, *tensors):
+            return getattr(self.inner(**dict(zip(names, tensors)), return_dict=True), output)
+
+    axes = {n: {0: "batch", 1: "sequence"} for n in names}
+    axes[output] = {0: "batch", 1: "sequence"} if output == "last_hidden_state" else {0: "batch"}
+    with warnings.catch_warnings(), torch.no_grad():
+        warnings.simplefilter("ignore")
+        torch.onnx.export(
+            Forward(model.eval()), tuple(example.values()), str(path), input_names=names, output_names=[output],
+            dynamic_axes=axes, opset_version=ONNX_OPSET, do_constant_folding=True, dynamo=False,
+        )  # fmt: skip
+
+
+def _build_export(backend: str, load_torch, example: dict, output: str, out: Path) -> str:
+    """Write the artefact of ``backend`` into the empty directory ``out``; returns its file name."""
+    onnx_path = out / "model.onnx"
+    _export_onnx(load_torch(), example, output, onnx_path)
+    if backend == "onnx":
+        return onnx_path.name
+    if backend == "onnx-int8":
+        from onnxruntime.quantization import QuantType, quantize_dynamic
+
+        quantize_dynamic(onnx_path, out / "model_int8.onnx", weight_type=QuantType.QInt8, per_channel=True)
+        onnx_path.unlink()
+        return "model_int8.onnx"
+    import openvino as ov
+
+    ov_model = ov.Core().read_model(str(onnx_path))
+    if backend == "openvino-int8":
+        import nncf
+
+        ov_model = nncf.compress_weights(ov_model, mode=nncf.CompressWeightsMode.INT8_ASYM)
+    ov.save_model(ov_model, str(out / "openvino_model.xml"))
+    onnx_path.unlink()
+    return "openvino_model.xml"
+
+
+def exported_model(backend: str, source: str, example: dict, output: str, load_torch) -> Path:
+    """The exported file of ``source``'s forward on ``backend``, from the on-disk cache keyed by (model, revision,
+    backend, options); on a miss ``load_torch()`` gives the torch model, which is exported once (written to a
+    temporary directory and renamed into place, so concurrent runs never see a partial export)."""
+    import hashlib
+    import json
+    import logging
+    import shutil
+    import tempfile
+
+    key = _export_key(source, backend, list(example), output)
+    digest = hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:20]
+    root = export_cache_root()
+    final = root / f"{Path(key['model']).name}-{backend}-{digest}"
+    manifest = final / "export.json"
+    if manifest.is_file():
+        return final / json.loads(manifest.read_text("utf-8"))["file"]
+    root.mkdir(parents=True, exist_ok=True)
+    logging.getLogger(__name__).warning(
+        "exporting %s for metric_backend=%s once (cached in %s)", source, backend, final
+    )
+    tmp = Path(tempfile.mkdtemp(prefix=".export-", dir=root))
+    try:
+        name = _build_export(backend, load_torch, example, output, tmp)
+        (tmp / "export.json").write_text(json.dumps({**key, "file": name}, indent=1), "utf-8")
+        try:
+            tmp.rename(final)
+        except OSError:  # another process exported the same model meanwhile: use its copy
+            if not manifest.is_file():
+                raise
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return final / json.loads(manifest.read_text("utf-8"))["file"]
+
+
+def _output_class(output: str):
+    from transformers.modeling_outputs import BaseModelOutput, SequenceClassifierOutput
+
+    return {"last_hidden_state": BaseModelOutput, "logits": SequenceClassifierOutput}[output]
+
+
+def _runtime_module():
+    import torch
+
+    class RuntimeModel(torch.nn.Module):
+        """A model's forward run by ONNX Runtime or OpenVINO, called like the transformers model it replaces
+        (tensors by name in, a transformers output with ``output`` out). Inputs and outputs live on the CPU."""
+
+        def __init__(self, run, input_names: Sequence[str], output: str, config, backend: str):
+            super().__init__()
+            self.run, self.input_names, self.output, self.config = run, list(input_names), output, config
+            self.backend = backend
+            self.device = torch.device("cpu")
+
+        def forward(self, **inputs):
+            feed = {n: inputs[n].cpu().numpy() for n in self.input_names}
+            return _output_class(self.output)(**{self.output: torch.from_numpy(self.run(feed))})
+
+    return RuntimeModel
+
+
+def _runner(backend: str, file: Path, device: str):
+    """A function from named int64 arrays to the output array, on the runtime of ``backend``."""
+    import torch
+
+    threads = torch.get_num_threads()  # as many threads as the torch path, so that the two compare like for like
+    if backend.startswith("onnx"):
+        import onnxruntime as ort
+
+        opts = ort.SessionOptions()
+        opts.intra_op_num_threads = threads
+        opts.add_session_config_entry("session.intra_op.allow_spinning", "0")  # no busy-waiting on shared CPUs
+        if device.startswith("cuda"):
+            index = int(device.partition(":")[2] or 0)
+            providers = [("CUDAExecutionProvider", {"device_id": index}), "CPUExecutionProvider"]
+        else:
+            providers = ["CPUExecutionProvider"]
+        session = ort.InferenceSession(str(file), opts, providers=providers)
+        return lambda feed: session.run(None, feed)[0]
+    import openvino as ov
+
+    # f32 explicitly: on CPUs with bf16 units OpenVINO would otherwise infer in bf16
+    compiled = ov.Core().compile_model(
+        str(file), "CPU", {"INFERENCE_NUM_THREADS": threads, "INFERENCE_PRECISION_HINT": "f32"}
+    )
+    return lambda feed: compiled(feed)[0]
+
+
+def backend_model(backend: str, source: str, load_torch, example: dict, output: str, config, device: str | None):
+    """The forward of the transformers model at ``source`` on ``backend``, the one place a backend is chosen.
+
+    ``torch``: ``load_torch()`` itself. Otherwise a module that runs the exported model (:func:`exported_model`;
+    ``load_torch`` is called only when the export is not cached) and is called like the torch model: tensors named
+    as in ``example`` (a tokeniser output of the model) in, a transformers output with field ``output``
+    (``last_hidden_state`` or ``logits``) out. Any model loader (embedding, NLI, reward) goes through here.
+    """
+    if backend == "torch":
+        return load_torch()
+    check_backend(backend, device)
+    names = [k for k, v in example.items() if hasattr(v, "shape")]
+    example = {k: example[k] for k in names}
+    file = exported_model(backend, source, example, output, load_torch)
+    return _runtime_module()(_runner(backend, file, _backend_device(backend, device)), names, output, config, backend)
+
+
+# --- reward model (quality_model; docs/quality.md, "Reward model") -------------------------------------------------
+
+
+def check_reward_config(path: str, where: str) -> None:
+    """Read only the reward model's config and tokenizer settings: a sequence classifier with one output and a chat
+    template (what the conversations are rendered with)."""
+    from transformers import AutoConfig, AutoTokenizer
+
+    try:
+        config = AutoConfig.from_pretrained(path)
+        tokenizer = AutoTokenizer.from_pretrained(path)
+    except (OSError, ValueError) as exc:
+        raise ModelUnavailableError(f"{where}: cannot read the model at {path} ({exc})") from None
+    archs = getattr(config, "architectures", None) or []
+    if archs and not any(a.endswith("ForSequenceClassification") for a in archs):
+        kind = ", ".join(archs)
+        raise ModelUnavailableError(f"{where}: {path} is a {kind}, not a sequence-classification reward model")
+    if getattr(config, "num_labels", 1) != 1:
+        raise ModelUnavailableError(f"{where}: {path} has {config.num_labels} outputs; a reward model has one")
+    if not getattr(tokenizer, "chat_template", None):
+        raise ModelUnavailableError(f"{where}: {path} has no chat template to render [user, assistant] turns with")
+
+
+class RewardModel:
+    """A sequence-classification reward model: one scalar per [user: prompt, assistant: response] conversation,
+    rendered with the model's own chat template.
+
+    Conversations longer than ``max_length`` tokens keep their first ``max_length`` tokens (``n_truncated`` counts
+    them). Padding is always on the right, so every conversation sees exactly the ids, positions and mask of a
+    forward pass on its own (the head reads the last non-pad token).
+    """
+
+    def __init__(self, model, tokenizer, device: str, max_length: int = 4096, name: str = ""):
+        self.model = model
+        self.tokenizer = tokenizer
+        self.device = device
+        self.max_length = max_length
+        self.name = name
+        self.n_truncated = 0
+        if tokenizer.pad_token_id is None:  # decoder reward models often ship without one
+            tokenizer.pad_token = tokenizer.eos_token
+        if getattr(model.config, "pad_token_id", None) is None:
+            model.config.pad_token_id = tokenizer.pad_token_id
+
+    def conversation_ids(self, pairs: Sequence[tuple[str, str]]) -> list[list[int]]:
+        """Token ids of each (prompt, response) conversation under the chat template, cut to ``max_length``."""
+        convs = [[{"role": "user", "content": p}, {"role": "assistant", "content": r}] for p, r in pairs]
+        ids = self.tokenizer.apply_chat_template(convs, tokenize=True, return_dict=True)["input_ids"]
+        self.n_truncated += sum(len(x) > self.max_length for x in ids)
+        return [list(x[: self.max_length]) for x in ids]
+
+    def rewards(self, pairs: Sequence[tuple[str, str]], batch_size: int = 16, progress: bool = False) -> np.ndarray:
+        """The reward (float64, shape (n,)) of each (prompt, response) pair; each distinct pair is scored once,
+        batched by token count (:func:`token_batches`)."""
+        import torch
+
+        index: dict[tuple[str, str], int] = {}
+        for p in pairs:
+            index.setdefault((p[0], p[1]), len(index))
+        distinct = list(index)
+        out = np.zeros(len(distinct), dtype=np.float64)
+        bar = None
+        if progress and distinct:
+            from tqdm.auto import tqdm
+
+            bar = tqdm(total=len(distinct), desc="Reward model", unit="text")
+        chunks = _length_chunks(len(distinct), [len(p) + len(r) for p, r in distinct], TOKENIZE_CHUNK)
+        with torch.inference_mode():
+            for chunk in chunks if distinct else []:
+                ids = self.conversation_ids([distinct[i] for i in chunk])
+                features = self.tokenizer.pad(
+                    {"input_ids": ids}, padding=True, return_tensors="pt", padding_side="right"
+                )
+                features = {"input_ids": features["input_ids"], "attention_mask": features["attention_mask"]}
+                for rows, batch in token_batches(features, batch_size, "right"):
+                    batch = {k: v.to(self.device) for k, v in batch.items()}
+                    logits = self.model(**batch).logits
+                    out[chunk[rows.numpy()]] = logits[:, 0].float().cpu().numpy()
+                    if bar is not None:
+                        bar.update(len(rows))
+        if bar is not None:
+            bar.close()
+        return out[[index[(p[0], p[1])] for p in pairs]]
+
+
+def load_reward_model(
+    name: str,
+    device: str | None = None,
+    max_length: int = 4096,
+    setting: str = "--quality_model",
+    dtype: str = "float32",
+    backend: str = "torch",
+) -> RewardModel:
+    """Load a reward model once (eval mode) on the metric device in ``dtype`` on ``backend``
+    (:func:`backend_model`); rewards are read in float32."""
+    from transformers import AutoConfig, AutoModelForSequenceClassification, AutoTokenizer
+
+    path = resolve_model_path(name, setting)
+    check_reward_config(path, f"{setting}={name!r}")
+    dev = resolve_device(device) if backend == "torch" else "cpu"  # exported models take and return host arrays
+    tokenizer = AutoTokenizer.from_pretrained(path)
+    if tokenizer.pad_token_id is None:  # decoder reward models often ship without one
+        tokenizer.pad_token = tokenizer.eos_token
+    config = AutoConfig.from_pretrained(path)
+    if getattr(config, "pad_token_id", None) is None:  # the head finds the last token through the pad id
+        config.pad_token_id = tokenizer.pad_token_id
+
+    def load_torch():
+        model = AutoModelForSequenceClassification.from_pretrained(path, config=config)
+        return model.to(device=dev, dtype=torch_dtype(dtype)).eval()
+
+    example = tokenizer(["A prompt.", "A longer prompt and its response."], padding=True, return_tensors="pt",
+                        padding_side="right")  # fmt: skip
+    example = {"input_ids": example["input_ids"], "attention_mask": example["attention_mask"]}
+    model = backend_model(backend, path, load_torch, example, "logits", config, device)
+    return RewardModel(model, tokenizer, dev, max_length=max_length, name=name)

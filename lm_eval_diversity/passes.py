@@ -18,10 +18,12 @@ import numpy as np
 from lm_eval_diversity.catalogue import metrics as catalogue
 from lm_eval_diversity.catalogue.tasks import answer_classes_for_task
 from lm_eval_diversity.metrics.nli import aligned_sentence_pairs, prompt_rng
+from lm_eval_diversity.quality.aggregate import QualityRule
 from lm_eval_diversity.scoring_types import MetricModels, PromptGroup
 from lm_eval_diversity.settings import DiversitySettings
 
 NAN = float("nan")
+QUALITY_WEIGHTED = ("qvendi",)  # embeddings records weighted by the rewards pass's ratings (fn(gram, ratings))
 
 
 def corpus_positions(n_prompts: int, n_outputs: int, seed: int, size: int) -> tuple[list[int], list[int]]:
@@ -84,6 +86,15 @@ class TaskInput:
     progress: bool
     verdicts: Sequence[Sequence[object]] | None = None  # graded tasks: the Verdict of each output, per prompt
     task_name: str | None = None  # the task's name (answer equality is the task's grader's)
+    # graded tasks: the verdicts the accuracy metrics read (``MetricRecord.grading_path``; they differ from
+    # ``verdicts`` only where the reference's two grading paths do), and how the verdicts are read (maj@K, IFEval)
+    accuracy_verdicts: Sequence[Sequence[object]] | None = None
+    quality_rule: QualityRule = field(default_factory=QualityRule)
+    # set by the rewards pass (which runs before the embeddings pass): per prompt, each output's acceptable flag;
+    # per flat output, its rating 1-10; and the pass's diagnostics
+    acceptable: list[list[bool]] | None = None
+    item_ratings: np.ndarray | None = None
+    reward_diagnostics: dict | None = None
     flat: list[str] = field(init=False)
     flat_diagnostics: list[object] = field(init=False)
     corpus_sets: dict[str, list[int]] = field(init=False)
@@ -105,19 +116,25 @@ class TaskInput:
         """The corpus levels any of ``recs`` is computed at."""
         return list(self.corpus_sets) if any(r.name in self.corpus_names for r in recs) else []
 
-    def correct_sets(self) -> tuple[list[list[int]], list[list[int]]]:
-        """Per prompt, all outputs and the correct outputs (each empty unless it holds >= 2 outputs)."""
-        if self.correct is None:
-            raise ValueError("correct-subset sets need correctness flags")
-        if len(self.correct) != len(self.stripped):
-            raise ValueError(f"correct has {len(self.correct)} prompts, expected {len(self.stripped)}")
+    def subset_flags(self, subset: str) -> Sequence[Sequence[bool]] | None:
+        """Per prompt, each output's membership of a subset: ``correct`` (the grader), ``acceptable`` (the reward
+        model); None when the run has no such flags."""
+        return {"correct": self.correct, "acceptable": self.acceptable}[subset]
+
+    def correct_sets(self, subset: str = "correct") -> tuple[list[list[int]], list[list[int]]]:
+        """Per prompt, all outputs and the outputs of ``subset`` (each empty unless it holds >= 2 outputs)."""
+        flags_of = self.subset_flags(subset)
+        if flags_of is None:
+            raise ValueError(f"{subset}-subset sets need {subset} flags")
+        if len(flags_of) != len(self.stripped):
+            raise ValueError(f"{subset} has {len(flags_of)} prompts, expected {len(self.stripped)}")
         all_sets, corr_sets = [], []
         start = 0
-        for texts, flags, g in zip(self.stripped, self.correct, self.groups):
+        for texts, flags, g in zip(self.stripped, flags_of, self.groups):
             rows = list(range(start, start + len(texts)))
             start += len(texts)
             if len(flags) != len(rows):
-                raise ValueError(f"doc_id {g.doc_id}: {len(flags)} correctness flags for {len(rows)} outputs")
+                raise ValueError(f"doc_id {g.doc_id}: {len(flags)} {subset} flags for {len(rows)} outputs")
             chosen = [r for r, ok in zip(rows, flags) if ok]
             all_sets.append(rows if len(rows) >= 2 else [])
             corr_sets.append(chosen if len(chosen) >= 2 else [])
@@ -165,6 +182,9 @@ def _kind_pass(task: TaskInput, kind: str, recs: list[catalogue.MetricRecord], o
     variants = [r for r in catalogue.records() if r.kind == kind and r.correct_variants and r.model_setting == model]
     if task.correct is not None and variants:
         _correct_variants(task, prepared, scores, variants, out.subsets)
+    acceptable = [r for r in variants if "correct" in r.correct_variants and r.on is None]
+    if task.acceptable is not None and acceptable:
+        _acceptable_variants(task, prepared, scores, acceptable, out.subsets)
 
 
 def _correct_variants(task: TaskInput, prepared, scores, recs, subsets: list[dict]) -> None:
@@ -178,6 +198,17 @@ def _correct_variants(task: TaskInput, prepared, scores, recs, subsets: list[dic
         for r in recs:
             for variant in r.correct_variants:
                 row[f"{r.name}_{variant}"] = (over_all if variant == "all" else over_correct)[r.name][i]
+
+
+def _acceptable_variants(task: TaskInput, prepared, scores, recs, subsets: list[dict]) -> None:
+    """``<m>_acceptable`` per prompt over the reward-acceptable outputs (NaN with fewer than 2), with
+    ``acceptable_computable`` (docs/quality.md)."""
+    _, sets = task.correct_sets("acceptable")
+    over = scores(task, prepared, recs, sets)
+    for i, row in enumerate(subsets):
+        row["acceptable_computable"] = float(bool(sets[i]))
+        for r in recs:
+            row[f"{r.name}_acceptable"] = over[r.name][i]
 
 
 # Each kind has two steps: ``build(task, records)`` makes the kind's input once per task (the embeddings of every
@@ -239,6 +270,10 @@ def _embeddings_scores(task: TaskInput, prepared, recs, sets: list[list[int]]) -
         stacked = emb[np.asarray([[rows[p] for p in sets[i]] for i in members])]  # (b, m, d)
         g = stacked @ np.swapaxes(stacked, -1, -2)
         for r in recs:
+            if r.name in QUALITY_WEIGHTED:  # the Gram matrix and the ratings of the set's outputs
+                if task.item_ratings is not None:
+                    out[r.name][members] = r.fn(g, task.item_ratings[np.asarray([sets[i] for i in members])])
+                continue
             out[r.name][members] = r.fn(g)
     return {name: [float(v) for v in arr] for name, arr in out.items()}
 
@@ -304,10 +339,14 @@ def _behaviour_classes(task: TaskInput, recs) -> list:
 
 
 def _verdict_scores(task: TaskInput, prepared, recs, sets: list[list[int]]) -> dict[str, list]:
-    """Quality of each prompt from its outputs' verdicts (``fn(verdicts)``; a record with ``weight`` gives its share
-    and the count)."""
-    flat = [v for vs in _flat_verdicts(task) for v in vs]
-    return {r.name: [r.fn([flat[p] for p in s]) for s in sets] for r in recs}
+    """Quality of each prompt from its outputs' verdicts (``fn(verdicts, rule)``, the verdicts of the record's
+    ``grading_path``; a record with ``weight`` gives its share and the count)."""
+    out = {}
+    for r in recs:
+        by_prompt = task.accuracy_verdicts if r.grading_path == "accuracy" and task.accuracy_verdicts else None
+        flat = [v for vs in (by_prompt or _flat_verdicts(task)) for v in vs]
+        out[r.name] = [r.fn([flat[p] for p in s], task.quality_rule) for s in sets]
+    return out
 
 
 def _class_scores(task: TaskInput, classes: list, recs, sets: list[list[int]]) -> dict[str, list[float]]:
@@ -365,6 +404,37 @@ def _nli_matrix_scores(task: TaskInput, prepared, recs, sets: list[list[int]]) -
     return out
 
 
+# --- reward model (docs/quality.md, "Reward model") -----------------------------------------------------------------
+
+
+def _rewards_input(task: TaskInput, recs):
+    """Every output's reward (each distinct (prompt, output) once) and its calibration; the acceptable flags and
+    ratings are left on the task for the embeddings pass (acceptable subsets, quality-weighted Vendi)."""
+    from lm_eval_diversity.quality.reward import task_rewards
+
+    model = task.models.for_setting("quality_model")
+    tr = task_rewards(task.task_name or "", task.groups, task.stripped, model, task.settings, task.progress)
+    offsets = np.cumsum([0] + [len(t) for t in task.stripped])
+    task.acceptable = [tr.acceptable[offsets[i] : offsets[i + 1]].tolist() for i in range(len(task.stripped))]
+    task.item_ratings = tr.ratings
+    task.reward_diagnostics = tr.diagnostics
+    return tr
+
+
+def _rewards_scores(task: TaskInput, tr, recs, sets: list[list[int]]) -> dict[str, list[float]]:
+    """Reward statistics of each set (in output order), NaN for an empty set."""
+    from lm_eval_diversity.metrics.reward import RewardSet
+
+    out = {r.name: [NAN] * len(sets) for r in recs}
+    for i, s in enumerate(sets):
+        if not s:
+            continue
+        idx = np.asarray(s)
+        view = RewardSet(tr.rewards[idx], tr.ratings[idx], tr.acceptable[idx], tuple(task.flat[p] for p in s))
+        for r in recs:
+            out[r.name][i] = float(r.fn(view))
+    return out
+
 KIND_PASSES = {  # input kind -> (build, scores); the baseline kind is computed against a baseline run (analysis)
     "stripped": (_no_input, _stripped_scores),
     "texts": (_no_input, _texts_scores),
@@ -375,4 +445,5 @@ KIND_PASSES = {  # input kind -> (build, scores); the baseline kind is computed 
     "answers": (_answer_classes, _class_scores),
     "behaviours": (_behaviour_classes, _class_scores),
     "code": (_subtree_cache, _code_scores),
+    "rewards": (_rewards_input, _rewards_scores),
 }

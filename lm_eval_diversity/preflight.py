@@ -1,20 +1,25 @@
 """Checks a run makes before generation starts, and the metric models it shares between tasks.
 
 Everything that could fail once the responses exist (model locations, the metric device, the NLI model's kind and
-labels, the baseline run, code-execution isolation) is checked before the first request reaches the model, so a bad
-setting costs no generation. The metric models are loaded once per process and shared by every task of a run.
+labels, the baseline run, the graders' libraries, code-execution isolation) is checked before the first request
+reaches the model, so a bad setting or a missing dependency costs no generation. The metric models are loaded once
+per process and shared by every task of a run.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from functools import lru_cache
 
 from lm_eval_diversity.catalogue import metrics as catalogue
-from lm_eval_diversity.catalogue.tasks import is_graded, runs_code
+from lm_eval_diversity.catalogue.tasks import find_task
 from lm_eval_diversity.scoring_types import MetricModels
 from lm_eval_diversity.settings import ENV_PREFIX, DiversitySettings
 
-_MODEL_FIELDS = ("metrics", "sbert_model", "nli_model", "code_model", "device", "nli_max_length", "dtype")
+_MODEL_FIELDS = (
+    "metrics", "sbert_model", "nli_model", "code_model", "device", "nli_max_length", "dtype", "backend",
+    "quality_model", "quality_max_length",
+)  # fmt: skip
 
 
 @lru_cache(maxsize=4)
@@ -41,24 +46,65 @@ def _resolve(name: str, setting: str) -> str:
 
 
 def check_before_generation(task: str, settings: DiversitySettings, sources: dict[str, str] | None = None) -> None:
-    """Everything that could fail once the responses exist, checked before generation starts: model locations,
-    the metric device, the NLI model's kind and labels, the baseline run, and code-execution isolation.
-    Errors name the setting as the user gave it (``sources``, from :func:`resolve_settings`)."""
-    from lm_eval_diversity.models import check_device, check_nli_config
+    """:func:`check_tasks_before_generation` for one task (lm-eval builds each task's requests in turn, all before
+    the first request reaches the model)."""
+    check_tasks_before_generation([task], settings, sources)
+
+
+def check_tasks_before_generation(
+    tasks: Iterable[str],
+    settings: DiversitySettings,
+    sources: dict[str, str] | None = None,
+    *,
+    code_execution: bool = True,
+) -> None:
+    """Everything that could fail once the responses exist, checked for every task of a run before generation
+    starts: model locations, the metric device and backend, the NLI model's kind and labels, the reward model and
+    its calibration, the baseline run, each grader's libraries (math-verify, lm-eval's IFEval checkers) and, for
+    code tasks with ``code_execution``, a working sandbox. Errors name the setting as the user gave it (``sources``,
+    from :func:`resolve_settings`).
+
+    Plain ``lm_eval`` and ``run`` call it per task while lm-eval builds the requests; ``score`` for the tasks it
+    read (``code_execution``: ``--confirm_run_unsafe_code``); a driver of several runs once, before any of them."""
+    from lm_eval_diversity.models import check_backend, check_device, check_nli_config
+    from lm_eval_diversity.quality.types import GradingOptions
 
     sources = sources or {}
     check_models_available(settings, sources)
-    if catalogue.models_needed(settings.metrics):
-        check_device(settings.device, sources.get("device", "--metric_device / --metadata metric_device"))
+    check_device(settings.device, sources.get("device", "--metric_device / --metadata metric_device"))
+    if catalogue.models_needed(settings.metrics):  # its runtime's packages matter only where a model runs
+        check_backend(settings.backend, settings.device, sources.get("backend", "--metric_backend"))
     if "nli_model" in catalogue.models_needed(settings.metrics):
         nli_source = sources.get("nli_model", "--nli_model / --metadata nli_model")
         check_nli_config(_resolve(settings.nli_model, nli_source), nli_source)
-    if settings.baseline and is_graded(task):
-        baseline_run(settings.baseline)
-    if runs_code(task):
-        from lm_eval_diversity.quality.sandbox import isolation_mode
+    for task in dict.fromkeys(tasks):
+        if "quality_model" in catalogue.models_needed(settings.metrics):
+            check_quality_model(task, settings, sources)
+        record = find_task(task)
+        if record is None or record.grader is None:
+            continue
+        if settings.baseline:
+            baseline_run(settings.baseline)
+        options = GradingOptions(
+            math_mode=settings.math_mode,
+            ifeval_mode=settings.ifeval_mode,
+            code_mode=settings.code_mode,
+            allow_code_execution=code_execution and record.runs_code,
+        )
+        record.grader.ready(task, options)
 
-        isolation_mode()  # raises SandboxUnavailableError, saying what to install or enable
+
+def check_quality_model(task: str, settings: DiversitySettings, sources: dict[str, str] | None = None) -> None:
+    """The reward model is a one-output sequence classifier with a chat template, and the reference run (if any)
+    recorded a calibration of this task with the same model (docs/quality.md)."""
+    from lm_eval_diversity.models import check_reward_config
+    from lm_eval_diversity.quality.reward import reference_calibration
+
+    sources = sources or {}
+    source = sources.get("quality_model", "--quality_model / --metadata quality_model")
+    check_reward_config(_resolve(settings.quality_model, source), source)
+    if settings.quality_reference:
+        reference_calibration(settings.quality_reference, task, settings)
 
 
 def models_for(settings: DiversitySettings) -> MetricModels:

@@ -69,3 +69,15 @@ def strip_cot_with_diagnostics(text: str, prompt_opened_think: bool = False) -> 
     unclosed = THINK_OPEN in text and THINK_CLOSE not in text[text.find(THINK_OPEN) :]
     return StrippedOutput(text=text.strip(), unclosed_think=unclosed, had_think=had_think)
 
+
+
+def final_text(text: str, prompt_opened_think: bool = False) -> str:
+    """What the default graders read of one raw output: the text after CoT removal, minus a thought the model never
+    closed (from its ``<think>`` on). A truncated thought holds no final answer, only reasoning towards one; the
+    reference keeps it whole and grades it (its rule is :func:`strip_cot`, used in compat mode)."""
+    out = strip_cot_with_diagnostics(text, prompt_opened_think)
+    if not out.unclosed_think:
+        return out.text
+    if prompt_opened_think and THINK_CLOSE not in text:
+        return ""
+    return out.text[: out.text.find(THINK_OPEN)].strip()

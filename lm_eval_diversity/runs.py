@@ -133,7 +133,40 @@ def load_results_file(path: Path) -> tuple[str, dict[str, TaskData], list[str]]:
             if stamp and _datetime_from_name(samples.name) != stamp:
                 notes.append(f"{name}: samples taken from {samples.name} (timestamp differs from {path.name})")
         tasks[name] = td
-    return short_model_name(data.get("model_name"), path.parent.name), tasks, notes
+    return run_model_name(data, path.parent.name), tasks, notes
+
+
+def _model_arg(model_args: Any, key: str) -> str | None:
+    """One key of lm-eval's recorded ``model_args`` (a ``k=v,k2=v2`` string or a mapping)."""
+    if isinstance(model_args, dict):
+        value = model_args.get(key)
+        return str(value) if value else None
+    if isinstance(model_args, str):
+        for part in model_args.split(","):
+            k, sep, v = part.partition("=")
+            if sep and k.strip() == key and v.strip():
+                return v.strip()
+    return None
+
+
+def run_model_name(data: dict, fallback: str) -> str:
+    """The model of a results JSON as a person names it: a GGUF model by its file (``SmolLM2-135M-Instruct.Q4_1``:
+    the folder it sits in names the package, not the model), else :func:`short_model_name`."""
+    gguf = _model_arg((data.get("config") or {}).get("model_args"), "gguf_file")
+    if gguf:
+        return re.split(r"[/\\]", gguf)[-1].removesuffix(".gguf")
+    return short_model_name(data.get("model_name"), fallback)
+
+
+def recorded_run(samples: Path, task: str) -> tuple[Path, dict] | None:
+    """The results JSON lm-eval wrote with a samples file (``results_<stamp>.json`` beside
+    ``samples_<task>_<stamp>.jsonl``) and the task's config in it; None when there is none or it lacks the task."""
+    stamp = _datetime_from_name(samples.name)
+    path = samples.parent / f"results_{stamp}.json"
+    if not is_regular(path):
+        return None
+    config = (_read_results_json(path).get("configs") or {}).get(task)
+    return (path, config) if isinstance(config, dict) else None
 
 
 def short_model_name(model_name: str | None, fallback: str) -> str:
@@ -179,6 +212,11 @@ def _per_prompt_rows(where: str, rows_list: list) -> dict[Any, dict]:
             raise RunFormatError(f"{where}.per_prompt[{i}]: must be an object with a 'doc_id'")
         if row["doc_id"] in per_prompt:
             raise RunFormatError(f"{where}.per_prompt[{i}]: duplicate doc_id {row['doc_id']!r}")
+        for k, v in row.items():
+            if k != "doc_id" and not (v is None or isinstance(v, (int, float))):
+                raise RunFormatError(
+                    f"{where}.per_prompt[{i}].{k}: expected a number or null, got {type(v).__name__} {v!r:.40}"
+                )
         per_prompt[row["doc_id"]] = {k: (v if k == "doc_id" else as_float(v)) for k, v in row.items()}
     return per_prompt
 
@@ -212,13 +250,27 @@ def load_score_json(path: Path, data: dict) -> tuple[str, dict[str, TaskData]]:
             name=name,
             values=values,
             repeats=entry.get("k"),
-            settings=dict(settings),
+            settings={**settings, **_reward_calibration(entry)},
             n_docs=entry.get("n_prompts"),
             per_prompt=per_prompt,
             source=str(path),
             samples_source=str(path) if per_prompt is not None else None,
         )
     return path.stem, tasks
+
+
+def _reward_calibration(entry: dict) -> dict:
+    """``{"reward_calibration": "<model>; threshold T; cut-offs <digest>"}`` from a score JSON task's recorded reward
+    calibration (two runs are comparable on reward metrics only when these agree), else nothing."""
+    import hashlib
+
+    diagnostics = entry.get("diagnostics")
+    reward = diagnostics.get("reward") if isinstance(diagnostics, dict) else None
+    cal = reward.get("calibration") if isinstance(reward, dict) else None
+    if not isinstance(cal, dict):
+        return {}
+    digest = hashlib.sha256(json.dumps(cal.get("cutoffs")).encode()).hexdigest()[:12]
+    return {"reward_calibration": f"{cal.get('model')}; threshold {cal.get('threshold')!r}; cut-offs {digest}"}
 
 
 def _load_folder(folder: Path, files: list[Path]) -> Run:

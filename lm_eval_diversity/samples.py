@@ -24,7 +24,8 @@ from lm_eval_diversity.scoring_types import PromptGroup
 
 SAMPLES_GLOB = "samples_*.jsonl"
 MAX_LINE_BYTES = 256 * 2**20  # one samples line (one doc's K responses) larger than this is refused
-_TIMESTAMP_RE = re.compile(r"_\d{4}-\d{2}-\d{2}T\d{2}-\d{2}-\d{2}(?:\.\d+)?$")
+# lm-eval's date suffix, or the sweep's shard suffix (``_p000r00``: prompt shard, repeat shard; docs/scale.md)
+_TIMESTAMP_RE = re.compile(r"_(?:\d{4}-\d{2}-\d{2}T\d{2}-\d{2}-\d{2}(?:\.\d+)?|p\d{3,}r\d{2,})$")
 logger = logging.getLogger(__name__)
 # keys of a logged sample that are not per-doc metric values
 _NON_METRIC_KEYS = frozenset(
@@ -42,7 +43,9 @@ class SamplesFile:
     """One task read from one samples file: its prompt groups, per-doc metric values and doc hashes.
 
     ``values`` maps each doc id to ``{"doc_id": id, <metric>: float, ...}`` (None -> NaN); when a doc is logged once
-    per filter pipeline, the ``div`` filter's line gives the values, else the first line.
+    per filter pipeline, the ``div`` filter's line gives the values, else the first line. ``prompts`` holds the
+    rendered prompt lm-eval logged per doc, ``correct`` the per-output verdicts the ``div`` filter logged on graded
+    tasks (``None`` for an output without one); both are for showing outputs, never for scoring.
     """
 
     path: Path
@@ -53,6 +56,8 @@ class SamplesFile:
     extra: dict = field(default_factory=dict)
     values: dict[int, dict] = field(default_factory=dict)
     doc_hashes: dict[int, str] = field(default_factory=dict)
+    prompts: dict[int, str] = field(default_factory=dict)
+    correct: dict[int, list[bool | None]] = field(default_factory=dict)
 
 
 def task_name_from_filename(path: Path) -> str:
@@ -62,7 +67,8 @@ def task_name_from_filename(path: Path) -> str:
     if not (path.name.startswith("samples_") and path.suffix == ".jsonl" and _TIMESTAMP_RE.search(path.stem)):
         raise SamplesFormatError(
             f"{path}: not an lm-eval samples file name (expected samples_<task>_<timestamp>.jsonl, the timestamp "
-            "as lm-eval writes it, e.g. 2026-01-31T12-00-00.000000); the task is read from the name"
+            "as lm-eval writes it, e.g. 2026-01-31T12-00-00.000000, or a sweep shard's samples_<task>_p000r00.jsonl); "
+            "the task is read from the name"
         )
     return get_file_task_name(path.stem)
 
@@ -118,12 +124,38 @@ def _responses(resps, where: str) -> list[str]:
     return resps
 
 
-def _prompt_opened_think(record: dict) -> bool:
-    """Whether the logged prompt (lm-eval logs it as ``arguments.gen_args_0.arg_0``) ended with ``<think>``."""
+def _logged_prompt(record: dict) -> str | None:
+    """The rendered prompt lm-eval logged (``arguments.gen_args_0.arg_0``), None when absent."""
     args = record.get("arguments")
     first = args.get("gen_args_0") if isinstance(args, dict) else None
     prompt = first.get("arg_0") if isinstance(first, dict) else None
-    return isinstance(prompt, str) and prompt_opens_think(prompt)
+    return prompt if isinstance(prompt, str) else None
+
+
+def _prompt_opened_think(record: dict) -> bool:
+    """Whether the logged prompt ended with ``<think>``."""
+    prompt = _logged_prompt(record)
+    return prompt is not None and prompt_opens_think(prompt)
+
+
+def _logged_verdicts(record: dict, k: int) -> list[bool | None] | None:
+    """Per output, whether the ``div`` filter logged it correct: its ``filtered_resps`` are one JSON object per output
+    (``{"response", "answer", "correct"}``, :func:`lm_eval_diversity.responses.response_records`); None when the
+    line holds no verdict at all (an ungraded task, or a run scored after generation)."""
+    logged = record.get("filtered_resps")
+    if isinstance(logged, list) and len(logged) == 1 and isinstance(logged[0], list):
+        logged = logged[0]
+    if not isinstance(logged, list):
+        return None
+    verdicts: list[bool | None] = []
+    for item in logged[:k]:
+        try:
+            obj = json.loads(item) if isinstance(item, str) else item
+        except json.JSONDecodeError:
+            obj = None
+        verdict = obj.get("correct") if isinstance(obj, dict) else None
+        verdicts.append(verdict if isinstance(verdict, bool) else None)
+    return verdicts if any(v is not None for v in verdicts) else None
 
 
 def iter_sample_records(path: str | Path) -> Iterator[tuple[str, dict]]:
@@ -175,12 +207,16 @@ def read_samples_file(path: str | Path, task: str | None = None) -> SamplesFile:
     groups: dict[int, PromptGroup] = {}
     values: dict[int, dict] = {}
     hashes: dict[int, str] = {}
+    prompts: dict[int, str] = {}
+    correct: dict[int, list[bool | None]] = {}
     from_div: set[int] = set()
     n_lines = dup = 0
     for where, record in iter_sample_records(path):
         n_lines += 1
         if "resps" not in record:
             raise SamplesFormatError(f"{where}: missing key(s) ['resps']")
+        if record.get("doc") is not None and not isinstance(record["doc"], dict):
+            raise SamplesFormatError(f"{where}: key 'doc' must be an object, got {type(record['doc']).__name__}")
         doc_id = record["doc_id"]
         outputs = _responses(record["resps"], where)
         is_div = record.get("filter") == "div"
@@ -190,6 +226,10 @@ def read_samples_file(path: str | Path, task: str | None = None) -> SamplesFile:
                 from_div.add(doc_id)
             if record.get("doc_hash") is not None:
                 hashes[doc_id] = record["doc_hash"]
+        if is_div and (verdicts := _logged_verdicts(record, len(outputs))) is not None:
+            correct[doc_id] = verdicts
+        if doc_id not in prompts and (prompt := _logged_prompt(record)) is not None:
+            prompts[doc_id] = prompt
         if doc_id in groups:
             if groups[doc_id].outputs != outputs:
                 raise SamplesFormatError(f"{where}: doc_id {doc_id} appears again with different responses")
@@ -208,6 +248,8 @@ def read_samples_file(path: str | Path, task: str | None = None) -> SamplesFile:
         n_duplicate_lines=dup,
         values=values,
         doc_hashes=hashes,
+        prompts=prompts,
+        correct=correct,
     )
 
 

@@ -10,6 +10,7 @@ the whole task: every unique text is embedded once, every unique NLI sentence pa
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import math
 import os
@@ -20,8 +21,11 @@ import numpy as np
 
 from lm_eval_diversity.catalogue import metrics as catalogue
 from lm_eval_diversity.catalogue.tasks import find_task
+from lm_eval_diversity.modes import COMPAT_PATHS
 from lm_eval_diversity.passes import PassResults, TaskInput, run_passes
 from lm_eval_diversity.preprocess import strip_cot_with_diagnostics
+from lm_eval_diversity.quality.aggregate import QualityRule
+from lm_eval_diversity.quality.graders import Grader
 from lm_eval_diversity.quality.types import GradingOptions
 from lm_eval_diversity.scoring_types import MetricModels, PromptGroup, TaskScores
 from lm_eval_diversity.settings import DiversitySettings
@@ -35,12 +39,15 @@ __all__ = ["MetricModels", "PromptGroup", "TaskScores", "load_models", "score_gr
 
 
 def _model_loaders(settings: DiversitySettings) -> dict:
-    from lm_eval_diversity.models import load_nli_model, load_sentence_model
+    from lm_eval_diversity.models import load_nli_model, load_reward_model, load_sentence_model
 
     return {
-        "sbert_model": lambda: load_sentence_model(settings.sbert_model, settings.device, dtype=settings.dtype),
+        "sbert_model": lambda: load_sentence_model(
+            settings.sbert_model, settings.device, dtype=settings.dtype, backend=settings.backend
+        ),
         "nli_model": lambda: load_nli_model(
-            settings.nli_model, settings.device, max_length=settings.nli_max_length, dtype=settings.dtype
+            settings.nli_model, settings.device, max_length=settings.nli_max_length, dtype=settings.dtype,
+            backend=settings.backend,
         ),
         "code_model": lambda: load_sentence_model(
             settings.code_model,
@@ -48,6 +55,11 @@ def _model_loaders(settings: DiversitySettings) -> dict:
             setting="--code_model",
             dtype=settings.dtype,
             max_seq_length=CODE_MAX_SEQ_LENGTH,
+            backend=settings.backend,
+        ),
+        "quality_model": lambda: load_reward_model(
+            settings.quality_model, settings.device, max_length=settings.quality_max_length, dtype=settings.dtype,
+            backend=settings.backend,
         ),
     }
 
@@ -129,6 +141,8 @@ def score_groups(
     progress: bool = False,
     verdicts: Sequence[Sequence[object]] | None = None,
     task_name: str | None = None,
+    accuracy_verdicts: Sequence[Sequence[object]] | None = None,
+    quality_rule: QualityRule | None = None,
 ) -> TaskScores:
     """Score a whole task.
 
@@ -140,6 +154,8 @@ def score_groups(
     task's quality (acc, pass@k, maj@K, ...). A chosen metric runs only where it is defined: on its record's tasks
     (``task_name``), and for the kinds read from the grader's verdicts (answer and functional classes) only with
     ``verdicts``. Every metric runs through :func:`lm_eval_diversity.passes.run_passes`, one batched pass per kind.
+    ``accuracy_verdicts`` (default ``verdicts``) are what the accuracy metrics read where the reference's two grading
+    paths differ (compat modes); ``quality_rule`` how the verdicts are read (maj@K, IFEval's levels).
     """
     models = models or MetricModels()
     metrics = tuple(m for m in settings.metrics if _defined(catalogue.record(m), settings, task_name, verdicts))
@@ -155,6 +171,7 @@ def score_groups(
     task = TaskInput(
         groups, stripped, diagnostics, settings, models,
         frozenset(m for m in settings.corpus_metrics if m in metrics), correct, progress, verdicts, task_name,
+        accuracy_verdicts=accuracy_verdicts, quality_rule=quality_rule or QualityRule(),
     )  # fmt: skip
     stripped_records = [r for r in catalogue.records() if r.kind == "stripped"]
     graded = graded_records(task_name, settings.metrics) if verdicts is not None else ()
@@ -162,7 +179,12 @@ def score_groups(
     results = run_passes(task, [*stripped_records, *chosen, *(r for r in row_records if r.kind == "verdicts")])
     per_prompt = _prompt_rows(task, results, stripped_records, metrics, row_records)
     summary = _summary(metrics, results, per_prompt, task.corpus_sets)
-    summary.update(_graded_summary(graded, per_prompt))
+    summary.update(_graded_summary(row_records, per_prompt, task.quality_rule))
+    if task.acceptable is not None:  # quality-filtered diversity over the reward-acceptable outputs, every task
+        for name in catalogue.acceptable_metrics():
+            if any(name in row for row in per_prompt):
+                mean, std = _mean_std([row.get(name, NAN) for row in per_prompt])
+                summary[name] = {"per_input_mean": mean, "per_input_std": std}
     prompt_sets = task.prompt_sets()
     diag = {
         "n_short": n_short,
@@ -173,6 +195,8 @@ def score_groups(
         "n_unique_outputs": len(set(task.flat)),
         "corpus_sample": {lvl: len(pos) for lvl, pos in task.corpus_sets.items()},
     }
+    if task.reward_diagnostics is not None:
+        diag["reward"] = task.reward_diagnostics
     verdict_lists = [list(vs) for vs in verdicts] if verdicts is not None else []
     return TaskScores(n_prompts=len(groups), k=k, metrics=summary, per_prompt=per_prompt, diagnostics=diag,
                       verdicts=verdict_lists)  # fmt: skip
@@ -219,12 +243,15 @@ def _summary(
     return summary
 
 
-def _graded_summary(graded: Sequence[catalogue.MetricRecord], rows: list[dict]) -> dict[str, dict[str, float]]:
+def _graded_summary(
+    graded: Sequence[catalogue.MetricRecord], rows: list[dict], rule: QualityRule | None
+) -> dict[str, dict[str, float]]:
     """Per graded record: mean and population std over prompts; a share with a ``weight`` is pooled over every item
-    of every prompt (as lm-eval aggregates IFEval's instruction levels), without a std."""
+    of every prompt (as lm-eval aggregates IFEval's instruction levels), without a std, unless the task's rule reads
+    each prompt's share (the reference's IFEval levels: averaged over prompts)."""
     summary: dict[str, dict[str, float]] = {}
     for r in graded:
-        if r.weight is None:
+        if r.weight is None or (rule is not None and rule.instruction_shares):
             mean, std = _mean_std([row[r.name] for row in rows])
         else:
             total = sum(row[r.weight] for row in rows)
@@ -300,22 +327,52 @@ def score_task(
         allow_code_execution=allow_code_execution, code_timeout_s=settings.code_timeout_s,
         workers=max(1, os.cpu_count() or 1), code_behaviour=bool(behaviours) and settings.code_mode == "official",
     )  # fmt: skip
+    grader = record.grader
+    assert grader is not None
 
-    def grade(part: Sequence[PromptGroup]) -> list:
-        return record.grade([g.doc for g in part], [g.outputs for g in part], options)  # type: ignore[misc]
+    def graded_with(options: GradingOptions) -> list:
+        def grade(part: Sequence[PromptGroup]) -> list:
+            return record.grade([g.doc for g in part], [g.outputs for g in part], options)  # type: ignore[misc]
 
-    verdicts = _grade_with_progress(task, grade, groups) if progress else grade(groups)
-    scores = score_groups(groups, settings, models, progress=progress, verdicts=verdicts, task_name=task)
+        return _grade_with_progress(task, grade, groups) if progress else grade(groups)
+
+    verdicts = graded_with(options)  # the correct subsets: the reference's QFD path in compat modes
+    accuracy_verdicts = verdicts
+    if grader.compat_paths(options):  # compat: the accuracy metrics follow the reference's accuracy scripts
+        accuracy_verdicts = graded_with(dataclasses.replace(options, compat_path="accuracy"))
+    rule = QualityRule(grader.majority, grader.instruction_levels and grader.mode(options) == "compat")
+    scores = score_groups(
+        groups, settings, models, progress=progress, verdicts=verdicts, task_name=task,
+        accuracy_verdicts=accuracy_verdicts, quality_rule=rule,
+    )  # fmt: skip
     scores.diagnostics["quality"] = {
         "math_mode": settings.math_mode,
         "ifeval_mode": settings.ifeval_mode,
         "code_mode": settings.code_mode,
+        "rules": quality_rules(grader, options),
         "n_computable": int(sum(row["computable"] == 1.0 for row in scores.per_prompt)),
         "fail_reasons": dict(
             Counter(v.reason or "failed" for vs in verdicts for v in vs if not v.correct).most_common()
         ),
     }
     return scores
+
+
+def quality_rules(grader: Grader, options: GradingOptions) -> dict[str, str]:
+    """Which rule produced which quality metric of a task graded by ``grader`` (recorded in the results,
+    ``diagnostics.quality``)."""
+    majority = "majority vote of the answers" if grader.majority == "vote" else "more than half of the outputs correct"
+    if grader.mode(options) != "compat":
+        return {
+            "acc, pass@k, maj@K, IFEval levels": "the default grader (docs/metrics.md, Graders)",
+            "k_correct, correct subsets, computable": "the default grader (the same verdicts)",
+            "maj@K": majority,
+        }
+    return {
+        "acc, pass@k, maj@K, IFEval levels": COMPAT_PATHS["accuracy"],
+        "k_correct, correct subsets, computable": COMPAT_PATHS["subsets"],
+        "maj@K": majority,
+    }
 
 
 def _grade_with_progress(task: str, grade, groups: Sequence[PromptGroup], updates: int = 20) -> list:

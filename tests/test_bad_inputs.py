@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import stat
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -70,6 +71,10 @@ def env(tmp_path: Path) -> Env:
 def _run(argv: list[str]) -> int:
     if argv[0] == "compare":
         return run_compare(argv[1:])
+    if argv[0] == "demo":
+        from lm_eval_diversity.demo import run_demo
+
+        return run_demo(argv[1:])
     return cli.main(argv)
 
 
@@ -162,7 +167,89 @@ CASES: dict[str, Callable[[Env], tuple[list[str], int, str, Path | None]]] = {
          str(e.out.parent)],
         2, "--output", e.out,
     ),  # fmt: skip
+    # ---- settings: every bad value named as typed, before any work
+    "corpus_sample_size_zero": lambda e: (e.score("--corpus_sample_size", "0"), 2, "--corpus_sample_size=0", e.out),
+    "nli_max_sentences_zero": lambda e: (e.score("--nli_max_sentences", "0"), 2, "--nli_max_sentences=0", e.out),
+    "nli_max_length_negative": lambda e: (e.score("--nli_max_length", "-5"), 2, "--nli_max_length=-5", e.out),
+    "seed_negative_names_the_flag": lambda e: (e.score("--diversity_seed", "-1"), 2, "--diversity_seed=-1", e.out),
+    "metric_device_toaster": lambda e: (e.score("--metric_device", "toaster"), 2, "--metric_device='toaster'", e.out),
+    "metric_device_missing_gpu": lambda e: (e.score("--metric_device", "cuda:7"), 2, "--metric_device='cuda:7'",
+                                            e.out),  # fmt: skip
+    "metrics_repeated": lambda e: ([*e.score(), "--metrics", "ead,ead"], 2, "ead given more than once", e.out),
+    "corpus_metric_that_does_not_run": lambda e: (
+        [*e.score(), "--corpus_metrics", "sbert"], 2, "--corpus_metrics: sbert not among the metrics", e.out),
+    # ---- inputs: a malformed record is named by file and line
+    "doc_that_is_a_string": lambda e: (
+        e.score(paths=[str(_samples(e.tmp / "s1", "diversity_gsm8k", {"doc": "What is 2+2? #### 4"}))]),
+        2, f"samples_diversity_gsm8k_{TIMESTAMP}.jsonl:1: key 'doc' must be an object, got str", e.out,
+    ),  # fmt: skip
+    "gsm8k_doc_without_gold": lambda e: (
+        e.score(paths=[str(_samples(e.tmp / "s2", "diversity_gsm8k", {"doc": {"question": "2+2?", "answer": 4}}))]),
+        2, "gsm8k doc 0: key 'answer' has no gold answer", e.out,
+    ),  # fmt: skip
+    # ---- outputs: never a special file, never an empty path, never under a file
+    "output_path_empty": lambda e: ([*e.score(), "--output_path", ""], 2, "--output_path: empty path", e.out),
+    "output_path_is_a_fifo": lambda e: (e.score(out=_fifo(e.tmp / "pipe.json")), 2, "not a regular file",
+                                        e.tmp / "pipe.json"),  # fmt: skip
+    "output_path_is_a_device": lambda e: (e.score(out=_device(e.tmp)), 2, "not a regular file", _device(e.tmp)),
+    "output_path_under_a_file": lambda e: (e.score(out=e.out / "x.json"), 2, f"{e.out} is not a directory", e.out),
+    "compare_output_is_a_fifo": lambda e: (
+        ["compare", str(_score_json(e.tmp / "a.json", [{"doc_id": 0, "sbert": 0.5}])), "--output",
+         str(_fifo(e.tmp / "report.fifo"))],
+        2, "--output", e.tmp / "report.fifo",
+    ),  # fmt: skip
+    "compare_plot_is_a_device": lambda e: (
+        ["compare", str(_score_json(e.tmp / "a.json", [{"doc_id": 0, "sbert": 0.5}])),
+         str(_score_json(e.tmp / "b.json", [{"doc_id": 0, "sbert": 0.4}])), "--plot", str(_device(e.tmp)),
+         "--output", str(e.out)],
+        2, f"--plot {_device(e.tmp)}: not a regular file", _device(e.tmp),
+    ),  # fmt: skip
+    "compare_output_empty": lambda e: (
+        ["compare", str(_score_json(e.tmp / "a.json", [{"doc_id": 0, "sbert": 0.5}])), "--output", ""],
+        2, "--output: empty path", None,
+    ),  # fmt: skip
+    # ---- compare: what would be misread is refused
+    "compare_labels_repeated": lambda e: (
+        ["compare", str(_score_json(e.tmp / "a.json", [{"doc_id": 0, "sbert": 0.5}])),
+         str(_score_json(e.tmp / "b.json", [{"doc_id": 0, "sbert": 0.4}])), "--labels", "run,run", "--output",
+         str(e.out)],
+        2, "--labels 'run,run' repeats 'run'", e.out,
+    ),  # fmt: skip
+    "compare_per_prompt_value_is_a_string": lambda e: (
+        ["compare", str(_score_json(e.tmp / "a.json", [{"doc_id": 0, "sbert": "0.5"}])), "--output", str(e.out)],
+        2, "per_prompt[0].sbert: expected a number or null, got str", e.out,
+    ),  # fmt: skip
+    "compare_seed_negative": lambda e: (
+        ["compare", str(_score_json(e.tmp / "a.json", [{"doc_id": 0, "sbert": 0.5}])),
+         str(_score_json(e.tmp / "b.json", [{"doc_id": 0, "sbert": 0.4}])), "--seed", "-1", "--output", str(e.out)],
+        2, "--seed -1", e.out,
+    ),  # fmt: skip
+    # ---- demo: refused before minutes of generation
+    "demo_output_path_is_a_file": lambda e: (["demo", "--output_path", str(e.out)], 2, "--output_path", e.out),
+    "demo_repeats_zero": lambda e: (["demo", "--repeats", "0", "--output_path", str(e.tmp / "demo")], 2,
+                                    "--repeats 0", None),  # fmt: skip
 }
+
+
+def _samples(directory: Path, task: str, changes: dict) -> Path:
+    """A samples file of ``task`` with one line, lm-eval's layout with ``changes`` applied."""
+    from helpers import samples_record
+
+    directory.mkdir(parents=True, exist_ok=True)
+    path = directory / f"samples_{task}_{TIMESTAMP}.jsonl"
+    path.write_text(json.dumps({**samples_record(0, ["#### 4", "#### 5"]), **changes}) + "\n")
+    return path
+
+
+def _device(directory: Path) -> Path:
+    """A character device to name as an output: as root a private copy of /dev/null (the test must not risk the
+    real one), else /dev/null itself (a user cannot replace it anyway)."""
+    if os.geteuid() != 0:
+        return Path(os.devnull)
+    node = directory / "null"
+    if not node.exists():
+        os.mknod(node, 0o666 | stat.S_IFCHR, os.makedev(1, 3))
+    return node
 
 
 def _copy(src: Path, dst: Path) -> Path:
@@ -185,6 +272,7 @@ def _bytes(path: Path, data: bytes) -> Path:
 def test_bad_input_fails_cleanly(name: str, env: Env, capsys: pytest.CaptureFixture) -> None:
     argv, code, where, keep = CASES[name](env)
     before = keep.read_bytes() if keep is not None and keep.is_file() else None
+    kind = stat.S_IFMT(keep.stat().st_mode) if keep is not None and keep.exists() else None
     rc = _run(argv)
     err = capsys.readouterr().err
     assert rc == code, err
@@ -193,6 +281,9 @@ def test_bad_input_fails_cleanly(name: str, env: Env, capsys: pytest.CaptureFixt
     assert "error:" in err
     if keep is not None and before is not None:
         assert keep.read_bytes() == before, f"{keep} changed"
+    if kind is not None:
+        assert stat.S_IFMT(keep.stat().st_mode) == kind, f"{keep} was replaced by another kind of file"
+    assert stat.S_ISCHR(os.stat(os.devnull).st_mode), f"{os.devnull} is no longer a device"
 
 
 def test_a_fifo_inside_a_directory_is_skipped_not_read(env: Env, caplog: pytest.LogCaptureFixture) -> None:
@@ -313,3 +404,92 @@ def test_compare_skips_a_fifo_named_like_results(env: Env, capsys: pytest.Captur
     assert run_compare([str(run), "--output", str(env.out)]) == 2  # no readable results: an error, not a hang
     assert "no results_*.json" in capsys.readouterr().err
     assert env.out.read_text() == PREVIOUS
+
+
+# ------------------------------------------------------------------------------------------------ checked up front
+def _no_scoring(monkeypatch: pytest.MonkeyPatch) -> None:
+    import lm_eval_diversity.scoring as scoring
+
+    def must_not_run(*args, **kwargs):
+        raise AssertionError("scoring started although a check should have refused the run")
+
+    monkeypatch.setattr(scoring, "score_task", must_not_run)
+    monkeypatch.setattr(scoring, "load_models", must_not_run)
+
+
+@pytest.mark.parametrize(
+    ("hidden", "task", "doc", "where"),
+    [
+        (("math_verify",), "diversity_gsm8k", {"question": "2+2?", "answer": "#### 4"}, "pip install math-verify"),
+        (("langdetect", "lm_eval.tasks.ifeval.utils"), "diversity_ifeval",
+         {"key": 1, "prompt": "Write.", "instruction_id_list": ["punctuation:no_comma"], "kwargs": [{}]},
+         "pip install langdetect"),
+    ],
+)  # fmt: skip
+def test_a_missing_grader_library_is_refused_before_any_work(
+    hidden: tuple[str, ...], task: str, doc: dict, where: str, env: Env, capsys, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """As after an install with --no-deps: the grader's library cannot be imported. The run stops before scoring
+    (before generation, in lm_eval: the same check), naming what to install."""
+    import sys
+
+    for module in hidden:
+        monkeypatch.setitem(sys.modules, module, None)  # import fails as for a missing package
+    _no_scoring(monkeypatch)
+    rc = cli.main(env.score(paths=[str(_samples(env.tmp / "s", task, {"doc": doc}))]))
+    err = capsys.readouterr().err
+    assert rc == 2 and where in err and f"grading {task} needs" in err and "Traceback" not in err, err
+    assert env.out.read_text() == PREVIOUS
+
+
+def test_no_sandbox_is_refused_before_any_work(env: Env, capsys, monkeypatch: pytest.MonkeyPatch) -> None:
+    from lm_eval_diversity.quality import sandbox
+
+    monkeypatch.setattr(sandbox, "_MODE", None)
+    monkeypatch.setenv(sandbox.MODE_ENV, "plain")  # no isolation, and no opt-out
+    monkeypatch.delenv(sandbox.UNSAFE_ENV, raising=False)
+    _no_scoring(monkeypatch)
+    doc = {"task_id": "t/0", "prompt": "def f(x):\n", "entry_point": "f", "test": "def check(c):\n    pass\n"}
+    samples = _samples(env.tmp / "s", "diversity_humaneval", {"doc": doc})
+    rc = cli.main([*env.score(paths=[str(samples)]), "--confirm_run_unsafe_code"])
+    err = capsys.readouterr().err
+    assert rc == 2 and sandbox.UNSAFE_ENV in err and "Traceback" not in err, err
+    assert env.out.read_text() == PREVIOUS
+
+
+def test_score_help_names_no_variable_score_ignores(capsys) -> None:
+    """score reads its flags only; its help must not advertise LM_EVAL_DIVERSITY_* variables."""
+    with pytest.raises(SystemExit):
+        cli.main(["score", "--help"])
+    out = capsys.readouterr().out
+    assert "--diversity_seed" in out and "LM_EVAL_DIVERSITY_" not in out
+
+
+@pytest.mark.slow  # starts lm-eval
+@pytest.mark.parametrize(
+    ("argv", "code", "where"),
+    [
+        (["-m", "lm_eval_diversity", "run", "--data_dir", "/nonexistent"], 2,
+         "lm-eval-diversity: error: diversity_gsm8k: --metadata data_dir is set but no data file was found"),
+        (["-m", "lm_eval", "--metadata", '{"diversity_seed": -1}'], 1,
+         "error: diversity_gsm8k: --diversity_seed / --metadata diversity_seed=-1"),
+        (["-m", "lm_eval", "--metadata", '{"repeats": "x"}'], 1, "error: diversity_gsm8k: --metadata repeats='x'"),
+    ],
+    ids=["run_data_dir_missing", "plain_lm_eval_bad_seed", "plain_lm_eval_bad_repeats"],
+)  # fmt: skip
+def test_bad_settings_of_a_run_end_in_one_line(argv: list[str], code: int, where: str, tmp_path: Path) -> None:
+    """Through our wrapper (exit 2) and through plain lm_eval (which catches nothing: exit 1), a bad setting is one
+    line on stderr, before any generation and without a traceback."""
+    import subprocess
+    import sys
+
+    from lm_eval_diversity import TASK_DIR
+
+    common = ["--model", "dummy", "--tasks", "diversity_gsm8k", "--limit", "1", "--output_path", str(tmp_path / "o")]
+    if argv[1] == "lm_eval":
+        common += ["--include_path", str(TASK_DIR)]
+    proc = subprocess.run([sys.executable, *argv, *common], capture_output=True, text=True, timeout=600)
+    assert proc.returncode == code, proc.stderr[-2000:]
+    assert where in proc.stderr and "Traceback" not in proc.stderr, proc.stderr[-2000:]
+    assert "Running generate_until requests" not in proc.stderr
+    assert not (tmp_path / "o").exists()

@@ -55,7 +55,8 @@ def test_score_end_to_end(tmp_path, tiny_nli_dir, capsys):
     )
     assert rc == 0
     res = strict_json(out)
-    assert set(res) == {"settings", "tasks"}
+    assert set(res) == {"settings", "settings_notes", "tasks"}
+    assert any("no recorded settings" in note for note in res["settings_notes"])  # a samples file without its run
     s = res["settings"]
     assert s["sbert_model"] == "sentence-transformers/all-MiniLM-L6-v2"
     assert s["nli_model"] == str(tiny_nli_dir)

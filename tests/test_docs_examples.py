@@ -69,6 +69,14 @@ def test_documented_command_parses(where, argv, capsys, tmp_path, monkeypatch):
             build_score_parser().parse_args(args[1:])
         elif args[0] == "compare":
             _run_compare_example(args[1:], tmp_path, monkeypatch)
+        elif args[0] == "sweep":
+            from lm_eval_diversity.sweep import build_parser as build_sweep_parser
+
+            build_sweep_parser().parse_args(args[1:])
+        elif args[0] == "judge":
+            from lm_eval_diversity.judge.cli import build_parser as build_judge_parser
+
+            build_judge_parser().parse_args(args[1:])
         return
     rest, _ = split_own_flags(args) if prog == "lm-eval-diversity" else (args, {})
     cli = build_cli(OWN_COMMANDS)

@@ -1,4 +1,5 @@
-"""The built wheel ships the task YAMLs and demo data where ``TASK_DIR`` points (regular, non-editable install)."""
+"""The built wheel ships the task YAMLs and demo data where ``TASK_DIR`` points, and the report page's assets
+(regular, non-editable install)."""
 
 from __future__ import annotations
 
@@ -31,7 +32,9 @@ def test_wheel_ships_task_configs_and_demo_data(tmp_path):
         "import lm_eval_diversity as d, pathlib; p = d.TASK_DIR; "
         "print(p); print(len(list(p.glob('diversity_*.yaml')))); "
         "print((pathlib.Path(d.__file__).parent / 'demo_data' / 'gsm8k' / 'test.jsonl').is_file()); "
-        "import lm_eval_diversity.catalogue.tasks as c; print(len(c.task_names()))"
+        "import lm_eval_diversity.catalogue.tasks as c; print(len(c.task_names())); "
+        "assets = pathlib.Path(d.__file__).parent / 'compare' / 'page_assets'; "
+        "print(all((assets / n).stat().st_size > 500 for n in ('report.html', 'report.css', 'report.js')))"
     )
     out = subprocess.run(
         [sys.executable, "-S", "-c", code],
@@ -45,3 +48,4 @@ def test_wheel_ships_task_configs_and_demo_data(tmp_path):
     assert out[1] == str(len(task_names()))
     assert out[2] == "True"
     assert out[3] == out[1], "the installed catalogue lists the installed tasks"
+    assert out[4] == "True", "the report page's template, styles and script are in the wheel"

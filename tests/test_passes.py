@@ -42,7 +42,7 @@ def test_verdict_kinds_need_verdicts_and_their_tasks():
     assert set(score_groups(groups, chosen).metrics) == {"distinct_1"}
     v = [[Verdict(False, "1"), Verdict(False, "2")]]
     # with verdicts, also the quality of every graded task and the (here undefined) quality-filtered `computable`
-    graded = {*catalogue.quality_metrics(), "computable"}
+    graded = {*catalogue.quality_metrics(), "computable", "pass@2"}  # pass@k for k <= K, and K itself
     assert set(score_groups(groups, chosen, verdicts=v, task_name="diversity_gsm8k").metrics) - graded == {
         *ANSWERS, "distinct_1"
     }

@@ -247,7 +247,7 @@ def test_unclosed_think_counted():
     assert res.per_prompt[0]["ead"] == pytest.approx(ref_ead(["<think>cut", "b", "<think>also cut"]), abs=1e-12)
 
 
-@pytest.mark.slow  # embeds and scores megabyte outputs
+@pytest.mark.slow  # megabyte outputs through every metric
 def test_huge_and_odd_unicode_outputs():
     huge = ("word " * 200_000)[:1_000_000]
     odd = [
@@ -337,9 +337,15 @@ def test_real_minilm_sbert_equals_independent_cosines(minilm):
     assert 0.0 < res.per_prompt[1]["sbert"] < 2.0
 
 
-def test_unavailable_model_fails_fast_naming_the_setting():
+def test_unavailable_model_fails_fast_naming_the_setting(monkeypatch):
+    """Refused from the local cache alone: no connection is even attempted (offline, nothing to wait for)."""
+    import socket
+
+    attempts = []
+    monkeypatch.setattr(socket.socket, "connect", lambda self, address: attempts.append(address))
     with pytest.raises(ModelUnavailableError, match="--sbert_model"):
         load_sentence_model("no-such-org/no-such-model", device="cpu")
+    assert attempts == []
 
 
 def test_empty_task_does_not_crash():

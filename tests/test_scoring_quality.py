@@ -43,7 +43,10 @@ def test_gsm8k_quality_by_hand(tmp_path, minilm, math_mode):
     assert m["pass@1"] == pytest.approx((2 / 4 + 0) / 2)
     assert m["maj@K"] == 0.5  # A: "42" twice beats "41" and unparseable once; B: "7" wins, wrong
     assert m["computable"] == 0.5
-    assert task["metrics"]["pass@5"]["per_input_mean"] is None, "pass@5 is undefined with K = 4"
+    # pass@k for the run's K and the protocol's k up to K; none for k > K (undefined), not a null row
+    assert [m for m in task["metrics"] if m.startswith("pass@")] == ["pass@1", "pass@4"]
+    assert m["pass@4"] == pytest.approx((1.0 + 0.0) / 2)
+    assert all("pass@5" not in row for row in task["per_prompt"])
     a, b = task["per_prompt"]
     assert b["sbert_correct"] is None and b["vendi_correct"] is None
     # pass@K for the run's own K = 4: 1 - C(4 - c, 4) / C(4, 4) = 1 when c > 0

@@ -35,3 +35,9 @@ def test_lm_eval_help_skips_our_task_glue(argv):
     rc, loaded, out = _modules_after(argv)
     assert rc == 0 and "usage:" in out
     assert "lm_eval_diversity.harness" not in loaded and "torch" not in loaded
+
+
+def test_judge_help_imports_nothing_heavy():
+    rc, loaded, out = _modules_after(["judge", "--help"])
+    assert rc == 0 and "--judge_model" in out and "--estimate" in out
+    assert loaded == []

@@ -115,3 +115,27 @@ def test_plain_lm_eval_finds_and_runs_the_tasks_after_a_wheel_install(fresh_venv
 
 def _refuse(token: str):
     raise ValueError(f"non-standard JSON constant {token}")
+
+
+@pytest.mark.slow
+def test_plain_lm_eval_refuses_before_generation_when_a_grader_library_is_missing(fresh_venv, tmp_path):
+    """The wheel installed as ``pip install --no-deps`` leaves it, without math-verify: plain ``lm_eval`` on a maths
+    task stops before the first request, in one line naming what to install (not after generating)."""
+    blocker = tmp_path / "hide" / "math_verify"
+    blocker.mkdir(parents=True)
+    hide = "raise ModuleNotFoundError(\"No module named 'math_verify'\", name='math_verify')\n"
+    (blocker / "__init__.py").write_text(hide)
+    env = {k: v for k, v in os.environ.items() if not k.startswith("LM_EVAL_DIVERSITY_")}
+    env.update(OFFLINE, PYTHONPATH=str(blocker.parent))  # found first: the import fails as for a missing package
+    out = tmp_path / "out"
+    meta = {"repeats": 2, "metrics": "ead", "data_dir": str(DEMO_DATA)}
+    proc = subprocess.run(
+        [str(fresh_venv / "bin" / "python"), "-m", "lm_eval", "--model", "dummy", "--tasks", "diversity_gsm8k",
+         "--limit", "2", "--metadata", json.dumps(meta), "--output_path", str(out), "--log_samples"],
+        env=env, cwd=tmp_path, capture_output=True, text=True, timeout=600,
+    )  # fmt: skip
+    assert proc.returncode != 0
+    assert "lm_eval: error: grading diversity_gsm8k needs math-verify" in proc.stderr, proc.stderr[-3000:]
+    assert "pip install math-verify" in proc.stderr and "Traceback" not in proc.stderr
+    assert "Running generate_until requests" not in proc.stderr
+    assert not out.exists()

@@ -27,7 +27,8 @@ prompt's correct outputs), then calls every chosen record of that kind on all th
 * ``nli_matrix``: the semantic clusters of each set (bidirectional entailment of whole outputs, every unique
   directional output pair scored once for the whole task). ``fn(stats: dict) -> float`` reads one of the cluster
   statistics (``metrics.semantic.cluster_stats``). Semantic clusters.
-* ``verdicts``: the grader's verdicts of one prompt's outputs (graded tasks). ``fn(verdicts) -> float``. Accuracy,
+* ``verdicts``: the grader's verdicts of one prompt's outputs (graded tasks). ``fn(verdicts, rule) -> float``, the
+  rule being how the task's grader reads them (``quality.aggregate.QualityRule``). Accuracy,
   pass@k, maj@K, k_correct, extraction rate, IFEval's levels (a record with ``weight`` returns its share and the
   count it is a share of).
 * ``baseline``: this run's and a baseline run's per-prompt values; task-level. The QC/residual split.
@@ -37,6 +38,11 @@ prompt's correct outputs), then calls every chosen record of that kind on all th
   when such a metric is chosen). ``fn(signatures) -> float`` per set. Functional classes.
 * ``code``: the AST subtree profile of each output's code, every distinct program parsed once per task. The AST
   distinct ratio, pairwise distance and parseability rate (also on the correct subset).
+* ``rewards``: the reward model's score of each output (``quality_model``; every distinct (prompt, output) scored
+  once per task), with the 1-10 ratings and the acceptable flags of the reference run's calibration. ``fn(rewards,
+  ratings, acceptable, texts) -> float`` per set. Mean reward and rating, acceptable rate, NoveltyBench's
+  distinct_k / utility_k, and the quality factor of quality-weighted Vendi. The acceptable flags also select the
+  ``<m>_acceptable`` subsets of the metrics with ``correct_variants`` (quality-filtered diversity on every task).
 
 Any kind can run on the correct subset of a prompt: a record's ``correct_variants`` derives the
 ``<name>_all`` / ``<name>_correct`` records, and ``split`` the ``loss_``/``residual_``/``qc_`` records of the
@@ -89,6 +95,8 @@ KINDS: dict[str, InputKind] = {
     for k in (
         InputKind("stripped", "CoT-stripped outputs of one prompt with their stripping diagnostics", min_outputs=0),
         InputKind("texts", "CoT-stripped texts of a set"),
+        # before embeddings: its acceptable flags and ratings feed the acceptable subsets and quality-weighted Vendi
+        InputKind("rewards", "reward-model scores of a set's outputs, calibrated on a reference run", "quality_model"),
         InputKind("embeddings", "cosine Gram matrix of a set's sentence embeddings", "sbert_model"),
         InputKind("nli_pairs", "aligned sentence pairs of a set, P(entail) - P(contradict) both ways", "nli_model"),
         InputKind("verdicts", "grader verdicts of a prompt's outputs", min_outputs=0),
@@ -113,7 +121,9 @@ class MetricRecord:
     record passes this test (None: every task). ``harness``: in the lm-eval results (else ``score`` only).
     ``requires``: the selectable metric a derived record comes from (shown only when it runs). ``weight``: the
     per-prompt value is a share of that many items (``fn`` returns the share and the count; rows keep the count under
-    this name), pooled over every item of every prompt (``aggregation="inst_level"``).
+    this name), pooled over every item of every prompt (``aggregation="inst_level"``). ``grading_path``
+    (``verdicts`` kind): where the reference's two grading paths differ (compat modes), whether it reads the
+    verdicts of its accuracy scripts (``"accuracy"``) or of its QFD script (``"subsets"``, as the correct subsets do).
     """
 
     name: str
@@ -134,6 +144,7 @@ class MetricRecord:
     split: bool = False
     requires: str | None = None
     weight: str | None = None
+    grading_path: str = "accuracy"
     inputs: str = field(default="", compare=False)  # docs table: what it is computed on ("" = the kind's)
 
     def __post_init__(self) -> None:
@@ -245,7 +256,7 @@ _pass_at = lazy(_AGGREGATE, "pass_at")
 def _pass_at_k(k: int) -> MetricRecord:
     """The record of ``pass@k`` (any k >= 1: the protocol's, or the run's own K)."""
 
-    def fn(verdicts) -> float:
+    def fn(verdicts, rule) -> float:
         return _pass_at(verdicts, k)
 
     fn.__qualname__ = fn.__name__ = f"pass_at_{k}"
@@ -260,15 +271,16 @@ _QUALITY = (
     MetricRecord("maj@K", "verdicts", "majority answer correct (ties incorrect)",
                  lazy(_AGGREGATE, "majority_correct"), graded=True),
     MetricRecord("k_correct", "verdicts", "number of correct outputs", lazy(_AGGREGATE, "correct_count"),
-                 graded=True),
+                 graded=True, grading_path="subsets"),
     MetricRecord("extraction_rate", "verdicts", "share of outputs with an extracted answer",
                  lazy(_AGGREGATE, "extraction_rate"), graded=True, harness=False),
 )  # fmt: skip
 
 
 def quality_ks(k: int) -> tuple[int, ...]:
-    """The k of pass@k reported for K samples: the protocol's (1, 5, 10, 16) and K itself."""
-    return tuple(sorted({*QUALITY_KS, k})) if k >= 1 else QUALITY_KS
+    """The k of pass@k reported for K samples: the protocol's (1, 5, 10, 16) up to K, and K itself (pass@k is
+    undefined for k > K, so it is not reported rather than reported null)."""
+    return tuple(sorted({*(q for q in QUALITY_KS if q <= k), k})) if k >= 1 else ()
 
 
 _IFEVAL = (
@@ -456,7 +468,60 @@ _BEYOND_MODELS = (
     ),
 )  # fmt: skip
 
+
+# --- reward-model quality (docs/quality.md, "Reward model"): on every task when ``quality_model`` is set
+
+_reward_stat = lazy("lm_eval_diversity.metrics.reward", "set_statistic")
+
+
+def _reward(name: str) -> Callable:
+    """``rewards`` kind: one statistic of a set's rewards, ratings, acceptable flags and texts."""
+
+    def fn(reward_set) -> float:
+        return _reward_stat(name, reward_set)
+
+    fn.__qualname__ = fn.__name__ = name
+    return fn
+
+
+_REWARDS = (
+    MetricRecord("reward_mean", "rewards", "mean raw reward of the outputs", _reward("reward_mean"), selectable=True),
+    MetricRecord("reward_rating", "rewards", "mean rating 1-10 (deciles of the reference run's rewards)",
+                 _reward("reward_rating"), selectable=True),
+    MetricRecord("acceptable_rate", "rewards", "share of outputs with reward >= the acceptable threshold",
+                 _reward("acceptable_rate"), selectable=True),
+    MetricRecord("k_acceptable", "rewards", "number of outputs with reward >= the acceptable threshold",
+                 _reward("k_acceptable"), selectable=True),
+    MetricRecord("distinct_k", "rewards", "NoveltyBench distinct classes among the K outputs (unigram equivalence)",
+                 _reward("distinct_k"), selectable=True),
+    MetricRecord("utility_k", "rewards", "NoveltyBench utility: patience-weighted rating of each new class (0-10)",
+                 _reward("utility_k"), selectable=True),
+    MetricRecord(
+        "qvendi", "embeddings", "quality-weighted Vendi: mean(rating / 10) x Vendi",
+        lazy("lm_eval_diversity.metrics.reward", "quality_weighted_vendi_from_gram"), selectable=True,
+        inputs="embeddings (`sbert_model`) and rewards (`quality_model`)",
+    ),
+)  # fmt: skip
+QUALITY_MODEL_METRICS = tuple(r.name for r in _REWARDS)  # run exactly when ``quality_model`` is set
+# the subsets of quality-filtered diversity: the grader's correct outputs, the reward model's acceptable ones
+SUBSETS = ("correct", "acceptable")
+
 SPLIT_PARTS = ("loss", "residual", "qc")
+
+
+def acceptable_variant_records(records: tuple[MetricRecord, ...]) -> tuple[MetricRecord, ...]:
+    """``<m>_acceptable``: over the reward-acceptable outputs of prompts with >= 2 of them (mean over those
+    prompts), on every task, for every record with a ``correct`` variant and no ``tasks`` limit (docs/quality.md)."""
+    return tuple(
+        replace(
+            r, name=f"{r.name}_acceptable", description=f"{r.name} over the reward-acceptable outputs (>= 2)",
+            corpus=False, selectable=False, default=False, corpus_default=False, graded=False, correct_variants=(),
+            split=False, requires=r.name, aggregation="nanmean", harness=False,
+            inputs=f"{r.inputs or r.kind}, acceptable outputs (`quality_model`)",
+        )
+        for r in records
+        if "correct" in r.correct_variants and r.on is None
+    )  # fmt: skip
 
 
 def correct_variant_records(records: tuple[MetricRecord, ...]) -> tuple[MetricRecord, ...]:
@@ -504,6 +569,11 @@ _COMPUTABLE = MetricRecord(
     inputs="verdicts",
 )
 
+_ACCEPTABLE_COMPUTABLE = MetricRecord(
+    "acceptable_computable", "embeddings", "share of prompts with >= 2 reward-acceptable outputs", harness=False,
+    inputs="rewards (`quality_model`)",
+)  # fmt: skip
+
 _BUILTIN: tuple[MetricRecord, ...] = (
     *_PRIMARY,
     *_DIAGNOSTICS,
@@ -516,6 +586,9 @@ _BUILTIN: tuple[MetricRecord, ...] = (
     *_BEYOND_MODELS,
     *correct_variant_records(_BEYOND_MODELS),
     *split_records(_BEYOND_MODELS),
+    *_REWARDS,
+    *acceptable_variant_records(_PRIMARY),
+    _ACCEPTABLE_COMPUTABLE,
     *_IFEVAL,  # last: scoring reports a task's own quality records after those of every graded task
 )
 _REGISTERED: list[MetricRecord] = []
@@ -599,6 +672,13 @@ def metric_names(
         and (graded is None or r.graded == graded)
         and (selectable is None or r.selectable == selectable)
     )
+
+
+def acceptable_metrics() -> tuple[str, ...]:
+    """Quality-filtered diversity over the reward-acceptable outputs (``<m>_acceptable``), then
+    ``acceptable_computable``."""
+    subsets = tuple(r.name for r in records() if r.requires and r.name == f"{r.requires}_acceptable")
+    return (*subsets, _ACCEPTABLE_COMPUTABLE.name)
 
 
 def higher_is_better(name: str) -> bool:

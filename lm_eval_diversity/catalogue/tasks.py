@@ -22,6 +22,7 @@ from typing import Any
 from lm_eval_diversity.catalogue import TASK_PREFIX, short_name, task_name  # noqa: F401 (re-exported)
 from lm_eval_diversity.catalogue import prompts as P
 from lm_eval_diversity.lazy import lazy
+from lm_eval_diversity.modes import CompatPath, choices
 from lm_eval_diversity.quality.graders import (
     CodeTests,
     Grader,
@@ -53,6 +54,22 @@ class DatasetSpec:
     split: str
     local_path: str
     fallback: Callable[[], Path | None] | None = None
+
+
+@dataclass(frozen=True)
+class JudgeSpec:
+    """How ``lm-eval-diversity judge`` judges a task's outputs (docs/quality.md): ``protocol`` names a protocol of
+    :data:`lm_eval_diversity.judge.protocols.PROTOCOLS`; ``opt_in``: judged only when the task is named (the paper
+    lists it but never judged it). Summarisation: ``doc_type`` is the judge prompt's word for the source, and
+    ``source_marker`` where the source starts in the task's prompt."""
+
+    protocol: str
+    opt_in: bool = False
+    doc_type: str = "document"
+    source_marker: str = "ARTICLE: "
+
+
+_SUMMARY_JUDGE = JudgeSpec("summary_ranking", doc_type="news article")
 
 
 @dataclass(frozen=True)
@@ -104,7 +121,8 @@ class TaskRecord:
     ``verifiable`` marks the paper's six verifiable tasks (the ``div_verifiable`` group); the metrics defined on some
     tasks only (answer classes, code metrics, IFEval's levels) say so in their own records, from the task's category
     and grader; ``description`` is the one line the docs and the YAML comment show; ``n_docs`` the prompts a full run
-    evaluates (docs table); ``prompt_doc`` / ``target_doc`` how the docs table writes the prompt and target.
+    evaluates (docs table); ``prompt_doc`` / ``target_doc`` how the docs table writes the prompt and target;
+    ``judge`` how the LLM judge reads its outputs (None: not judged).
     """
 
     name: str
@@ -122,6 +140,7 @@ class TaskRecord:
     grader: Grader | None = None
     verifiable: bool = False
     n_docs: int = 500
+    judge: JudgeSpec | None = None
 
     @property
     def task_name(self) -> str:
@@ -163,18 +182,21 @@ _RECORDS: dict[str, TaskRecord] = {
             DatasetSpec("UCL-DARK/openai-tldr-filtered", None, "test", "tldr/test.jsonl"),
             P.prompt_tldr, P.target_tldr, ("\n\n",),
             r'`"SUBREDDIT: {subreddit}\nTITLE: {title}\nPOST: {post}\nTL;DR:"`', '`" "+summary`',
+            judge=JudgeSpec("summary_ranking", doc_type="forum post", source_marker="POST: "),
         ),
         TaskRecord(
             "cnn_dailymail", "CNN/DailyMail news summarisation", SUMMARIZATION,
             DatasetSpec("abisee/cnn_dailymail", "3.0.0", "test", "cnn_dailymail/test.jsonl"),
             P.prompt_cnn_dailymail, P.target_cnn_dailymail, ("\n\n",),
             r'`"ARTICLE: {article}\nTL;DR:"`', '`" "+highlights`',
+            judge=_SUMMARY_JUDGE,
         ),
         TaskRecord(
             "xsum", "XSum one-sentence news summarisation", SUMMARIZATION,
             DatasetSpec("EdinburghNLP/xsum", None, "test", "xsum/test.jsonl"),
             P.prompt_xsum, P.target_xsum, ("\n",),
             r'`"ARTICLE: {document}\nTL;DR:"`', '`" "+summary`',
+            judge=_SUMMARY_JUDGE,
         ),
         TaskRecord(
             "humaneval", "HumanEval function completion", CODE,
@@ -231,6 +253,7 @@ _RECORDS: dict[str, TaskRecord] = {
             DatasetSpec("tatsu-lab/alpaca", None, "train", "alpaca/train.jsonl"),
             P.prompt_alpaca, P.target_alpaca, ("\n\n###", "\n\n##"),
             "Alpaca templates below", "output",
+            judge=JudgeSpec("wb_score", opt_in=True),
         ),
         TaskRecord(
             "ifeval", "IFEval verifiable instructions", INSTRUCTION,
@@ -244,6 +267,7 @@ _RECORDS: dict[str, TaskRecord] = {
             DatasetSpec("euclaise/writingprompts", None, "test", "writingprompts/test.jsonl"),
             P.prompt_writingprompts, P.target_writingprompts, (),
             r'`prompt.strip() + "\n\n"` (keeps `[WP]`-style tags)', "story",
+            judge=JudgeSpec("arena_pairwise"),
         ),
         TaskRecord(
             "prism", "PRISM opening prompts, filtered", VALUE_PLURALISM,
@@ -253,12 +277,14 @@ _RECORDS: dict[str, TaskRecord] = {
             process_docs=P.process_docs_prism,
             process_docs_note="PRISM filter, then Random(42) shuffle of split indices, first min(500, n); adds "
             "split_index",
+            judge=JudgeSpec("wb_score", opt_in=True),
         ),
         TaskRecord(
             "wildbench", "WildBench v2 first user turns", VALUE_PLURALISM,
             DatasetSpec("allenai/WildBench", "v2", "test", "wildbench/test.jsonl"),
             P.prompt_wildbench, P.target_wildbench, (),
             '`conversation_input[0]["content"].strip()` (later turns dropped)', '`"; ".join(checklist)`',
+            judge=JudgeSpec("wb_score"),
         ),
     )
 }  # fmt: skip
@@ -364,18 +390,23 @@ def grade_task(
     math_timeout_s: float = 10.0,
     workers: int = 1,
     code_behaviour: bool = False,
+    compat_path: str = "subsets",
 ) -> list[list[Verdict]]:
     """Grade ``outputs[i]`` (the raw outputs of ``docs[i]``) by the grader of ``task``'s record.
 
     With ``allow_code_execution=False`` the code grader raises ``CodeExecutionNotAllowedError`` before running
     anything (opt-in, as lm-eval's ``--confirm_run_unsafe_code``). ``workers`` parallelises math (sympy
     subprocesses) and code grading. ``code_behaviour=True`` adds the behaviour signatures of programs
-    (``Verdict.behaviour``, for functional classes; official code mode only).
+    (``Verdict.behaviour``, for functional classes; official code mode only). ``compat_path``: in compat modes, the
+    reference's accuracy scripts ("accuracy") or its QFD script ("subsets"); see
+    :data:`lm_eval_diversity.modes.COMPAT_PATHS`.
     """
+    if compat_path not in choices(CompatPath):
+        raise ValueError(f"compat_path={compat_path!r}: expected one of {', '.join(choices(CompatPath))}")
     options = GradingOptions(
         math_mode=math_mode, ifeval_mode=ifeval_mode, code_mode=code_mode,
         allow_code_execution=allow_code_execution, code_timeout_s=code_timeout_s, math_timeout_s=math_timeout_s,
-        workers=workers, code_behaviour=code_behaviour,
+        workers=workers, code_behaviour=code_behaviour, compat_path=compat_path,
     )  # fmt: skip
     return graded_task(task).grade(docs, outputs, options)
 

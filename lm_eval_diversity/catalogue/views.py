@@ -130,6 +130,8 @@ def docs_table() -> str:
                 default += f", with `{r.requires}`"
             elif r.model_setting:
                 default += ", with " + " or ".join(f"`{m}`" for m in metrics_using(r.model_setting))
+        if r.model_setting == "quality_model" or "quality_model" in r.inputs:  # run when a reward model is given
+            default = "with `quality_model`" + (f" and `{r.requires}`" if r.requires else "")
         arrow = "↑" if r.higher_is_better else "↓"
         lines.append(f"| `{r.name}` | {inputs} | {levels} | {arrow} | {default} |")
     return "\n".join(lines) + "\n"

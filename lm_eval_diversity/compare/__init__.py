@@ -7,8 +7,10 @@ The package's modules, one job each:
   score JSON; without them a cell has no CI and the split is "unavailable", never 0);
 * :mod:`~lm_eval_diversity.compare.model` is the typed report, built by :mod:`~lm_eval_diversity.compare.build`;
 * :mod:`~lm_eval_diversity.compare.gate` parses and evaluates ``--fail_if_drop`` (docs/ci_gating.md);
-* :mod:`~lm_eval_diversity.compare.render` writes text, Markdown, CSV, JSON and HTML, and
-  :mod:`~lm_eval_diversity.compare.plot` the lineage plot;
+* :mod:`~lm_eval_diversity.compare.render` writes text, Markdown, CSV and JSON, and
+  :mod:`~lm_eval_diversity.compare.page` the HTML page (docs/report.md) from its template in ``page_assets/``, with
+  the figures of :mod:`~lm_eval_diversity.compare.plot` and the samples :mod:`~lm_eval_diversity.compare.viewer`
+  picks from the runs' samples files;
 * :mod:`~lm_eval_diversity.compare.cli` is the command line; :mod:`~lm_eval_diversity.compare.names` holds the task
   and metric names compare relies on.
 """

@@ -22,7 +22,14 @@ from lm_eval_diversity.catalogue import metrics as catalogue
 from lm_eval_diversity.catalogue import short_name
 from lm_eval_diversity.catalogue.tasks import verifiable_task_names
 from lm_eval_diversity.compare.model import Bootstrap, Cell, Change, Check, Report, RunInfo, Split
-from lm_eval_diversity.compare.names import CORPUS_SUFFIXES, GEN_KEYS, GROUP, SETTING_KEYS, SPLIT_METRICS
+from lm_eval_diversity.compare.names import (
+    CORPUS_SUFFIXES,
+    GEN_KEYS,
+    GROUP,
+    JUDGE_SETTING_KEYS,
+    SETTING_KEYS,
+    SPLIT_METRICS,
+)
 from lm_eval_diversity.runs import Run, TaskData, display_path
 
 
@@ -74,7 +81,7 @@ def _setting_pairs(a: TaskData, b: TaskData) -> list[tuple[str, Any, Any]]:
         ("K", a.repeats, b.repeats),
     ]
     fields += [(k, a.generation_kwargs.get(k), b.generation_kwargs.get(k)) for k in GEN_KEYS]
-    fields += [(k, a.settings.get(k), b.settings.get(k)) for k in SETTING_KEYS]
+    fields += [(k, a.settings.get(k), b.settings.get(k)) for k in (*SETTING_KEYS, *JUDGE_SETTING_KEYS)]
     if a.per_prompt is not None and b.per_prompt is not None:
         ia, ib = set(a.per_prompt), set(b.per_prompt)
         if ia != ib:
@@ -176,33 +183,37 @@ def _group_change(
     return Change(base_value, pct, v - b, math.nan, math.nan, None, "point estimate (no CI)")
 
 
-def _split(run: Run, baseline: Run, t: str, m: str, matched: bool) -> Split:
+def _split(run: Run, baseline: Run, t: str, m: str, matched: bool, subset: str = "correct") -> Split:
     b, r = baseline.tasks[t].per_prompt, run.tasks[t].per_prompt
-    split = Split(run=run.label, task=t, metric=m, matched=matched, status="ok")
+    split = Split(run=run.label, task=t, metric=m, matched=matched, status="ok", subset=subset)
+    key = f"{m}_{subset}"
     if b is None or r is None:
         who = [x.label for x, pp in ((baseline, b), (run, r)) if pp is None]
         split.status, split.reason = "unavailable", f"no per-prompt values (samples file missing) for {', '.join(who)}"
-    elif not any(f"{m}_correct" in row for row in list(b.values()) + list(r.values())):
-        split.status, split.reason = "unavailable", f"no per-prompt {m}_correct values"
+    elif not any(key in row for row in list(b.values()) + list(r.values())):
+        split.status, split.reason = "unavailable", f"no per-prompt {key} values"
     else:
-        split.values = split_from_prompts(b, r, metric=m, matched=matched)
+        split.values = split_from_prompts(b, r, metric=m, matched=matched, subset=subset)
     return split
 
 
-def _split_listed(m: str, t: str, pair: list[Run]) -> bool:
-    """A split row for metric ``m`` on task ``t``: the default metrics' always (an unavailable split says why),
-    an opt-in metric's (``code_sbert``...) on its tasks when a run holds its ``<m>_correct`` values."""
+def _split_listed(m: str, t: str, pair: list[Run], subset: str = "correct") -> bool:
+    """A split row for metric ``m`` on task ``t``: over the correct outputs, the default metrics' always (an
+    unavailable split says why) and an opt-in metric's (``code_sbert``...) on its tasks when a run holds its
+    ``<m>_correct`` values; over the acceptable outputs, when a run holds ``<m>_acceptable`` values."""
     r = catalogue.record(m)
     if not catalogue.on_task(r, t):
         return False
     data = [run.tasks.get(t) for run in pair]
     rows = [row for td in data if td is not None and td.per_prompt for row in td.per_prompt.values()]
-    return r.default or any(f"{m}_correct" in row for row in rows)
+    held = any(f"{m}_{subset}" in row for row in rows)
+    return held or (subset == "correct" and r.default)
 
 
 def splits(runs: list[Run], baseline: Run, tasks: list[str]) -> list[Split]:
-    """All-prompts and matched splits of every candidate vs the baseline on each verifiable task."""
-    return [
+    """All-prompts and matched splits of every candidate vs the baseline: over the correct outputs on each
+    verifiable task, and over the reward-acceptable outputs on every task scored with a reward model."""
+    correct = [
         _split(run, baseline, t, m, matched)
         for run in runs
         if run is not baseline
@@ -212,6 +223,16 @@ def splits(runs: list[Run], baseline: Run, tasks: list[str]) -> list[Split]:
         if _split_listed(m, t, [baseline, run])
         for matched in (False, True)
     ]
+    acceptable = [
+        _split(run, baseline, t, m, matched, subset="acceptable")
+        for run in runs
+        if run is not baseline
+        for t in tasks
+        for m in SPLIT_METRICS
+        if _split_listed(m, t, [baseline, run], "acceptable")
+        for matched in (False, True)
+    ]
+    return correct + acceptable
 
 
 def build_report(

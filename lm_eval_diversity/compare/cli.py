@@ -6,6 +6,7 @@ Exit codes of :func:`run_compare`: 0 ok, 1 a ``--fail_if_drop`` gate failed, 2 b
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import sys
 
 from lm_eval_diversity.atomic import check_output_path, write_atomic
@@ -16,6 +17,7 @@ from lm_eval_diversity.compare.model import Bootstrap, Lineage, Report
 from lm_eval_diversity.compare.names import DEFAULT_METRICS
 from lm_eval_diversity.compare.render import FORMATS, render, summary_lines
 from lm_eval_diversity.compare.runs import Selection, select
+from lm_eval_diversity.compare.viewer import MAX_VIEWER_PROMPTS, VIEWER_PROMPTS
 
 MAX_BOOTSTRAP_ITERS = 100_000  # a bound on run time and memory (docs/ci_gating.md)
 
@@ -44,6 +46,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--lineage", default=None, help="YAML/JSON file of lineages (ordered stages label -> run path)")
     p.add_argument("--plot", default=None, help="PNG of diversity along each lineage (or along the RUNs in order)")
     p.add_argument(
+        "--viewer_prompts",
+        type=int,
+        default=VIEWER_PROMPTS,
+        help="html: prompts per task in the sample viewer, the largest diversity drop first (0: no viewer; "
+        f"at most {MAX_VIEWER_PROMPTS}; default %(default)s)",
+    )
+    p.add_argument(
         "--fail_if_drop",
         action="append",
         default=[],
@@ -68,6 +77,10 @@ def _check_options(args: argparse.Namespace) -> list[str]:
         raise CompareError(f"--bootstrap_iters {args.bootstrap_iters}: must be in [1, {MAX_BOOTSTRAP_ITERS}]")
     if not 0 < args.alpha < 1:
         raise CompareError("--alpha must be in (0, 1)")
+    if not 0 <= args.seed < 2**32:
+        raise CompareError(f"--seed {args.seed}: must be an integer in [0, 2**32 - 1]")
+    if not 0 <= args.viewer_prompts <= MAX_VIEWER_PROMPTS:
+        raise CompareError(f"--viewer_prompts {args.viewer_prompts}: must be in [0, {MAX_VIEWER_PROMPTS}]")
     metrics = [m.strip() for m in args.metrics.split(",") if m.strip()]
     if not metrics:
         raise CompareError(f"--metrics {args.metrics!r}: no metric given")
@@ -98,27 +111,48 @@ def _inputs(args: argparse.Namespace, sel: Selection) -> list[str]:
     return inputs + [p for r in sel.runs for td in r.tasks.values() for p in (td.source, td.samples_source) if p]
 
 
+def _pictures(args: argparse.Namespace, sel: Selection, report: Report, metrics: list[str]) -> list | None:
+    """Write ``--plot``; for the HTML page, its figures (None when matplotlib is missing: the page says so)."""
+    figures = args.format == "html" and importlib.util.find_spec("matplotlib") is not None
+    if not (args.plot or figures):
+        return None
+    import lm_eval_diversity.compare.plot as plot
+
+    series = sel.lineages or [("runs", [(r.label, r) for r in sel.runs])]
+    lineage = plot.lineage_figure(report, series, metrics, per_task=bool(args.tasks))
+    if args.plot:
+        plot.save_png(lineage, args.plot)
+        report.plot = args.plot
+    if not figures:
+        plot.close(lineage)
+        return None
+    return plot.page_figures(report, lineage, metrics)
+
+
 def _compare(args: argparse.Namespace) -> tuple[Report, str, bool]:
     """(report, rendered text, whether a gate failed); the report is written to ``--output`` when given."""
     metrics = _check_options(args)
     sel = select(args.runs, args.labels, args.lineage, args.baseline, args.tasks, gated=bool(args.fail_if_drop))
     inputs = _inputs(args, sel)
-    out = check_output_path(args.output, inputs, "--output") if args.output else None
-    if args.plot:
+    out = check_output_path(args.output, inputs, "--output") if args.output is not None else None
+    if args.plot is not None:
         check_output_path(args.plot, inputs, "--plot")
     boot = Bootstrap(iters=args.bootstrap_iters, seed=args.seed, alpha=args.alpha)
     report = build_report(sel.runs, sel.baseline, sel.tasks, metrics, boot, missing=sel.missing, notes=sel.notes)
     _check_report(args, report, metrics)
     failed = evaluate_gates(report, args.fail_if_drop, sel.baseline.label) if sel.baseline else False
     report.lineages = [Lineage(n, [(lbl, r.label) for lbl, r in st]) for n, st in sel.lineages]
-    plot_png = None
-    if args.plot:
-        from lm_eval_diversity.compare.plot import plot_lineages
+    figures, viewer = _pictures(args, sel, report, metrics), None
+    if args.format == "html" and args.viewer_prompts:
+        from lm_eval_diversity.compare.viewer import build_viewer
 
-        series = sel.lineages or [("runs", [(r.label, r) for r in sel.runs])]
-        plot_png = plot_lineages(report, series, metrics, args.plot, per_task=bool(args.tasks))
-        report.plot = args.plot
-    text = render(report, args.format, plot_png=plot_png)
+        viewer = build_viewer(sel.runs, sel.baseline, sel.tasks, metrics, args.viewer_prompts)
+    if args.format == "html":
+        from lm_eval_diversity.compare.page import render_page
+
+        text = render_page(report, figures, viewer)
+    else:
+        text = render(report, args.format)
     if out is not None:
         write_atomic(out, text)
     return report, text, failed

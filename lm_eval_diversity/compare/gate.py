@@ -16,10 +16,9 @@ from typing import NamedTuple
 
 from lm_eval_diversity.analysis import as_float
 from lm_eval_diversity.catalogue import TASK_PREFIX
-from lm_eval_diversity.catalogue.metrics import higher_is_better
 from lm_eval_diversity.compare.errors import CompareError
 from lm_eval_diversity.compare.model import GateResult, Report
-from lm_eval_diversity.compare.names import GROUP
+from lm_eval_diversity.compare.names import GROUP, metric_higher_is_better
 
 
 class Gate(NamedTuple):
@@ -73,7 +72,7 @@ def _evaluate(report: Report, spec: str, gate: Gate, run: str, baseline: str) ->
     lo, hi = as_float(ch.diff_low if ch else None), as_float(ch.diff_high if ch else None)
     if math.isnan(hi):
         lo = hi = diff
-    up = _higher_is_better(gate.metric)
+    up = metric_higher_is_better(gate.metric)
     threshold = (-1.0 if up else 1.0) * gate.fraction * abs(base_v)
     if math.isnan(hi) or math.isnan(threshold):
         raise CompareError(f"--fail_if_drop {spec!r}: {gate.metric} of {tkey} is undefined for {run} or the baseline")
@@ -90,14 +89,6 @@ def _evaluate(report: Report, spec: str, gate: Gate, run: str, baseline: str) ->
         method=ch.diff_method if ch else "",
         failed=hi < threshold if up else lo > threshold,
     )
-
-
-def _higher_is_better(metric: str) -> bool:
-    """The metric's direction from the catalogue (a name it does not know counts as higher-is-better)."""
-    try:
-        return higher_is_better(metric)
-    except KeyError:
-        return True
 
 
 def evaluate_gates(report: Report, specs: list[str], baseline: str) -> bool:

@@ -80,9 +80,11 @@ class Split:
     status: str
     reason: str | None = None
     values: dict[str, Any] = field(default_factory=dict)
+    subset: str = "correct"  # D_corr over the grader's correct outputs, or the reward model's acceptable ones
 
     def to_dict(self) -> dict[str, Any]:
         d: dict[str, Any] = {"run": self.run, "task": self.task, "metric": self.metric, "matched": self.matched}
+        d["subset"] = self.subset
         d["status"] = self.status
         if self.reason is not None:
             d["reason"] = self.reason

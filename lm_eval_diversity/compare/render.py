@@ -1,18 +1,19 @@
-"""Rendering of a ``compare`` report: terminal table, Markdown, CSV, JSON and self-contained HTML.
+"""Rendering of a ``compare`` report: terminal table, Markdown, CSV, JSON; the HTML page is
+:mod:`~lm_eval_diversity.compare.page`.
 
-Every table is built once (:func:`tables`, one function per table) and written by each format. NaN means undefined
-and is shown as ``n/a`` (``null`` in JSON, empty in CSV), never as 0.
+Every table is built once (:func:`tables`, one function per table) and written by the text and Markdown writers
+(the page reuses the detail tables). Tasks are rows and there is one leaderboard table per metric, so that a report
+of 15 tasks stays readable in a terminal. NaN means undefined and is shown as ``n/a`` (``null`` in JSON, empty in
+CSV), never as 0.
 
 The writers are kept by hand rather than taken from pytablewriter (which lm-eval installs): its Markdown and
-space-aligned writers pad every cell and change the separator row, so reports would no longer be byte-identical to
-earlier ones, and its HTML writer needs a package (``dominate``) that lm-eval does not install.
+space-aligned writers pad every cell and change the separator row, and its HTML writer needs a package
+(``dominate``) that lm-eval does not install.
 """
 
 from __future__ import annotations
 
-import base64
 import csv
-import html
 import io
 import json
 import math
@@ -20,7 +21,7 @@ from typing import Any, NamedTuple
 
 from lm_eval_diversity.catalogue import short_name
 from lm_eval_diversity.compare.model import Cell, Report, Split
-from lm_eval_diversity.compare.names import GROUP
+from lm_eval_diversity.compare.names import GROUP, task_groups
 
 CSV_FIELDS = (
     "run",
@@ -40,6 +41,7 @@ CSV_FIELDS = (
     "diff_method",
 )
 FORMATS = ("table", "markdown", "csv", "json", "html")
+GROUP_LABEL = f"{GROUP} (mean)"  # the task-averaged row
 
 
 class Table(NamedTuple):
@@ -83,46 +85,85 @@ def runs_table(report: Report) -> Table:
     return Table("Runs", ["label", "model", "path", "per-prompt values", "notes"], rows, [note])
 
 
-def leaderboard_columns(report: Report) -> list[tuple[str, str]]:
-    """(task, metric) columns of the leaderboard: the group first, then each task; only those with a value."""
-    have = {(c.task, c.metric) for c in report.cells}
-    return [(t, m) for t in [GROUP, *report.tasks] for m in report.metrics if (t, m) in have]
+def ci_excludes_zero(c: Cell) -> bool:
+    """The change's CI lies wholly on one side of 0 (the report marks it ``*``)."""
+    ch = c.change
+    return ch is not None and not undefined(ch.diff_low) and not undefined(ch.diff_high) and (
+        ch.diff_low > 0 or ch.diff_high < 0
+    )
 
 
-def _leaderboard_entry(c: Cell | None) -> str:
+def metric_rows(report: Report, metric: str) -> list[tuple[str, str]]:
+    """(task, category) rows of a metric's table: the group first, then the tasks by category; only rows with a
+    value."""
+    have = {c.task for c in report.cells if c.metric == metric}
+    rows = [(GROUP, "")] if GROUP in have else []
+    return rows + [(t, cat) for cat, ts in task_groups(report.tasks) for t in ts if t in have]
+
+
+def candidates(report: Report) -> list[str]:
+    """The runs compared against the baseline (none without a baseline)."""
+    return [r.label for r in report.runs if report.baseline and r.label != report.baseline]
+
+
+def _value_entry(c: Cell | None) -> str:
     if c is None:
         return ""
-    return fmt(c.value) + (f" ({fmt_pct(c.change.change_pct)})" if c.change else "")
+    ci = fmt_ci(c.ci_low, c.ci_high)
+    return f"{fmt(c.value)} {ci}" if ci else fmt(c.value)
 
 
-def leaderboard_table(report: Report) -> Table:
-    cols = leaderboard_columns(report)
-    cells = {(c.run, c.task, c.metric): c for c in report.cells}
-    rows = [[r.label, *[_leaderboard_entry(cells.get((r.label, t, m))) for t, m in cols]] for r in report.runs]
-    note = "diversity = unweighted mean over the compared tasks where the metric is defined"
-    note += " ; (x%) = change vs baseline" if report.baseline else ""
-    return Table("Leaderboard", ["run", *[f"{short_name(t)}/{m}" for t, m in cols]], rows, [note])
-
-
-def _detail_row(c: Cell) -> list[str]:
+def _change_entry(c: Cell | None) -> str:
+    if c is None or c.change is None:
+        return ""
     ch = c.change
-    ci = fmt_ci(c.ci_low, c.ci_high) or f"no CI: {c.ci_note or 'n/a'}"
-    diff = f"{fmt(ch.diff)} {fmt_ci(ch.diff_low, ch.diff_high)} ({ch.diff_method})" if ch else ""
-    change = fmt_pct(ch.change_pct) if ch else ""
-    return [c.run, short_name(c.task), c.metric, fmt(c.value), ci, fmt(c.n), change, diff]
+    ci = fmt_ci(ch.diff_low, ch.diff_high) or "(no CI)"
+    mark = " *" if ci_excludes_zero(c) else ""
+    return f"{ch.diff:+.4f} {ci} ({fmt_pct(ch.change_pct)}){mark}" if not undefined(ch.diff) else "n/a"
 
 
-def details_table(report: Report) -> Table:
-    cols = set(leaderboard_columns(report))
-    rows = [_detail_row(c) for c in report.cells if c.task == GROUP or (c.task, c.metric) in cols]
-    ci_head = f"{100 * (1 - report.bootstrap.alpha):.0f}% CI (bootstrap over prompts)"
-    head = ["run", "task", "metric", "value", ci_head, "n", "change", "diff vs baseline [CI]"]
-    return Table("Details", head, rows, [])
+def metric_table(report: Report, metric: str) -> Table:
+    """One metric: tasks as rows, each run's value [CI], then each candidate's change vs the baseline [CI]."""
+    cells = {(c.run, c.task): c for c in report.cells if c.metric == metric}
+    runs = [r.label for r in report.runs]
+    cands = candidates(report)
+    rows = []
+    for task, category in metric_rows(report, metric):
+        name = GROUP_LABEL if task == GROUP else short_name(task)
+        ns = [cells[(r, task)].n for r in runs if (r, task) in cells and cells[(r, task)].n is not None]
+        entries = [_value_entry(cells.get((r, task))) for r in runs]
+        changes = [_change_entry(cells.get((r, task))) for r in cands]
+        rows.append([name, category, fmt(ns[0]) if ns else "", *entries, *changes])
+    ci = f"{100 * (1 - report.bootstrap.alpha):.0f}%"
+    head = ["task", "category", "prompts", *runs, *[f"{r} - {report.baseline}" for r in cands]]
+    notes = [f"value [{ci} CI, bootstrap over prompts]; {GROUP} = unweighted mean over the tasks where it is defined"]
+    if cands:
+        notes.append(
+            f"change = run - baseline [{ci} CI: paired bootstrap over prompts, stratified by task for {GROUP}; a "
+            "normal interval from lm-eval's stderrs where a run has no per-prompt values (docs/ci_gating.md)] "
+            "(relative change); * = the CI excludes 0"
+        )
+    return Table(f"Leaderboard: {metric}", head, rows, notes)
+
+
+def metric_tables(report: Report) -> list[Table]:
+    """One table per metric with a value, in the report's metric order."""
+    have = {c.metric for c in report.cells}
+    return [metric_table(report, m) for m in report.metrics if m in have]
 
 
 def comparability_table(report: Report) -> Table:
-    head = ["task", "run", "setting", f"{report.reference} (reference)", "this run"]
-    rows = [[short_name(c.task), c.run, c.field, str(c.reference_value), str(c.value)] for c in report.checks]
+    """Every setting in which a run differs from the reference: one row per (run, setting, values), with the tasks
+    it holds on (``all N`` when every compared task)."""
+    groups: dict[tuple, list[str]] = {}
+    for c in report.checks:
+        groups.setdefault((c.run, c.field, str(c.reference_value), str(c.value)), []).append(c.task)
+    head = ["run", "setting", f"{report.reference} (reference)", "this run", "tasks"]
+    every = len(report.tasks)
+    rows = [
+        [*key, f"all {every}" if len(tasks) == every else ", ".join(map(short_name, tasks))]
+        for key, tasks in groups.items()
+    ]
     agree = "all checked settings agree (task hashes, doc ids, K, sampling, metric settings)"
     return Table("Comparability", head, rows, list(report.notes) + ([] if report.checks else [agree]))
 
@@ -132,12 +173,14 @@ SPLIT_HEAD += ["residual", "QC share", "R share", "n (corr B/M)", "ids only B/M"
 SPLIT_NOTE = (
     "loss = D_all(B) - D_all(M); residual = D_corr(B) - D_corr(M); QC = loss - residual "
     "(a reconstruction: docs/decomposition.md). 'matched' = prompts computable in both runs. "
-    "Shares are unstable when loss is small."
+    "Shares are unstable when loss is small. 'metric (acceptable)': D_corr over the outputs the reward model "
+    "accepts instead of the correct ones (docs/quality.md)."
 )
 
 
 def _split_row(s: Split) -> list[str]:
-    lead = [s.run, short_name(s.task), s.metric, "matched" if s.matched else "all"]
+    metric = s.metric if s.subset == "correct" else f"{s.metric} ({s.subset})"
+    lead = [s.run, short_name(s.task), metric, "matched" if s.matched else "all"]
     if s.status != "ok":
         return [*lead, f"unavailable: {s.reason}"] + [""] * 10
     v = s.values
@@ -178,7 +221,7 @@ def gate_table(report: Report) -> Table:
 
 def tables(report: Report) -> list[Table]:
     """The report as titled tables (shared by the text, Markdown and HTML renderers)."""
-    out = [runs_table(report), leaderboard_table(report), details_table(report), comparability_table(report)]
+    out = [runs_table(report), *metric_tables(report), comparability_table(report)]
     if report.splits:
         out.append(split_table(report))
     if report.gate:
@@ -215,49 +258,6 @@ def _md_table(t: Table) -> str:
     return "\n".join(lines)
 
 
-_CSS = """
-body{font-family:system-ui,-apple-system,Segoe UI,sans-serif;margin:2em;color:#222}
-table{border-collapse:collapse;margin:0.5em 0 1.5em 0;font-size:13px}
-th,td{border:1px solid #ccc;padding:3px 7px;text-align:left;white-space:nowrap}
-th{background:#f0f0f0} tr:nth-child(even){background:#fafafa}
-.note{color:#555;font-size:12px;margin:0.2em 0} .fail{color:#b00;font-weight:bold}
-img{max-width:100%;border:1px solid #ddd}
-"""
-
-
-_FAIL_CLASS = ' class="fail"'
-
-
-def _html_table(t: Table) -> list[str]:
-    parts = [f"<h2>{html.escape(t.title)}</h2>"]
-    if t.rows:
-        parts.append(
-            "<table><thead><tr>" + "".join(f"<th>{html.escape(h)}</th>" for h in t.header) + "</tr></thead><tbody>"
-        )
-        for r in t.rows:
-            tds = [f"<td{_FAIL_CLASS if c == 'FAIL' else ''}>{html.escape(str(c))}</td>" for c in r]
-            parts.append("<tr>" + "".join(tds) + "</tr>")
-        parts.append("</tbody></table>")
-    return parts + [f'<p class="note">{html.escape(n)}</p>' for n in t.notes]
-
-
-def _html(report: Report, plot_png: bytes | None) -> str:
-    parts = [
-        "<!DOCTYPE html>",
-        '<html><head><meta charset="utf-8"><title>lm-eval-diversity compare</title>',
-        f"<style>{_CSS}</style></head><body>",
-        "<h1>lm-eval-diversity compare</h1>",
-    ]
-    for t in tables(report):
-        parts += _html_table(t)
-    if plot_png:
-        b64 = base64.b64encode(plot_png).decode("ascii")
-        parts.append("<h2>Lineages</h2>")
-        parts.append(f'<img alt="diversity along lineages" src="data:image/png;base64,{b64}">')
-    parts.append("</body></html>")
-    return "\n".join(parts)
-
-
 def _jsonable(v: Any) -> Any:
     if isinstance(v, float):
         return None if math.isnan(v) else v
@@ -280,14 +280,13 @@ def _csv(report: Report) -> str:
     return buf.getvalue()
 
 
-def render(report: Report, fmt_name: str, plot_png: bytes | None = None) -> str:
-    """The report in one of ``table``, ``markdown``, ``csv`` (one row per run x task x metric), ``json``, ``html``."""
+def render(report: Report, fmt_name: str) -> str:
+    """The report in one of ``table``, ``markdown``, ``csv`` (one row per run x task x metric), ``json`` (the
+    ``html`` page, built on these tables, is :func:`lm_eval_diversity.compare.page.render_page`)."""
     if fmt_name == "json":
         return json.dumps(_jsonable(report.to_dict()), indent=2, allow_nan=False) + "\n"
     if fmt_name == "csv":
         return _csv(report)
-    if fmt_name == "html":
-        return _html(report, plot_png)
     if fmt_name == "markdown":
         return "# lm-eval-diversity compare\n\n" + "\n\n".join(_md_table(t) for t in tables(report)) + "\n"
     if fmt_name == "table":

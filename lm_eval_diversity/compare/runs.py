@@ -149,6 +149,10 @@ def select(
             raise CompareError(
                 f"--labels has {len(names)} labels for {len(runs)} runs ({', '.join(r.path for r in runs)})"
             )
+        repeated = sorted({n for n in names if names.count(n) > 1})
+        if repeated or not all(names):
+            what = f"repeats {', '.join(map(repr, repeated))}" if repeated else "has an empty label"
+            raise CompareError(f"--labels {labels!r} {what}: give each run its own label")
         for r, lbl in zip(runs, names):
             r.label = lbl
     lineages = _lineage_runs(lineage_file, runs) if lineage_file else []

@@ -3,19 +3,23 @@
 
 * ``pass@k`` is the unbiased estimator of Chen et al. (2021): ``1 − C(n−c, k) / C(n, k)``, computed in the
   stable product form ``1 − Π_{i=n−c+1..n} (1 − k/i)``; it is 1 when ``n − c < k``; k is clipped to n.
-* ``maj@n``: the most common ``Verdict.answer`` among the outputs, unparseable outputs (answer None) counting
-  as one sentinel answer. See :func:`majority_vote` for ties.
+* ``maj@n``: on tasks whose outputs have comparable answers (``majority="vote"``: maths, CRUXEval) the most common
+  ``Verdict.answer`` among the outputs, unparseable outputs (answer None) counting as one sentinel answer (see
+  :func:`majority_vote` for ties); on the others (``majority="more_than_half"``: TruthfulQA, IFEval, code) more than
+  half of the outputs correct, the reference's TruthfulQA rule (an answer vote is undefined there).
 """
 
 from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Literal
 
 from lm_eval_diversity.quality.types import Verdict
 
 TieMode = Literal["compat", "correct_first"]
+MajorityRule = Literal["vote", "more_than_half"]
 _SENTINEL = "\x00UNPARSEABLE"
 
 
@@ -78,7 +82,20 @@ def majority_vote(
 # --- one prompt's quality, one function per metric record (lm_eval_diversity.catalogue.metrics, "verdicts" kind) -----
 
 
-def accuracy(verdicts: Sequence[Verdict]) -> float:
+@dataclass(frozen=True)
+class QualityRule:
+    """How one task's verdicts are read (from its grader): ``majority``, the maj@K rule (module docstring);
+    ``instruction_shares``, the reference's IFEval levels (compat): the loose prompt level is the share of output
+    #0's instructions followed, and the instruction levels are averaged over prompts instead of pooled."""
+
+    majority: MajorityRule = "vote"
+    instruction_shares: bool = False
+
+
+DEFAULT_RULE = QualityRule()
+
+
+def accuracy(verdicts: Sequence[Verdict], rule: QualityRule = DEFAULT_RULE) -> float:
     """``acc``: output #0 correct (0.0 for a prompt without outputs)."""
     return float(bool(verdicts[0].correct)) if verdicts else 0.0
 
@@ -89,17 +106,22 @@ def pass_at(verdicts: Sequence[Verdict], k: int) -> float:
     return pass_at_k(n, sum(bool(v.correct) for v in verdicts), k) if 1 <= k <= n else float("nan")
 
 
-def majority_correct(verdicts: Sequence[Verdict]) -> float:
-    """``maj@K``: the majority answer is correct (:func:`majority_vote`, ties incorrect); NaN without outputs."""
-    return float(majority_vote(verdicts)[1]) if verdicts else float("nan")
+def majority_correct(verdicts: Sequence[Verdict], rule: QualityRule = DEFAULT_RULE) -> float:
+    """``maj@K`` by the task's rule: the majority answer is correct (:func:`majority_vote`, ties incorrect), or more
+    than half of the outputs are correct; NaN without outputs."""
+    if not verdicts:
+        return float("nan")
+    if rule.majority == "more_than_half":
+        return float(sum(bool(v.correct) for v in verdicts) > len(verdicts) / 2)
+    return float(majority_vote(verdicts)[1])
 
 
-def correct_count(verdicts: Sequence[Verdict]) -> float:
+def correct_count(verdicts: Sequence[Verdict], rule: QualityRule = DEFAULT_RULE) -> float:
     """``k_correct``: the number of correct outputs."""
     return float(sum(bool(v.correct) for v in verdicts))
 
 
-def extraction_rate(verdicts: Sequence[Verdict]) -> float:
+def extraction_rate(verdicts: Sequence[Verdict], rule: QualityRule = DEFAULT_RULE) -> float:
     """Share of outputs with an extracted answer (0.0 without outputs)."""
     return sum(v.answer is not None for v in verdicts) / len(verdicts) if verdicts else 0.0
 
@@ -108,9 +130,15 @@ def _instructions(verdicts: Sequence[Verdict]) -> tuple[tuple[bool, ...], tuple[
     return verdicts[0].instructions or ((), ())
 
 
-def all_instructions_loose(verdicts: Sequence[Verdict]) -> float:
-    """``prompt_level_loose_acc``: output #0 follows every instruction by the loose check; NaN without outputs."""
-    return float(all(_instructions(verdicts)[1])) if verdicts else float("nan")
+def all_instructions_loose(verdicts: Sequence[Verdict], rule: QualityRule = DEFAULT_RULE) -> float:
+    """``prompt_level_loose_acc``: output #0 follows every instruction by the loose check (the reference: the share
+    it follows, ``rule.instruction_shares``); NaN without outputs."""
+    if not verdicts:
+        return float("nan")
+    loose = _instructions(verdicts)[1]
+    if rule.instruction_shares:
+        return sum(loose) / len(loose) if loose else float("nan")
+    return float(all(loose))
 
 
 def _followed(verdicts: Sequence[Verdict], level: int) -> tuple[float, int]:
@@ -120,11 +148,11 @@ def _followed(verdicts: Sequence[Verdict], level: int) -> tuple[float, int]:
     return (sum(results) / len(results) if results else float("nan")), len(results)
 
 
-def instructions_followed_strict(verdicts: Sequence[Verdict]) -> tuple[float, int]:
+def instructions_followed_strict(verdicts: Sequence[Verdict], rule: QualityRule = DEFAULT_RULE) -> tuple[float, int]:
     """Share of output #0's instructions followed by the strict check, and their number (pooled over prompts)."""
     return _followed(verdicts, 0)
 
 
-def instructions_followed_loose(verdicts: Sequence[Verdict]) -> tuple[float, int]:
+def instructions_followed_loose(verdicts: Sequence[Verdict], rule: QualityRule = DEFAULT_RULE) -> tuple[float, int]:
     """Share of output #0's instructions followed by the loose check, and their number (pooled over prompts)."""
     return _followed(verdicts, 1)

@@ -24,6 +24,7 @@ None (IFEval has no answer to vote on); ``reason`` lists the failed instruction 
 
 from __future__ import annotations
 
+import importlib
 import json
 import os
 import re
@@ -33,7 +34,7 @@ from pathlib import Path
 from typing import Any
 
 from lm_eval_diversity.modes import IFEvalMode, choices
-from lm_eval_diversity.preprocess import strip_cot
+from lm_eval_diversity.preprocess import final_text, strip_cot
 from lm_eval_diversity.quality.types import Verdict
 
 # ----------------------------------------------------------------------------------------------------------
@@ -90,6 +91,15 @@ def ensure_punkt_data() -> Path:
 
 
 _UTILS: Any = None
+
+
+def check_official_checkers() -> None:
+    """Import lm-eval's checkers afresh, after the punkt data is in place: ImportError when they or their
+    dependencies are missing (a module imported earlier in the process is no proof)."""
+    ensure_punkt_data()
+    import lm_eval.tasks.ifeval as package
+
+    importlib.import_module(f"{package.__name__}.utils")
 
 
 def _official_utils() -> Any:
@@ -249,7 +259,8 @@ def ifeval_details(doc: dict[str, Any], output: str, mode: IFEvalMode = "officia
     variant, so its loose fields equal the strict ones. An empty (stripped) response follows nothing in
     official mode.
     """
-    response = strip_cot(output or "")
+    # compat: the reference keeps a thought never closed; official: it holds no response
+    response = final_text(output or "") if mode == "official" else strip_cot(output or "")
     if mode == "official":
         d = _official_one(doc, response)
     elif mode == "compat":

@@ -24,10 +24,11 @@ regular expressions and no LaTeX awareness:
 
 * gold: GSM8K = the number after ``####`` (commas removed); MATH = the **last** ``\boxed{...}`` of the
   solution with balanced braces (``\fbox`` too), parsed by math-verify.
-* prediction: if the CoT-stripped output has no ``boxed`` but a ``#### x`` line (GSM8K's own answer format), x
-  is parsed; otherwise math-verify ``parse`` of the whole stripped output (boxed answers first, then its
-  anchors such as "final answer is", then the last expression). If it finds nothing, the text after a ``####``
-  line or after "answer is" is parsed instead.
+* prediction: one final answer of the CoT-stripped output (a thought never closed holds none), by
+  :func:`_predict`: the boxed answers (several different boxes read as a set), else a ``#### x`` line, else the
+  last "answer is / answer:" statement, else candidate numbers ending the text, else math-verify's anchors and last
+  expression. Lists, ranges and several candidates become a set, never equal to one value; thousands separators
+  in well-formed groups are part of the number (``1,600``), a malformed one makes a list (``1,6001``).
 * correct iff ``verify(gold, prediction)``; ``Verdict.answer`` is a canonical string of the prediction
   (integers as ``"18"``, rationals as ``"1/2"``, otherwise sympy's ``str``), None when unparseable;
   ``Verdict.answer_text`` is the text math-verify extracted (what :func:`answers_equal` compares two outputs by).
@@ -45,13 +46,14 @@ import multiprocessing as mp
 import os
 import queue
 import re
+import signal
 import threading
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from lm_eval_diversity.modes import MathMode, choices
-from lm_eval_diversity.preprocess import strip_cot
+from lm_eval_diversity.preprocess import final_text, strip_cot
 from lm_eval_diversity.quality.types import GoldFormat, Verdict
 
 # ----------------------------------------------------------------------------------------------------------
@@ -132,12 +134,16 @@ def last_boxed(text: str) -> str | None:
     return best
 
 
-def gold_answer(gold: GoldFormat, doc: dict[str, Any], mode: MathMode = "math") -> str | None:
+def gold_answer(
+    gold: GoldFormat, doc: dict[str, Any], mode: MathMode = "math", compat_path: str = "subsets"
+) -> str | None:
     """The gold answer string of one doc, from its ``gold.field`` in ``gold.style``.
 
     ``final_line`` (GSM8K's format; both modes): the text after the first ``####`` line (compat: normalised; math:
     commas removed). ``boxed`` (MATH's format) compat: the first ``\\boxed{...}`` without ``}`` inside, normalised
-    (None without one); math: the last balanced ``\\boxed{}`` content of the solution.
+    (None without one) for the QFD path (``compat_path="subsets"``), and for the accuracy path the prediction rule
+    applied to the solution (``compute_math_quality.py`` extracts the gold as it extracts an answer); math: the last
+    balanced ``\\boxed{}`` content of the solution.
     """
     if gold.style == "final_line":
         m = (_GOLD_HASH_RE if mode == "compat" else _HASH_RE).search(str(doc.get(gold.field, "")).strip())
@@ -146,6 +152,8 @@ def gold_answer(gold: GoldFormat, doc: dict[str, Any], mode: MathMode = "math") 
         raw = m.group(1).strip()
         return compat_normalize(raw) if mode == "compat" else raw.replace(",", "").strip()
     solution = str(doc.get(gold.field, ""))
+    if mode == "compat" and compat_path == "accuracy":
+        return compat_normalize(compat_extract(strip_cot(solution)))
     if mode == "compat":
         m = _BOXED_FLAT_RE.search(solution)
         return compat_normalize(m.group(1).strip()) if m else None
@@ -219,27 +227,92 @@ def _answers_equal_inprocess(style: str, a: str, b: str, signal_timeout: int | N
         return False
 
 
+_ANCHOR_RE = re.compile(r"answer\s*(?:is|:|=)\s*:?\s*(.+?)(?:\.(?:\s|$)|\n|$)", re.IGNORECASE)
+_THOUSANDS_RE = re.compile(r"(?<![\d,.])\d{1,3}(?:,\d{3})+(?![\d,]*\d)")  # 1,600 and 1,234,567; not 1,6001
+_NUM = r"-?\d+(?:\.\d+)?"
+# several bare numbers joined as a list or a range: "5, 6 and 7", "18 or 19", "10 to 20", "10-20"
+_JOIN = r"(?:\s*,\s*(?:or\s+|and\s+)?|\s+(?:or|and|to)\s+|[\u2013-])"
+_CANDIDATES_RE = re.compile(rf"(?<![\w.,])({_NUM}(?:{_JOIN}{_NUM})+)(?![\w.,]*\d)")
+_JOIN_RE = re.compile(rf"(?<=\d){_JOIN}(?=-?\d)")
+
+
+def _without_thousands_separators(text: str) -> str:
+    return _THOUSANDS_RE.sub(lambda m: m.group(0).replace(",", ""), text)
+
+
+_TRAILING_WORDS_RE = re.compile(r"(?<=[\d)])\s+[A-Za-z].*$", re.DOTALL)
+
+
+def _one_answer(region: str) -> str:
+    """An answer statement's text as math-verify should read it (one LaTeX expression).
+
+    LaTeX (a backslash) is passed on without its ``$`` delimiters. Plain text loses currency and percent signs,
+    bold markers, trailing punctuation and the words after the number (units); bare numbers joined as a list or a
+    range become a comma list, which math-verify reads as a set (never equal to one number). Thousands separators
+    are removed from well-formed groups (``1,600``, ``1,234,567``); a malformed one (``1,6001``) stays a list.
+    """
+    text = re.sub(r"\$\s*(?:,\s*)?(?:or|and|,)\s*\$", ", ", region.strip().strip("*").strip())  # "$a$ or $b$"
+    if "\\" not in text:
+        text = _without_thousands_separators(text.replace("$", "").replace("%", "").replace("*", ""))
+        m = _CANDIDATES_RE.search(text)
+        if m:
+            return _JOIN_RE.sub(", ", m.group(1))
+        text = _TRAILING_WORDS_RE.sub("", text)
+    return text.strip().strip("$").rstrip(".,;:!").strip()
+
+
+def _answer_statement(text: str) -> str | None:
+    """The text of the output's explicit final answer, when it states one: a ``#### x`` line (GSM8K's format),
+    else the last "answer is / answer:" statement that holds a digit or LaTeX."""
+    m = _FALLBACK_RES[0].search(text)
+    if m:
+        return m.group(1)
+    for m in reversed(list(_ANCHOR_RE.finditer(text))):
+        if re.search(r"[\d\\]", m.group(1)):
+            return m.group(1)
+    return None
+
+
+def _trailing_candidates(text: str) -> str | None:
+    """Several candidate numbers ending the output ("It could be 1600, 1700 or 1800."), as a comma list."""
+    tail = _without_thousands_separators(re.split(r"(?<=\.)\s+|\n", text.strip())[-1])
+    m = _CANDIDATES_RE.search(tail)
+    if m and not re.search(r"\d", tail[m.end() :]):
+        return _JOIN_RE.sub(", ", m.group(1))
+    return None
+
+
+def _predict(text: str, signal_timeout: int | None) -> list[Any]:
+    """One final answer of a (CoT-removed) output, parsed by math-verify; ``[]`` when it states none.
+
+    Boxed answers first (math-verify; several different boxes read as a set), then an explicit answer statement
+    (:func:`_answer_statement`), then candidates ending the text (a set), then math-verify on the whole text (its
+    anchors, then the last expression).
+    """
+    if "boxed" in text or "fbox" in text:
+        pred = _mv_parse(text, signal_timeout)
+        if pred:
+            return pred
+    statement = _answer_statement(text)
+    if statement is not None:
+        pred = _mv_parse("$" + _one_answer(statement) + "$", signal_timeout)
+        if pred:
+            return pred
+    candidates = _trailing_candidates(text)
+    if candidates is not None:
+        return _mv_parse("$" + candidates + "$", signal_timeout)
+    return _mv_parse(text, signal_timeout) if text else []
+
+
 def _grade_one_inprocess(style: str, gold: str | None, output: str, signal_timeout: int | None) -> Verdict:
     """Grade one raw output against a math-mode gold string, in this process."""
     from math_verify import verify
     from math_verify.errors import TimeoutException
 
-    text = strip_cot(output or "")
+    text = final_text(output or "")
     try:
         gold_parsed = [] if gold is None else _parse_gold(style, gold, signal_timeout)
-        pred: list[Any] = []
-        hash_line = _FALLBACK_RES[0].search(text)
-        if hash_line and "boxed" not in text:  # explicit GSM8K answer line beats "the last expression"
-            pred = _mv_parse("$" + hash_line.group(1).strip().strip("$") + "$", signal_timeout)
-        if not pred and text:
-            pred = _mv_parse(text, signal_timeout)
-        if not pred:
-            for rx in _FALLBACK_RES:
-                m = rx.search(text)
-                if m:
-                    pred = _mv_parse("$" + m.group(1).strip().strip("$") + "$", signal_timeout)
-                    if pred:
-                        break
+        pred = _predict(text, signal_timeout)
         if not pred:
             return Verdict(False, None, "unparseable")
         answer = _canon(pred[0])
@@ -255,6 +328,10 @@ def _grade_one_inprocess(style: str, gold: str | None, output: str, signal_timeo
 
 
 def _worker_main(conn: Any) -> None:
+    # a forked worker inherits the CLI's handlers; it is stopped by its parent (SIGTERM at exit, SIGKILL on
+    # overrun), so it dies quietly on SIGTERM and leaves Ctrl-C to the parent
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     while True:
         try:
             job = conn.recv()
@@ -379,6 +456,7 @@ def grade_math(
     isolate: bool = True,
     workers: int = 1,
     label: str = "math",
+    compat_path: str = "subsets",
 ) -> list[Verdict]:
     """Grade the raw outputs of one math doc whose gold answer is written as ``gold`` (see the module docstring
     for the rules of each mode); ``label`` names the task in errors.
@@ -389,7 +467,7 @@ def grade_math(
     outputs in parallel.
     """
     if mode == "compat":
-        gold_text = _required_gold(gold, doc, "compat", None, label)
+        gold_text = _required_gold(gold, doc, "compat", None, label, compat_path)
         verdicts = []
         for out in outputs:
             pred = compat_normalize(compat_extract(strip_cot(out or "")))
@@ -407,9 +485,11 @@ def grade_math(
     )
 
 
-def _required_gold(gold: GoldFormat, doc: dict[str, Any], mode: MathMode, index: int | None, label: str) -> str:
+def _required_gold(
+    gold: GoldFormat, doc: dict[str, Any], mode: MathMode, index: int | None, label: str, compat_path: str = "subsets"
+) -> str:
     """The doc's gold answer; a doc without one is refused, naming it (it could only ever score 0)."""
-    text = gold_answer(gold, doc, mode)
+    text = gold_answer(gold, doc, mode, compat_path)
     if text is None:
         where = f"{label} doc {index}" if index is not None else f"{label} doc"
         want = "a '#### <answer>' line" if gold.style == "final_line" else "a \\boxed{...} answer"
@@ -450,14 +530,19 @@ def grade_math_docs(
     timeout_s: float = 10.0,
     workers: int = 1,
     label: str = "math",
+    compat_path: str = "subsets",
 ) -> list[list[Verdict]]:
-    """Grade a whole task: ``outputs[i]`` are the raw outputs of ``docs[i]``; parallel over all outputs."""
+    """Grade a whole task: ``outputs[i]`` are the raw outputs of ``docs[i]``; parallel over all outputs.
+    ``compat_path`` (compat mode): the reference's accuracy script ("accuracy") or QFD script ("subsets")."""
     if mode not in choices(MathMode):
         raise ValueError(f"unknown math mode {mode!r} (expected 'math' or 'compat')")
     for i, d in enumerate(docs):
-        _required_gold(gold, d, mode, i, label)  # every doc checked before any grading
+        _required_gold(gold, d, mode, i, label, compat_path)  # every doc checked before any grading
     if mode == "compat":
-        return [grade_math(gold, d, o, "compat", label=label) for d, o in zip(docs, outputs, strict=True)]
+        return [
+            grade_math(gold, d, o, "compat", label=label, compat_path=compat_path)
+            for d, o in zip(docs, outputs, strict=True)
+        ]
     flat: list[tuple[str | None, str]] = []
     sizes = []
     for d, outs in zip(docs, outputs, strict=True):

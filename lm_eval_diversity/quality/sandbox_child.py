@@ -1,18 +1,22 @@
-"""The sandbox's in-child program (standard library only; run as ``python -s -P -B -c <this source> CONFIG``).
+"""The sandbox's in-child program (standard library only; run as ``python -S -s -P -B -c <this source> CONFIG``).
 
 It is never imported by the package: :mod:`.sandbox` reads this file and passes its text to a fresh interpreter.
-CONFIG is a JSON object (see ``sandbox._config``).  It stays one module of some 800 lines on purpose: the child gets
-this one source text and may import nothing from the package, so its steps cannot live in sibling modules.  The program:
+CONFIG is a JSON object (built in ``sandbox._run_one``).  It stays one module on purpose: the child gets this one
+source text and may import nothing from the package, so its steps cannot live in sibling modules.  The program:
 
-1. optionally builds the isolated file-system view (new root made of read-only binds of the system and the Python
-   installation, private tmpfs for the shared writable directories, the scratch directory) and drops privileges;
+1. dies with its parent (``PR_SET_PDEATHSIG``); in the namespace modes makes new namespaces and forks into the new
+   PID namespace (the forking process reports the judge's PID to the grader and waits), builds the isolated
+   file-system view (read-only binds of the system and the Python installation, one size-limited tmpfs for every
+   writable place) and drops privileges;
 2. marks itself non-dumpable, so a process of the same user cannot read or write its memory or open its fds;
-3. forks the **candidate** process, which runs the model's code under rlimits and an audit hook and then answers calls
-   over a pipe pair; the parent, the **judge**, runs the benchmark's tests against proxies of the candidate's names.
+3. forks the **candidate** process, which installs a system-call filter (no other process reachable, no process
+   created, no IPC, no network), runs the model's code under rlimits and an audit hook and then answers calls over a
+   pipe pair; the parent, the **judge**, runs the trusted prelude and the benchmark's tests in its own namespace, with
+   proxies for the entry points only.
 
 Only plain data crosses the pipes (JSON with tags for tuples, sets, bytes, ...; never pickle); anything else stays in
-the candidate as an opaque handle.  The judge alone writes the verdict, to a file descriptor the candidate closed
-before running anything, so the candidate has nothing to forge.
+the candidate as an opaque handle.  The judge alone writes the verdict, on a socket the candidate closed before
+running anything, and the grader accepts it only from the judge's PID, so the candidate has nothing to forge.
 """
 
 import builtins
@@ -168,20 +172,91 @@ def _check(rc, what):
         raise OSError(err, f"{what}: {os.strerror(err)}")
 
 
-def set_non_dumpable():
+PR_SET_PDEATHSIG, PR_SET_DUMPABLE, PR_SET_SECCOMP, PR_SET_NO_NEW_PRIVS = 1, 4, 22, 38
+
+
+def _prctl(option, arg, what):
     _, libc = _libc()
-    _check(libc.prctl(4, 0, 0, 0, 0), "prctl(PR_SET_DUMPABLE)")  # PR_SET_DUMPABLE = 4
+    _check(libc.prctl(option, arg, 0, 0, 0), what)
+
+
+def set_non_dumpable():
+    _prctl(PR_SET_DUMPABLE, 0, "prctl(PR_SET_DUMPABLE)")
+
+
+def no_new_privs():
+    _prctl(PR_SET_NO_NEW_PRIVS, 1, "prctl(PR_SET_NO_NEW_PRIVS)")
+
+
+def die_with_parent(parent_alive):
+    """SIGKILL this process when its parent dies (``PR_SET_PDEATHSIG``); exit now if the parent is already gone
+    (``parent_alive()`` false after the flag is set), so that nothing of a sandbox outlives the process that runs it."""
+    import signal
+
+    _prctl(PR_SET_PDEATHSIG, int(signal.SIGKILL), "prctl(PR_SET_PDEATHSIG)")
+    if not parent_alive():
+        os._exit(1)
+
+
+CLONE_NEWNS, CLONE_NEWUTS, CLONE_NEWIPC, CLONE_NEWUSER, CLONE_NEWPID, CLONE_NEWNET = (
+    0x20000, 0x4000000, 0x8000000, 0x10000000, 0x20000000, 0x40000000,
+)  # fmt: skip
+
+
+def enter_namespaces(cfg, status_fd):
+    """New mount, network, PID, IPC and UTS namespaces (and, in ``userns`` mode, a user namespace in which this
+    process is root, mapped to its own uid).  A PID namespace holds only the children created after it, so this
+    process forks: the child, PID 1 of the new namespace, returns and becomes the judge; this process tells the
+    grader the judge's PID (the grader accepts a verdict only from that process), waits, and exits with its status.
+    The child dies with this process (``PR_SET_PDEATHSIG``), and every process of the namespace dies with the child.
+    Returns, in the child, a test of whether this process is still alive."""
+    import select
+
+    ctypes, libc = _libc()
+    flags = CLONE_NEWNS | CLONE_NEWNET | CLONE_NEWPID | CLONE_NEWIPC | CLONE_NEWUTS
+    uid, gid = os.getuid(), os.getgid()
+    if cfg["isolation"] == "userns":
+        flags |= CLONE_NEWUSER
+    _check(libc.unshare(flags), "unshare")
+    if cfg["isolation"] == "userns":
+        for name, text in (("setgroups", "deny"), ("uid_map", f"0 {uid} 1"), ("gid_map", f"0 {gid} 1")):
+            with open(f"/proc/self/{name}", "w") as f:
+                f.write(text)
+    go_r, go_w = os.pipe()  # one byte once the grader knows the judge's PID; then EOF once this process is gone
+    pid = os.fork()
+    if pid == 0:
+        os.close(go_w)
+        die_with_parent(lambda: os.read(go_r, 1) == b"1")
+        libc.sethostname(b"sandbox", 7)
+        return lambda: not select.select([go_r], [], [], 0)[0]
+    os.close(go_r)
+    os.write(status_fd, json.dumps({"judge_pid": pid}).encode())
+    os.close(status_fd)
+    os.write(go_w, b"1")
+    fd = os.open(os.devnull, os.O_RDONLY)
+    os.dup2(fd, 0)  # the judge alone reads the job
+    os.close(fd)
+    while True:
+        try:
+            _, status = os.waitpid(pid, 0)
+            break
+        except InterruptedError:
+            continue
+    os._exit(os.WEXITSTATUS(status) if os.WIFEXITED(status) else 128 + os.WTERMSIG(status))
 
 
 MS_RDONLY, MS_NOSUID, MS_NODEV, MS_NOEXEC, MS_REMOUNT, MS_BIND, MS_REC, MS_PRIVATE = (
     1, 2, 4, 8, 32, 4096, 16384, 1 << 18,
 )  # fmt: skip
+MNT_DETACH = 2
+WRITABLE_DIRS = ("/tmp", "/var/tmp", "/dev/shm")
 
 
 def build_root(cfg):
-    """Inside fresh mount (and PID, network, maybe user) namespaces: make ``root`` a tmpfs holding read-only binds of
-    the system directories and the Python installation, private tmpfs mounts for /tmp and /dev/shm, a few device
-    nodes, a fresh /proc where allowed, and the scratch directory; then chroot into it."""
+    """Inside the new namespaces: make ``root`` a tmpfs holding read-only binds of the system directories and the
+    Python installation, a few device nodes, a fresh /proc where allowed, and the writable places (the scratch
+    directory, /tmp, /var/tmp, /dev/shm), which are all one size-limited tmpfs, so that what a program writes is
+    capped in total and vanishes with the namespace; then chroot into it."""
     ctypes, libc = _libc()
     libc.mount.argtypes = [ctypes.c_char_p, ctypes.c_char_p, ctypes.c_char_p, ctypes.c_ulong, ctypes.c_char_p]
 
@@ -189,7 +264,7 @@ def build_root(cfg):
         enc = [s.encode() if s is not None else None for s in (src, tgt, fstype, data)]
         _check(libc.mount(enc[0], enc[1], enc[2], flags, enc[3]), f"mount {src} on {tgt}")
 
-    root, scratch, tmpfs_mb = cfg["root"], cfg["scratch"], int(cfg["tmpfs_mb"])
+    root, scratch = cfg["root"], cfg["scratch"]
     mount(None, "/", None, MS_REC | MS_PRIVATE)
     mount("tmpfs", root, "tmpfs", MS_NOSUID | MS_NODEV, "mode=0755,size=4m")
     for path in cfg["binds"]:
@@ -211,11 +286,22 @@ def build_root(cfg):
         open(node, "w").close()
         mount("/dev/" + name, node, None, MS_BIND)
     os.symlink("/proc/self/fd", root + "/dev/fd")
-    for d in ("/tmp", "/dev/shm", "/var/tmp"):
+    writable = root + "/.writable"
+    os.mkdir(writable)
+    mount("tmpfs", writable, "tmpfs", MS_NOSUID | MS_NODEV, f"size={int(cfg['scratch_mb'])}m,mode=0755")
+    for i, d in enumerate((*WRITABLE_DIRS, scratch)):
+        part = f"{writable}/{i}"
+        os.mkdir(part)
+        if d == scratch:
+            os.chmod(part, 0o700)
+            if cfg["isolation"] == "namespaces":
+                os.chown(part, cfg["uid"], cfg["uid"])
+        else:
+            os.chmod(part, 0o1777)
         os.makedirs(root + d, exist_ok=True)
-        mount("tmpfs", root + d, "tmpfs", MS_NOSUID | MS_NODEV, f"size={tmpfs_mb}m,mode=1777")
-    os.makedirs(root + scratch, exist_ok=True)
-    mount(scratch, root + scratch, None, MS_BIND)
+        mount(part, root + d, None, MS_BIND)
+    _check(libc.umount2(writable.encode(), MNT_DETACH), "umount " + writable)
+    os.rmdir(writable)
     os.makedirs(root + "/proc", exist_ok=True)
     try:  # a fresh /proc shows only this PID namespace; refused in some unprivileged set-ups: then no /proc at all
         mount("proc", root + "/proc", "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC)
@@ -247,9 +333,133 @@ def drop_capabilities():
     _check(libc.capset(header, data), "capset")
 
 
-def no_new_privs():
-    _, libc = _libc()
-    _check(libc.prctl(38, 1, 0, 0, 0), "prctl(PR_SET_NO_NEW_PRIVS)")
+# --- the candidate's system-call filter (seccomp), installed in every mode ---------------------------------------
+# The candidate may not act on any other process: no signals but to itself, no tracing or memory access of another
+# process, no prlimit / renice / scheduling / I/O-priority changes but its own, no pidfds; it may not create or
+# execute processes (threads only), use System V IPC or POSIX message queues, open network sockets, make new
+# namespaces, or allocate disk space without writing it (fallocate: gigabytes between two checks of its scratch size).
+# Numbers per architecture (the kernel's syscall tables); a system call of another ABI (x32, i386) is refused.
+_SYSCALLS = {
+    # name: (x86_64, aarch64); None where the architecture has no such call
+    "kill": (62, 129), "tkill": (200, 130), "tgkill": (234, 131), "rt_sigqueueinfo": (129, 138),
+    "rt_tgsigqueueinfo": (297, 240), "pidfd_send_signal": (424, 424), "pidfd_open": (434, 434),
+    "pidfd_getfd": (438, 438), "ptrace": (101, 117), "process_vm_readv": (310, 270), "process_vm_writev": (311, 271),
+    "prlimit64": (302, 261), "setpriority": (141, 140), "sched_setaffinity": (203, 122),
+    "sched_setparam": (142, 118), "sched_setscheduler": (144, 119), "sched_setattr": (314, 274),
+    "ioprio_set": (251, 30), "kcmp": (312, 272), "process_madvise": (440, 440), "process_mrelease": (448, 448),
+    "migrate_pages": (256, 238), "move_pages": (279, 239), "perf_event_open": (298, 241),
+    "shmget": (29, 194), "shmat": (30, 196), "shmctl": (31, 195), "shmdt": (67, 197), "semget": (64, 190),
+    "semop": (65, 193), "semctl": (66, 191), "semtimedop": (220, 192), "msgget": (68, 186), "msgsnd": (69, 189),
+    "msgrcv": (70, 188), "msgctl": (71, 187), "mq_open": (240, 180), "mq_unlink": (241, 181),
+    "mq_timedsend": (242, 182), "mq_timedreceive": (243, 183), "mq_notify": (244, 184),
+    "mq_getsetattr": (245, 185), "fork": (57, None), "vfork": (58, None), "clone": (56, 220), "clone3": (435, 435),
+    "unshare": (272, 97), "setns": (308, 268), "io_uring_setup": (425, 425), "socket": (41, 198),
+    "connect": (42, 203), "bind": (49, 200), "listen": (50, 201), "sendto": (44, 206), "sendmsg": (46, 211),
+    "sendmmsg": (307, 269), "keyctl": (250, 219), "add_key": (248, 217), "request_key": (249, 218),
+    "bpf": (321, 280), "userfaultfd": (323, 282), "execve": (59, 221), "execveat": (322, 281),
+    "fallocate": (285, 47),
+}  # fmt: skip
+_ARCHES = {"x86_64": (0, 0xC000003E), "aarch64": (1, 0xC00000B7)}  # machine -> (column above, AUDIT_ARCH_*)
+# calls allowed only on the candidate itself: name -> (argument, allowed values; "pid" is the candidate's PID),
+# checked on the low 32 bits. A signal to PID 0 would reach the candidate's process group, so only its own PID.
+_SELF_ONLY = {
+    **{name: ((0, ("pid",)),) for name in ("kill", "tgkill", "rt_sigqueueinfo", "rt_tgsigqueueinfo")},
+    **{name: ((0, (0, "pid")),) for name in ("prlimit64", "sched_setaffinity", "sched_setparam",
+                                               "sched_setscheduler", "sched_setattr")},
+    "setpriority": ((0, (0,)), (1, (0, "pid"))),  # PRIO_PROCESS, self (never a process group or a user)
+    "ioprio_set": ((0, (1,)), (1, (0, "pid"))),  # IOPRIO_WHO_PROCESS, self
+}  # fmt: skip
+EPERM, ENOSYS, AF_UNIX, CLONE_THREAD = 1, 38, 1, 0x10000
+
+
+def seccomp_filter(machine, pid):
+    """The candidate's filter as classic BPF: a list of (code, jt, jf, k); None on an unknown architecture."""
+    if machine not in _ARCHES:
+        return None
+    column, audit_arch = _ARCHES[machine]
+    nr = {name: nums[column] for name, nums in _SYSCALLS.items() if nums[column] is not None}
+    LD, JEQ, JGE, JSET, RET = 0x20, 0x15, 0x35, 0x45, 0x06  # BPF_LD|W|ABS, JMP|JEQ|K, JMP|JGE|K, JMP|JSET|K, RET|K
+    ALLOW, ERRNO = 0x7FFF0000, 0x00050000
+    prog, fixups, labels = [], [], {}  # fixups: (index, label) of jumps to a labelled block
+
+    def op(code, k=0, jt=0, jf=0):
+        prog.append([code, jt, jf, k])
+
+    def arg(i, high=False):  # struct seccomp_data: nr, arch, ip, then args[6] as u64 (little-endian)
+        op(LD, 16 + 8 * i + (4 if high else 0))
+
+    def require(values):  # the loaded argument must be one of values, else EPERM
+        for j, v in enumerate(values):
+            op(JEQ, pid if v == "pid" else v, len(values) - j, 0)
+        op(RET, ERRNO | EPERM)
+
+    op(LD, 4)
+    op(JEQ, audit_arch, 1, 0)
+    op(RET, ERRNO | EPERM)  # another ABI (i386 through int 0x80)
+    op(LD, 0)
+    if machine == "x86_64":
+        op(JGE, 0x40000000, 0, 1)  # the x32 ABI
+        op(RET, ERRNO | EPERM)
+    special = {*_SELF_ONLY, "clone", "clone3", "socket", "sendto"}
+    for name in special:
+        if name in nr:
+            fixups.append((len(prog), name))
+            op(JEQ, nr[name])
+    for name in nr:
+        if name not in special:
+            fixups.append((len(prog), "deny"))
+            op(JEQ, nr[name])
+    op(RET, ALLOW)
+    labels["deny"] = len(prog)
+    op(RET, ERRNO | EPERM)
+    labels["clone3"] = len(prog)  # glibc then falls back to clone(2), whose flags the filter can read
+    op(RET, ERRNO | ENOSYS)
+    for name, checks in _SELF_ONLY.items():
+        labels[name] = len(prog)
+        for i, values in checks:
+            arg(i)
+            require(values)
+        op(RET, ALLOW)
+    labels["clone"] = len(prog)  # threads only
+    arg(0)
+    op(JSET, CLONE_THREAD, 1, 0)
+    op(RET, ERRNO | EPERM)
+    op(RET, ALLOW)
+    labels["socket"] = len(prog)  # local (AF_UNIX) sockets only: no network
+    arg(0)
+    require((AF_UNIX,))
+    op(RET, ALLOW)
+    labels["sendto"] = len(prog)  # no destination address (send() on a connected socket)
+    arg(4)
+    require((0,))
+    arg(4, high=True)
+    require((0,))
+    op(RET, ALLOW)
+    for index, label in fixups:
+        offset = labels[label] - index - 1
+        if not 0 <= offset < 256:
+            raise ValueError("seccomp filter: jump out of range")
+        prog[index][1] = offset
+    return [tuple(i) for i in prog]
+
+
+def install_seccomp(pid):
+    """Load :func:`seccomp_filter` for this process (needs ``no_new_privs``, set before)."""
+    filt = seccomp_filter(os.uname().machine, pid)
+    if filt is None:
+        raise OSError(f"no system-call filter for the architecture {os.uname().machine}")
+    ctypes, libc = _libc()
+
+    class SockFilter(ctypes.Structure):
+        _fields_ = [("code", ctypes.c_uint16), ("jt", ctypes.c_uint8), ("jf", ctypes.c_uint8),
+                    ("k", ctypes.c_uint32)]  # fmt: skip
+
+    class SockFprog(ctypes.Structure):
+        _fields_ = [("len", ctypes.c_uint16), ("filter", ctypes.POINTER(SockFilter))]
+
+    array = (SockFilter * len(filt))(*[SockFilter(*i) for i in filt])
+    prog = SockFprog(len(filt), array)
+    _check(libc.prctl(PR_SET_SECCOMP, 2, ctypes.byref(prog), 0, 0), "prctl(PR_SET_SECCOMP)")  # MODE_FILTER
 
 
 # ------------------------------------------------------------------------------------------------ candidate
@@ -265,8 +475,8 @@ def _classify(exc, stage):
         return "recursion"
     if issubclass(t, PermissionError):
         return "forbidden"
-    if issubclass(t, OSError) and getattr(exc, "errno", None) == 27:
-        return "file-size"  # EFBIG: RLIMIT_FSIZE
+    if issubclass(t, OSError) and getattr(exc, "errno", None) in (27, 28):
+        return "file-size"  # EFBIG (RLIMIT_FSIZE) or ENOSPC (the scratch space is full)
     return "runtime-error"
 
 
@@ -315,7 +525,8 @@ def candidate(cfg, rfd, wfd):
             raise ChannelError("modules cannot be sent to the candidate")
         return registry[hid]
 
-    install_guard(scratch)
+    if cfg.get("audit_hook", True):
+        install_guard(scratch)
     g = {"__name__": "__main__", "__builtins__": builtins, "__file__": "solution.py"}
     _send, _recv, _exit, _encode, _decode = send, recv, os._exit, encode, decode
     try:
@@ -640,9 +851,27 @@ def judge(cfg, job, pid, wfd, rfd, record=None):
 
     try:
         tests_obj = compile(job["tests"], "<tests>", "exec")
+        wanted = free_names(job["tests"])
     except BaseException:  # noqa: BLE001
         return False, "tests-syntax", ""
-    wanted = sorted(_code_names(tests_obj))  # only the names the tests can refer to cross the channel
+    # The judge owns every name it can: builtins, modules, and what the trusted prelude (HumanEval's prompt: its
+    # imports and helpers) defines.  Only the entry points and the names nothing but the solution can define cross.
+    g = {"__name__": "__main__", "__builtins__": builtins}
+    try:
+        exec(compile(job.get("prelude") or "", "<prelude>", "exec"), g)
+    except BaseException as exc:  # noqa: BLE001 - the benchmark's own text: not the solution's failure
+        return False, "sandbox-error", f"prelude: {_describe(exc)}"
+    entry_points = set(job.get("entry_points") or ())
+    for name in entry_points:
+        g.pop(name, None)  # the prelude's stub of the entry point (a docstring only) is never used
+    wanted = wanted - set(dir(builtins)) - set(g) - entry_points
+    for name in sorted(wanted & allowed_modules):  # a module the tests use without importing it: the judge's own
+        try:
+            g[name] = importlib.import_module(name)
+            wanted.discard(name)
+        except BaseException:  # noqa: BLE001 - not installed here: the name stays the solution's to define
+            pass
+    wanted = sorted(entry_points | wanted)
     send(wfd, {"code": job["code"], "tests": "", "exit_status": False, "names": wanted})
     try:
         first = recv(rfd)
@@ -654,10 +883,14 @@ def judge(cfg, job, pid, wfd, rfd, record=None):
         return False, "runtime-error", "channel: malformed reply"
     if "fail" in first:
         return False, str(first.get("fail"))[:40], str(first.get("detail", ""))[:200]
-    g = {"__name__": "__main__", "__builtins__": builtins}
     if type(first.get("names")) is not dict:
         return False, "sandbox-error", "malformed namespace"
-    for name, value in first["names"].items():
+    for name in wanted:
+        value = first["names"].get(name)
+        if value is None:
+            continue  # not defined by the solution: the tests fail with NameError if they need it
+        if type(value) is dict and type(value.get("m")) is str and value["m"].rpartition(".")[2] != name:
+            continue  # a module crosses only under its own name (no ``math = random``): the judge imports it
         try:
             g[name] = decode(value, remote)
         except (ChannelError, ImportError):
@@ -690,13 +923,22 @@ def judge(cfg, job, pid, wfd, rfd, record=None):
     return True, "", ""
 
 
-def _code_names(code):
-    """Every global/attribute name a code object (and the functions and classes inside it) can look up."""
-    out = set(code.co_names)
-    for const in code.co_consts:
-        if isinstance(const, types.CodeType):
-            out |= _code_names(const)
-    return out
+def free_names(source):
+    """The global names the tests read but never bind at module level (in any function or class of theirs too)."""
+    import symtable
+
+    top = symtable.symtable(source, "<tests>", "exec")
+    bound, out = set(), set()
+    for sym in top.get_symbols():
+        (bound if sym.is_assigned() or sym.is_imported() or sym.is_namespace() else out).add(sym.get_name())
+    stack = list(top.get_children())
+    while stack:
+        table = stack.pop()
+        stack.extend(table.get_children())
+        for sym in table.get_symbols():
+            if sym.is_global() and sym.is_referenced():
+                out.add(sym.get_name())
+    return out - bound
 
 
 def _child_end(pid):
@@ -755,18 +997,27 @@ def main():
     import importlib  # noqa: F401
     import resource
     import signal  # noqa: F401
+    import site
+    import symtable  # noqa: F401
 
+    # Started with -S: no .pth file of the installation runs here (a program in plain mode could have written one);
+    # the grader's import path is given instead, and exit()/quit() are the usual ones.
     cfg = json.loads(sys.argv[1])
+    sys.path[:] = [p for p in cfg["sys_path"] if type(p) is str]
+    site.setquit()
     status_fd = cfg["status_fd"]
     try:
+        parent_alive = lambda: os.getppid() == cfg["grader_pid"]  # noqa: E731
+        die_with_parent(parent_alive)
         if cfg["isolation"] in ("namespaces", "userns"):
+            parent_alive = enter_namespaces(cfg, status_fd)  # returns in the new PID namespace's first process
             build_root(cfg)
         if cfg["isolation"] in ("namespaces", "drop"):
             drop_to_nobody(cfg["uid"])
         elif cfg["isolation"] == "userns":
             drop_capabilities()
-        if cfg["isolation"] != "plain":
-            no_new_privs()
+        die_with_parent(parent_alive)  # again: a change of credentials clears the parent-death signal
+        no_new_privs()
         set_non_dumpable()
     except BaseException as exc:  # noqa: BLE001
         os.write(status_fd, json.dumps({"passed": False, "reason": "sandbox-error",
@@ -781,12 +1032,19 @@ def main():
             pass
     j2c_r, j2c_w = os.pipe()
     c2j_r, c2j_w = os.pipe()
+    judge_pid = os.getpid()
     pid = os.fork()
     if pid == 0:
         try:
             os.close(status_fd)
             os.close(j2c_w)
             os.close(c2j_r)
+            die_with_parent(lambda: os.getppid() == judge_pid)
+            try:
+                install_seccomp(os.getpid())
+            except BaseException as exc:  # noqa: BLE001
+                send(c2j_w, {"fail": "sandbox-error", "detail": f"system-call filter: {exc}"[:200]})
+                os._exit(1)
             candidate(cfg, j2c_r, c2j_w)
         finally:
             os._exit(1)
@@ -813,12 +1071,12 @@ def main():
     status = {"passed": passed, "reason": reason, "detail": detail}
     if cfg.get("behaviour"):
         status["behaviour"] = record.digest(passed, reason) if record is not None and record.loaded else None
-    os.write(status_fd, json.dumps(status).encode())
     try:
         os.kill(pid, 9)
         os.waitpid(pid, 0)
     except OSError:
         pass
+    os.write(status_fd, json.dumps(status).encode())  # one record on the judge's own socket
     os._exit(0)
 
 

@@ -35,7 +35,8 @@ class GradingOptions:
     ``math_mode``: "math" (math-verify) or "compat" (the reference's rule); ``ifeval_mode`` and ``code_mode``:
     "official" or "compat"; ``allow_code_execution`` mirrors lm-eval's ``--confirm_run_unsafe_code``;
     ``workers`` parallelises math (sympy subprocesses) and code grading; ``code_behaviour`` asks the code grader for
-    behaviour signatures (functional classes, docs/sandbox.md).
+    behaviour signatures (functional classes, docs/sandbox.md); ``compat_path`` picks the reference's grading path in
+    compat modes ("accuracy" or "subsets").
     """
 
     math_mode: str = "math"
@@ -46,6 +47,10 @@ class GradingOptions:
     math_timeout_s: float = 10.0
     workers: int = 1
     code_behaviour: bool = False  # code tasks: the judge also records each program's behaviour signature
+    # compat modes only: which of the reference's two grading paths to reproduce (docs/metrics.md, "Graders"):
+    # "accuracy" = its compute_*_quality.py scripts (acc, pass@k, maj@K, IFEval levels), "subsets" = its
+    # quality_filtered_diversity.py (the correct subsets); the default graders have one rule for both
+    compat_path: str = "subsets"
 
 
 @dataclass(frozen=True)

@@ -8,14 +8,17 @@ scoring shard merges them into one samples set and scores it with the same code 
 the corpus-level values are those of an unsharded run. At the end ``compare`` writes the lineage report.
 
 Every shard writes its outputs atomically, then a manifest (inputs, seed, checksums); a rerun skips shards whose
-manifest matches their inputs and files and redoes the rest. Ray places the shards (``num_gpus`` = tensor parallel
-size for generation), retries a dead worker ``max_retries`` times, and a shard that keeps failing is reported while
-the others finish. Ray is imported only by :func:`run_sweep`.
+manifest matches their inputs and files and redoes the rest; a generation shard also keeps the slices it finished.
+Ray places the shards (GPUs per shard from the plan and what the cluster can provide, a fresh worker process per
+generation shard), retries transient failures ``max_retries`` times, and a shard that fails is reported while the
+others finish. Ray is imported only by the driver and the shard bodies' callers.
 
-The steps live in their own modules: :mod:`.plan` (reading the plan), :mod:`.shards` (the units of work and their
-manifests), :mod:`.driver` (scheduling on Ray, results, report, command line).
+The steps live in their own modules: :mod:`.plan` (reading the plan), :mod:`.shards` (the units of work, their
+manifests and bodies), :mod:`.cluster` (lock, Ray, resources, checks on the workers), :mod:`.driver` (scheduling,
+status, results, report, command line).
 """
 
+from lm_eval_diversity.sweep.cluster import ClusterGPUs, ShardResources, output_root_lock, resolve_resources
 from lm_eval_diversity.sweep.driver import (
     ShardState,
     SweepSummary,
@@ -28,6 +31,7 @@ from lm_eval_diversity.sweep.plan import (
     MANIFEST,
     RESULTS_DIR,
     RUNNING,
+    SAMPLES_DIR,
     SCORES_DIR,
     SHARDS_DIR,
     Checkpoint,
@@ -37,15 +41,19 @@ from lm_eval_diversity.sweep.plan import (
     load_plan,
 )
 from lm_eval_diversity.sweep.shards import (
+    ShardError,
+    TransientShardError,
     file_sha256,
     generation_shards,
-    merge_shards,
+    merge_records,
     read_manifest,
     run_generation_shard,
     run_scoring_shard,
+    score_dir,
     shard_dir,
     shard_done,
     shard_seed,
+    slice_seed,
     split_prompts,
 )
 
@@ -53,27 +61,36 @@ __all__ = [
     "MANIFEST",
     "RESULTS_DIR",
     "RUNNING",
+    "SAMPLES_DIR",
     "SCORES_DIR",
     "SHARDS_DIR",
     "Checkpoint",
+    "ClusterGPUs",
     "PlanError",
+    "ShardError",
+    "ShardResources",
     "ShardState",
     "SweepError",
     "SweepPlan",
     "SweepSummary",
+    "TransientShardError",
     "build_parser",
     "file_sha256",
     "generation_shards",
     "load_plan",
-    "merge_shards",
+    "merge_records",
+    "output_root_lock",
     "read_manifest",
+    "resolve_resources",
     "run_generation_shard",
     "run_scoring_shard",
     "run_sweep",
     "run_sweep_cli",
+    "score_dir",
     "shard_dir",
     "shard_done",
     "shard_seed",
+    "slice_seed",
     "split_prompts",
     "status_table",
 ]

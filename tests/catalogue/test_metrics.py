@@ -69,7 +69,8 @@ def test_settings_lists_come_from_the_catalogue():
 
 
 def test_lookups_for_report_and_compare():
-    assert catalogue.metric_names("embeddings", selectable=True) == ("sbert", "vendi", "code_sbert", "code_vendi")
+    embeddings = ("sbert", "vendi", "code_sbert", "code_vendi", "qvendi")
+    assert catalogue.metric_names("embeddings", selectable=True) == embeddings
     assert catalogue.split_metrics() == ("sbert", "vendi", "code_sbert", "code_vendi")
     assert catalogue.higher_is_better("sbert_overall") is True
     assert catalogue.higher_is_better("dup_rate") is False

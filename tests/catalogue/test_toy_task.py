@@ -83,8 +83,9 @@ def test_toy_task_runs_through_lm_eval(toy_configs: tuple[Path, Path], monkeypat
     res = lm_eval.simple_evaluate(
         model=lm, tasks=["div_toy"], task_manager=tm, log_samples=True, bootstrap_iters=0
     )
-    # the three docs, in the reference's selection order, rendered by the toy prompt, each sampled K times
-    assert sorted(lm.prompts) == sorted(f"Q: {q}\nA:" for q in QUESTIONS for _ in range(K))
+    # the three docs, in the reference's selection order, rendered by the toy prompt, each sampled K times; the
+    # default prompt format (lighteval's request) puts a blank line before a query sent without a chat template
+    assert sorted(lm.prompts) == sorted(f"\n\nQ: {q}\nA:" for q in QUESTIONS for _ in range(K))
     r = res["results"]["diversity_toy"]
     # per prompt: two distinct 3-token outputs, so C_n = U_n = 2 * (4 - n) for n <= 3 and 0 for n = 4, 5;
     # U_n / (V (1 - (1 - 1/V)^C_n)) exceeds 1 when U_n = C_n, so it is clipped: EAD = (1 + 1 + 1 + 0 + 0) / 5

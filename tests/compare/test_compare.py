@@ -286,13 +286,16 @@ def test_all_output_formats(two_runs, capsys):
         elif fmt == "json":
             assert json.loads(text)["baseline"] == "base"
         elif fmt == "html":
-            assert text.startswith("<!DOCTYPE html>") and "<table>" in text and "Leaderboard" in text
-            assert not re.search(r"(src|href)\s*=\s*[\"']https?:", text)
-            assert "<link" not in text and "<script" not in text
+            assert text.startswith("<!DOCTYPE html>") and '<table class="board"' in text and "Leaderboard" in text
+            assert not re.search(r"<[^>]*\s(src|href)\s*=", text)  # the page loads nothing (docs/report.md)
+            assert "<link" not in text
         elif fmt == "markdown":
-            assert "| run |" in text and "## Leaderboard" in text
+            assert "| task | category | prompts | base | sft | sft - base |" in text
+            assert "## Leaderboard: sbert" in text
         else:
-            assert "== Leaderboard ==" in text and "0.4000 (-33.3%)" in text
+            # the group row of the sbert table: 0.6 -> 0.4, -0.2 (-33.3 %)
+            row = next(line for line in text.splitlines() if line.startswith("diversity (mean)"))
+            assert "0.6000 [" in row and "0.4000 [" in row and "-0.2000 [" in row and "(-33.3%) *" in row
     capsys.readouterr()
 
 
@@ -308,7 +311,8 @@ def test_lineage_plot_png_and_html_embed(tmp_path, capsys):
     argv = ["--lineage", str(lin), "--plot", str(png), "--format", "html", "--output", str(html_out)]
     assert run_compare([*argv, "--bootstrap_iters", "100", "--metrics", "sbert,acc"]) == 0
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
-    assert "data:image/png;base64," in html_out.read_text()
+    page = html_out.read_text()
+    assert "<figure><h3>Lineages</h3><svg" in page  # the lineage plot, inline in the page
     assert run_compare([*argv, "--tasks", "gsm8k", "--bootstrap_iters", "50"]) == 0
     capsys.readouterr()
 
@@ -382,3 +386,15 @@ def test_labels_are_short_model_names_and_reports_hold_no_absolute_paths(tmp_pat
     for fmt in ("markdown", "html"):
         assert run_compare([str(base), "--format", fmt]) == 0
         assert str(tmp_path) not in capsys.readouterr().out
+
+
+def test_runs_scored_with_another_metric_backend_are_flagged(tmp_path, capsys):
+    base = write_score(tmp_path / "torch.json", [0.5] * 4)
+    other = write_score(tmp_path / "int8.json", [0.5] * 4)
+    for path, backend in ((base, "torch"), (other, "onnx-int8")):
+        data = json.loads(path.read_text())
+        data["settings"]["backend"] = backend
+        path.write_text(json.dumps(data))
+    assert run_compare([str(base), str(other), "--format", "json"]) == 0
+    checks = json.loads(capsys.readouterr().out)["checks"]
+    assert [(c["field"], c["reference_value"], c["value"]) for c in checks] == [("backend", "torch", "onnx-int8")]

@@ -32,7 +32,7 @@ def test_cell_keys_in_the_json_reports_order():
 
 def test_split_keeps_its_values_after_the_status():
     ok = Split("m", "t", "sbert", True, "ok", values={"metric": "sbert", "matched": True, "loss": 0.1})
-    assert list(ok.to_dict()) == ["run", "task", "metric", "matched", "status", "loss"]
+    assert list(ok.to_dict()) == ["run", "task", "metric", "matched", "subset", "status", "loss"]
     off = Split("m", "t", "vendi", False, "unavailable", reason="no per-prompt vendi_correct values")
     assert off.to_dict()["reason"] == "no per-prompt vendi_correct values" and "loss" not in off.to_dict()
 

@@ -17,7 +17,7 @@ def run(lm, out_dir=None) -> dict:
     return run_saved(lm, ["diversity_gsm8k"], out_dir, repeats=K, limit=LIMIT)
 
 
-@pytest.mark.slow  # lm-eval runs of a model and its baseline
+@pytest.mark.slow  # two fake-LM runs
 def test_split_against_baseline(harness_env, tmp_path, monkeypatch):
     base = run(GoldLM(n_reasons=4), tmp_path / "base")["results"]["diversity_gsm8k"]
     assert base["acc,div"] == 1.0 and base["k_correct,div"] == K
@@ -39,7 +39,7 @@ def test_split_against_baseline(harness_env, tmp_path, monkeypatch):
     assert model["qc_vendi,div"] == pytest.approx(0.0, abs=1e-6)
 
 
-@pytest.mark.slow  # lm-eval runs of a model and its baseline
+@pytest.mark.slow  # three fake-LM runs
 def test_compare_three_runs_with_baseline(harness_env, tmp_path, capsys):
     runs = {"base": GoldLM(n_reasons=4), "sft": GoldLM(n_reasons=2), "dpo": GoldLM(n_reasons=4, wrong_every=2)}
     results = {name: run(lm, tmp_path / name)["results"]["diversity_gsm8k"] for name, lm in runs.items()}

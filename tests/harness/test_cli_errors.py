@@ -73,3 +73,17 @@ def test_empty_metric_list_is_an_error(capsys, monkeypatch):
     assert rc == 2
     err = capsys.readouterr().err
     assert "--diversity_metrics" in err and "no metric given" in err
+
+
+def test_demo_temperatures_are_checked_before_anything_runs(capsys):
+    from lm_eval_diversity.demo import build_parser as demo_parser
+    from lm_eval_diversity.demo import run_label
+
+    args = demo_parser().parse_args([])
+    assert args.temperatures == [1.0, 0.3] and [run_label(t) for t in args.temperatures] == ["T=1.0", "T=0.3"]
+    assert run_label(0.75) == "T=0.75"
+    for bad in ("1.0,1.0", "0", "-1", "warm", "nan", ""):
+        with pytest.raises(SystemExit) as exc:  # argparse's usage error, before any model is loaded
+            cli_main(["demo", "--temperatures", bad])
+        assert exc.value.code == 2, bad
+        assert "--temperatures" in capsys.readouterr().err

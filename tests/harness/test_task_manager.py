@@ -64,9 +64,29 @@ def test_built_task(built: dict[str, Any], record) -> None:
                                                                                     record.max_gen_toks)  # fmt: skip
     for doc in docs[:20]:
         text = obj.doc_to_text(doc)
-        assert text == record.prompt(doc) and obj.doc_to_target(doc) == record.target(doc)
-        # lm-eval 0.4.13 passes the zero-shot plain-text context through unchanged (no strip)
-        assert obj.fewshot_context(doc, num_fewshot=0) == text
+        # prompt_format lighteval (the default): the template stripped, and "\n\n" before it without a chat
+        # template, as lighteval's prompt manager builds the request (docs/tasks.md, "Prompt format")
+        assert text == record.prompt(doc).strip() and obj.doc_to_target(doc) == record.target(doc)
+        assert obj.fewshot_context(doc, num_fewshot=0) == "\n\n" + text
+        chat = obj.fewshot_context(doc, 0, apply_chat_template=True, chat_template=_user_turn)
+        assert chat == f"<user>{text}</user>"  # with a chat template: the stripped query, no blank line
+
+
+def _user_turn(messages: list[dict], add_generation_prompt: bool = True) -> str:
+    """A minimal chat template: each message's content between role tags."""
+    return "".join(f"<{m['role']}>{m['content']}</{m['role']}>" for m in messages)
+
+
+def test_prompt_format_plain_sends_the_template_unchanged() -> None:
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("LM_EVAL_DIVERSITY_PROMPT_FORMAT", "plain")
+        obj = _build(["diversity_mbpp"])["tasks"]["diversity_mbpp"]
+    doc = next(iter(obj.eval_docs))
+    # lm-eval 0.4.13 passes the zero-shot plain-text context through unchanged (no strip): MBPP keeps its closing
+    # newline
+    assert obj.doc_to_text(doc) == get_task("mbpp").prompt(doc) == obj.fewshot_context(doc, num_fewshot=0)
+    assert obj.doc_to_text(doc).endswith('"""\n')
+    assert obj.config.metadata["diversity_settings"]["prompt_format"] == "plain"
 
 
 def test_the_max_docs_setting_keeps_a_prefix_of_the_subset(built: dict[str, Any]) -> None:

@@ -162,6 +162,18 @@ def test_math_mode_needs_the_extracted_text_for_symbolic_answers() -> None:
         answer_classes_for_task("math_algebra", [Verdict(False, "2"), Verdict(False, "x**2 + 1")])
 
 
-def test_math_equality_that_hangs_is_not_equal_and_bounded() -> None:
-    # the worker is killed at the 2 s hard limit: the comparison returns (not equal) instead of hanging
+def test_math_equality_that_hangs_is_not_equal_and_bounded(monkeypatch: pytest.MonkeyPatch) -> None:
+    from lm_eval_diversity.quality import math as qm
+
+    overruns: list[tuple] = []
+    call = qm._Worker.call
+
+    def recorded(self, job: tuple, hard_timeout: float):
+        reply = call(self, job, hard_timeout)
+        if reply is None:  # the worker overran its hard limit and was killed
+            overruns.append((job[2], self.alive()))
+        return reply
+
+    monkeypatch.setattr(qm._Worker, "call", recorded)
     assert not answers_equal(gold_format("math_algebra"), "9^{9^{9^{9}}}", "2", timeout_s=2)
+    assert overruns == [("9^{9^{9^{9}}}", False)]  # ended by the hard limit, its worker gone

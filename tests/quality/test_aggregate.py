@@ -140,3 +140,16 @@ def test_dispatcher_code_tasks_need_confirmation() -> None:
         grade_task("mbpp", [doc], [["this is not python", ""]], allow_code_execution=False)
     res = grade_task("mbpp", [doc], [["this is not python", ""]], allow_code_execution=True, code_timeout_s=5)
     assert [v.correct for v in res[0]] == [False, False]
+
+
+def test_more_than_half_majority_counts_correct_outputs_not_answers() -> None:
+    # TruthfulQA, IFEval and code have no comparable answers: maj@K is "more than half correct" (the reference's
+    # TruthfulQA rule, compute_math_quality.py:302); 2 of 4 is not more than half, 3 of 4 is
+    two = [Verdict(True, "a"), Verdict(True, "b"), Verdict(False, "c"), Verdict(False, None)]
+    three = [Verdict(True, None), Verdict(True, None), Verdict(True, None), Verdict(False, None)]
+    from lm_eval_diversity.quality.aggregate import QualityRule, majority_correct
+
+    half = QualityRule(majority="more_than_half")
+    assert majority_correct(two, half) == 0.0
+    assert majority_correct(three, half) == 1.0
+    assert majority_correct(three, QualityRule()) == 0.0  # a vote over answers: the unparseable sentinel wins

@@ -1,5 +1,5 @@
 """Code verifiers: extraction (the reference's rule minus the renaming bug), program assembly, the execution opt-in,
-and gold checks on the real benchmarks (HumanEval 164/164, MBPP >= 99 %, CRUXEval 800/800, wrong answers rejected)."""
+and gold checks on the real benchmarks (HumanEval 164/164, MBPP 500/500, CRUXEval 800/800, wrong answers rejected)."""
 
 from __future__ import annotations
 
@@ -25,6 +25,9 @@ from lm_eval_diversity.quality.code import (
 )
 
 FENCE = "`" * 3
+# gold checks test correctness, not speed: MBPP 123 (amicable numbers below 10,000) takes ~3 s of CPU, and a shared
+# machine can stretch that past the default 10 s of wall-clock time
+GOLD_TIMEOUT_S = 60.0
 
 HE_DOC = {
     "task_id": "toy/0",
@@ -144,12 +147,13 @@ def test_execution_is_opt_in() -> None:
 
 
 # ------------------------------------------------------------------------------------------------ gold: HumanEval
-@pytest.mark.slow  # every HumanEval program through the sandbox
+@pytest.mark.slow  # 164 programs in the sandbox
 def test_humaneval_canonical_solutions_all_pass() -> None:
     docs = _load_humaneval()
     assert len(docs) == 164
     verdicts = grade_code_task(
-        program_format("humaneval"), docs, [[d["canonical_solution"]] for d in docs], allow_execution=True
+        program_format("humaneval"), docs, [[d["canonical_solution"]] for d in docs], allow_execution=True,
+        timeout_s=GOLD_TIMEOUT_S,
     )
     n_pass = sum(v[0].correct for v in verdicts)
     failures = [(d["task_id"], v[0].reason) for d, v in zip(docs, verdicts, strict=True) if not v[0].correct]
@@ -177,14 +181,15 @@ def test_humaneval_wrong_but_plausible_solutions_fail() -> None:
 
 
 # ------------------------------------------------------------------------------------------------ gold: MBPP
-@pytest.mark.slow  # every MBPP program through the sandbox
+@pytest.mark.slow  # 500 programs in the sandbox
 def test_mbpp_reference_solutions_pass(shared_data_dir: Path) -> None:
     docs = _jsonl(shared_data_dir / "mbpp" / "test.jsonl")
-    verdicts = grade_code_task(program_format("mbpp"), docs, [[d["code"]] for d in docs], allow_execution=True)
+    outputs = [[d["code"]] for d in docs]
+    verdicts = grade_code_task(program_format("mbpp"), docs, outputs, allow_execution=True, timeout_s=GOLD_TIMEOUT_S)
     n_pass = sum(v[0].correct for v in verdicts)
     failures = [(d["task_id"], v[0].reason) for d, v in zip(docs, verdicts, strict=True) if not v[0].correct]
     print(f"MBPP reference solutions: {n_pass}/{len(docs)} pass; failures: {failures}")
-    assert n_pass >= 0.99 * len(docs), failures
+    assert len(docs) == 500 and n_pass == 500, failures
 
 
 def test_mbpp_wrong_solution_fails(shared_data_dir: Path) -> None:

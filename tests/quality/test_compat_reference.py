@@ -32,9 +32,10 @@ HE_DOC = {
 TESTS = "def check(candidate):\n    assert candidate([3, 1]) == [2, 4]\n\n\ncheck(add_sorted)\n"
 
 
-def _grade(outputs: list[str], mode: str) -> list[bool]:
+def _grade(outputs: list[str], mode: str, path: str = "accuracy") -> list[bool]:
     (verdicts,) = grade_code_task(
-        program_format("humaneval"), [HE_DOC], [outputs], allow_execution=True, mode=mode, timeout_s=20
+        program_format("humaneval"), [HE_DOC], [outputs], allow_execution=True, mode=mode, timeout_s=20,
+        compat_path=path,
     )
     return [v.correct for v in verdicts]
 
@@ -63,7 +64,30 @@ def test_code_compat_renames_the_first_def_even_when_it_is_a_helper():
         "\n\n" + TESTS
     )
     assert _grade([out], "compat") == [False]  # TypeError: 'int' object is not iterable
+    # quality_filtered_diversity.py:212-215 and :273-276: the QFD path takes the longest block and runs code that
+    # already defines the entry point as it is, without renaming, so the same output passes there
+    assert program_format("humaneval").build_compat(HE_DOC, out, "subsets").startswith("def _inc(x):")
+    assert _grade([out], "compat", "subsets") == [True]
     assert _grade([out], "official") == [True]  # the helper keeps its name
+
+
+def test_code_compat_preloads_sys_and_resource():
+    body = "def add_sorted(xs):\n    assert sys.maxsize > 0\n    return [x + 1 for x in sorted(xs)]\n"
+    out = f"{FENCE}python\n{body}{FENCE}"
+    # code_execution.py:48-60: the runner's wrapper imports resource and sys above the program, so a solution using
+    # sys without importing it passes on both of the reference's paths; as written (default mode) it raises NameError
+    assert _grade([out], "compat") == [True]
+    assert _grade([out], "compat", "subsets") == [True]
+    assert _grade([out], "official") == [False]
+
+
+def test_code_compat_memory_is_the_reference_256_mb():
+    body = "def add_sorted(xs):\n    _ = bytearray(300 * 2**20)\n    return [x + 1 for x in sorted(xs)]\n"
+    out = f"{FENCE}python\n{body}{FENCE}"
+    # code_execution.py:30 and :53-57: RLIMIT_AS 256 MB; a 300 MB allocation fails there (and passes under the
+    # default 512 MB sandbox)
+    assert _grade([out], "compat") == [False]
+    assert _grade([out], "official") == [True]
 
 
 def test_code_compat_passes_on_exit_status_zero():
@@ -147,17 +171,20 @@ def test_ifeval_compat_empty_response_is_checked_like_any_other():
     )[0].correct
 
 
+# two IFEval docs: one with two instructions, one with one
+IFEVAL_TWO = {
+    "key": 1, "prompt": "p", "instruction_id_list": ["punctuation:no_comma", "change_case:english_lowercase"],
+    "kwargs": [{}, {}],
+}  # fmt: skip
+IFEVAL_ONE = {"key": 2, "prompt": "p", "instruction_id_list": ["punctuation:no_comma"], "kwargs": [{}]}
+
+
 def test_ifeval_loose_and_instruction_level_accuracy():
-    two = {
-        "key": 1, "prompt": "p", "instruction_id_list": ["punctuation:no_comma", "change_case:english_lowercase"],
-        "kwargs": [{}, {}],
-    }  # fmt: skip
-    one = {"key": 2, "prompt": "p", "instruction_id_list": ["punctuation:no_comma"], "kwargs": [{}]}
     # output #0 of doc 1 fails both strictly (comma and capital in its first line); lm-eval's loose variants drop
     # the first line, which then follows both. Doc 2 follows its one instruction.
     groups = [
-        PromptGroup(doc_id=0, outputs=["Sure, here.\nall lowercase words", "x"], doc=two),
-        PromptGroup(doc_id=1, outputs=["fine", "fine too"], doc=one),
+        PromptGroup(doc_id=0, outputs=["Sure, here.\nall lowercase words", "x"], doc=IFEVAL_TWO),
+        PromptGroup(doc_id=1, outputs=["fine", "fine too"], doc=IFEVAL_ONE),
     ]
     scores = score_task("ifeval", groups, DiversitySettings(metrics=("ead",), corpus_metrics=("ead",)))
     m = {k: v["per_input_mean"] for k, v in scores.metrics.items()}
@@ -184,3 +211,39 @@ def test_truthfulqa_compat_uses_the_best_answer_only_and_passes_empty_outputs():
     assert [v.correct for v in grade_truthfulqa(TQA_DOC, outs)] == [True, False, True]
     via_dispatch = grade_task("truthfulqa", [TQA_DOC], [outs], math_mode="compat")[0]
     assert [v.correct for v in via_dispatch] == [False, True, True]
+
+
+def test_ifeval_compat_levels_are_the_reference_instruction_share():
+    # output #0 of doc 1 follows 1 of its 2 instructions (a comma, but all lowercase); doc 2 follows its one.
+    # compute_ifeval_quality.py:157-163 with ifeval_constraints.py:371-372: loose accuracy = mean over prompts of
+    # the share followed = (1/2 + 1) / 2 = 0.75; strict accuracy = 1/2. The reference pools no instructions, so the
+    # instruction levels are the same per-prompt share averaged over prompts (pooled it would be 2/3).
+    groups = [
+        PromptGroup(doc_id=0, outputs=["sure, all lowercase", "x"], doc=IFEVAL_TWO),
+        PromptGroup(doc_id=1, outputs=["fine", "fine too"], doc=IFEVAL_ONE),
+    ]
+    settings = DiversitySettings(metrics=("ead",), corpus_metrics=("ead",), ifeval_mode="compat")
+    scores = score_task("ifeval", groups, settings)
+    m = {k: v["per_input_mean"] for k, v in scores.metrics.items()}
+    assert m["acc"] == 0.5
+    assert m["prompt_level_loose_acc"] == 0.75
+    assert m["inst_level_strict_acc"] == m["inst_level_loose_acc"] == 0.75
+    assert [r["prompt_level_loose_acc"] for r in scores.per_prompt] == [0.5, 1.0]
+
+
+def test_truthfulqa_compat_accuracy_and_subsets_follow_each_path():
+    outs = ["It is harmless.", "", "It is harmless", "<think>hmm</think>Nothing in particular happens."]
+    # accuracy path (compute_math_quality.py:259-302): correct_answers + best answer, "" fails, majority = more than
+    # half correct: [T, F, T, T] -> acc 1, maj 1 (3 > 2). QFD path (quality_filtered_diversity.py:177-192): best
+    # answer only, "" correct: [F, T, F, T] -> k_correct 2
+    settings = DiversitySettings(metrics=("ead",), corpus_metrics=("ead",), math_mode="compat")
+    scores = score_task("truthfulqa", [PromptGroup(doc_id=0, outputs=outs, doc=TQA_DOC)], settings)
+    row = scores.per_prompt[0]
+    assert (row["acc"], row["maj@K"], row["pass@1"], row["k_correct"]) == (1.0, 1.0, 0.75, 2.0)
+    rules = scores.diagnostics["quality"]["rules"]
+    assert "compute_*_quality.py" in rules["acc, pass@k, maj@K, IFEval levels"]
+    assert "quality_filtered_diversity.py" in rules["k_correct, correct subsets, computable"]
+    default = score_task("truthfulqa", [PromptGroup(doc_id=0, outputs=outs, doc=TQA_DOC)], settings.replace(
+        math_mode="math"))  # fmt: skip
+    assert (default.per_prompt[0]["acc"], default.per_prompt[0]["k_correct"]) == (1.0, 3.0)
+    assert "default grader" in default.diagnostics["quality"]["rules"]["k_correct, correct subsets, computable"]

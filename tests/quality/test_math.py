@@ -120,7 +120,7 @@ PATHOLOGICAL = "The answer is $\\boxed{9^{9^{9^{9}}}}$"
 
 def test_pathological_latex_times_out() -> None:
     v = grade_math(gold_format("math_algebra"), {"solution": "\\boxed{2}"}, [PATHOLOGICAL], timeout_s=3)
-    assert v == [qm.Verdict(False, None, "timeout")]
+    assert v == [qm.Verdict(False, None, "timeout")]  # the limit ended it (the expression itself never finishes)
     # the pool recovers: the next grading works
     assert grade_math(gold_format("math_algebra"), {"solution": "\\boxed{2}"}, ["\\boxed{2}"])[0].correct
 
@@ -146,8 +146,18 @@ def test_hard_kill_of_a_stuck_worker(monkeypatch: pytest.MonkeyPatch) -> None:
             time.sleep(1)
 
     monkeypatch.setattr(qm, "_grade_one_inprocess", stuck)
+    workers: list[qm._Worker] = []
+
+    class Recorded(qm._Worker):
+        def __init__(self) -> None:
+            super().__init__()
+            workers.append(self)
+
+    monkeypatch.setattr(qm, "_Worker", Recorded)
     pool = qm._WorkerPool()  # fresh workers are forked with the patched function
     assert pool.grade("final_line", "1", "#### 1", hard_timeout=1.0) == qm.Verdict(False, None, "timeout")
+    assert len(workers) == 1 and not workers[0].alive()  # the stuck worker was killed, not left running
+    assert workers[0].proc.exitcode == -9  # by SIGKILL: no signal handler inside it could have ended it
 
 
 def test_dispatch_bad_input() -> None:
@@ -177,7 +187,7 @@ def test_gsm8k_gold_solutions_both_modes() -> None:
     print(f"\nGSM8K gold solutions correct: compat {counts['compat']}/1319, math {counts['math']}/1319")
 
 
-@pytest.mark.slow  # math-verify on every gold answer of the split
+@pytest.mark.slow  # a whole MATH subset through math-verify
 @pytest.mark.parametrize("task", ["math_algebra", "math_geometry"])
 def test_math_gold_solutions(task: str) -> None:
     docs = _load(f"math/{task.split('_')[1]}/test.jsonl")
@@ -193,3 +203,26 @@ def test_math_gold_solutions(task: str) -> None:
     wrong = [[f"The answer is $\\boxed{{{gold_answer(gold_format(task), d)} + 1}}$"] for d in docs[:150]]
     res = grade_math_docs(gold_format(task), docs[:150], wrong, "math", workers=2)
     assert sum(r[0].correct for r in res) <= 2  # only degenerate golds (e.g. "\infty") may survive
+
+
+def test_workers_exit_quietly_under_a_cli_sigterm_handler() -> None:
+    """The score CLI turns SIGTERM into an exception; the forked grading workers must not inherit it, or every
+    worker prints a traceback when the interpreter stops its daemon children at exit."""
+    import subprocess
+    import sys
+
+    code = (
+        "import signal\n"
+        "def boom(signum, frame):\n"
+        "    raise RuntimeError('inherited handler')\n"
+        "signal.signal(signal.SIGTERM, boom)\n"
+        "from lm_eval_diversity.quality.math import grade_math\n"
+        "from lm_eval_diversity.quality.types import GoldFormat\n"
+        "gold = GoldFormat('answer', 'final_line')\n"
+        "v = grade_math(gold, {'answer': 'x\\n#### 4'}, ['#### 4', '#### 5'], 'math', workers=2)\n"
+        "print([x.correct for x in v])\n"
+    )
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.strip() == "[True, False]"
+    assert "Traceback" not in proc.stderr and "inherited handler" not in proc.stderr, proc.stderr
