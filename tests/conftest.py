@@ -46,6 +46,14 @@ def shared_data_dir() -> Path:
 
 
 @pytest.fixture(scope="session")
+def tiny_gpt2(tmp_path_factory) -> Path:
+    """A tiny random GPT-2 built locally (``helpers.build_tiny_gpt2``), for generation through lm-eval offline."""
+    from helpers import build_tiny_gpt2
+
+    return build_tiny_gpt2(tmp_path_factory.mktemp("models") / "tiny_gpt2")
+
+
+@pytest.fixture(scope="session")
 def tiny_nli_dir(tmp_path_factory) -> Path:
     """A tiny random 3-way NLI cross-encoder built locally (no real MNLI model installs offline), labels in a
     non-default order."""

@@ -473,7 +473,8 @@ def test_score_help_names_no_variable_score_ignores(capsys) -> None:
          "lm-eval-diversity: error: diversity_gsm8k: --metadata data_dir is set but no data file was found"),
         (["-m", "lm_eval", "--metadata", '{"diversity_seed": -1}'], 1,
          "error: diversity_gsm8k: --diversity_seed / --metadata diversity_seed=-1"),
-        (["-m", "lm_eval", "--metadata", '{"repeats": "x"}'], 1, "error: diversity_gsm8k: --repeats / --metadata repeats='x'"),
+        (["-m", "lm_eval", "--metadata", '{"repeats": "x"}'], 1,
+         "error: diversity_gsm8k: --repeats / --metadata repeats='x'"),
     ],
     ids=["run_data_dir_missing", "plain_lm_eval_bad_seed", "plain_lm_eval_bad_repeats"],
 )  # fmt: skip

@@ -10,13 +10,6 @@ import pytest
 from lm_eval_diversity.loader import DEMO_DATA_DIR
 
 
-@pytest.fixture(scope="session")
-def tiny_gpt2(tmp_path_factory) -> Path:
-    from helpers import build_tiny_gpt2
-
-    return build_tiny_gpt2(tmp_path_factory.mktemp("models") / "tiny_gpt2")
-
-
 def harness_env_vars(nli_model: Path) -> dict[str, str]:
     """Metric settings and local data for runs inside lm-eval (shared/data first, then the shipped demo sets)."""
     shared = Path(__file__).resolve().parents[2].parent / "shared" / "data"

@@ -467,12 +467,14 @@ def test_humaneval_outputs_borrowing_names_fail(mode: str, monkeypatch: pytest.M
     monkeypatch.setenv(UNSAFE_ENV, "1" if mode == "plain" else "")
     monkeypatch.setattr(sandbox, "_MODE", None)
     assert isolation_mode() == mode
+    from helpers import program_format
+
     from lm_eval_diversity.quality.code import grade_code_task
 
     tasks = [*BORROWING, *CONTINUATIONS]
     outputs = [f"{FENCE}python\n{o}\n{FENCE}" for o in BORROWING.values()] + list(CONTINUATIONS.values())
-    verdicts = grade_code_task("humaneval", [docs[f"HumanEval/{t}"] for t in tasks], [[o] for o in outputs],
-                               allow_execution=True, timeout_s=20)  # fmt: skip
+    verdicts = grade_code_task(program_format("humaneval"), [docs[f"HumanEval/{t}"] for t in tasks],
+                               [[o] for o in outputs], allow_execution=True, timeout_s=20)  # fmt: skip
     monkeypatch.setattr(sandbox, "_MODE", None)
     got = {f"{t}{'' if i < len(BORROWING) else ' (continuation)'}": v[0].reason for i, (t, v) in
            enumerate(zip(tasks, verdicts, strict=True))}  # fmt: skip
