@@ -96,8 +96,8 @@ class DiversitySettings:
     )
     backend: MetricBackend = setting(
         "torch",
-        "runtime of the metric models: torch, onnx, openvino (float32) or onnx-int8, openvino-int8 "
-        "(opt-in, measured error in docs/performance.md); exports are cached on disk",
+        "runtime of the metric models: torch, onnx, openvino (float32) or onnx-int8, openvino-int8 (opt-in, "
+        "measured error in docs/performance.md; extras [onnx], [openvino]); exports are cached on disk",
     )
     batch_size: int = setting(64, "texts (sbert) or sentence pairs (nli) per forward pass of a metric model", minimum=1)
     vocab_size: int = setting(DEFAULT_VOCAB_SIZE, "EAD vocabulary size V (default GPT-2's)", minimum=2)
