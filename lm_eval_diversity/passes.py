@@ -341,12 +341,13 @@ def _behaviour_classes(task: TaskInput, recs) -> list:
 def _verdict_scores(task: TaskInput, prepared, recs, sets: list[list[int]]) -> dict[str, list]:
     """Quality of each prompt from its outputs' verdicts (``fn(verdicts, rule)``, the verdicts of the record's
     ``grading_path``; a record with ``weight`` gives its share and the count)."""
-    out = {}
-    for r in recs:
-        by_prompt = task.accuracy_verdicts if r.grading_path == "accuracy" and task.accuracy_verdicts else None
-        flat = [v for vs in (by_prompt or _flat_verdicts(task)) for v in vs]
-        out[r.name] = [r.fn([flat[p] for p in s], task.quality_rule) for s in sets]
-    return out
+    subsets = [v for vs in _flat_verdicts(task) for v in vs]
+    flat = {"subsets": subsets, "accuracy": subsets}
+    if task.accuracy_verdicts is not None and task.accuracy_verdicts is not task.verdicts:
+        flat["accuracy"] = [v for vs in task.accuracy_verdicts for v in vs]
+        if len(flat["accuracy"]) != len(subsets):
+            raise ValueError("the accuracy verdicts must grade the same outputs as the verdicts")
+    return {r.name: [r.fn([flat[r.grading_path][p] for p in s], task.quality_rule) for s in sets] for r in recs}
 
 
 def _class_scores(task: TaskInput, classes: list, recs, sets: list[list[int]]) -> dict[str, list[float]]:

@@ -83,3 +83,26 @@ def test_every_input_kind_has_its_pass_in_the_one_table():
     kinds_with_records = {r.kind for r in catalogue.records()}
     # the QC/residual split is computed against a baseline run (analysis), not by a pass over one task's outputs
     assert set(KIND_PASSES) == kinds_with_records - {"baseline"} == set(catalogue.KINDS) - {"baseline"}
+
+
+def test_accuracy_metrics_read_the_accuracy_verdicts_and_k_correct_the_subset_ones():
+    # the reference's two grading paths (compat modes): acc and maj@K follow its accuracy scripts, k_correct and the
+    # correct subsets its QFD script; here the paths disagree on every output
+    groups = [PromptGroup(0, ["a", "b"])]
+    subsets = [[Verdict(True, "1"), Verdict(True, "1")]]
+    accuracy = [[Verdict(False, "2"), Verdict(False, "2")]]
+    row = score_groups(groups, DiversitySettings(metrics=("distinct_1",)), verdicts=subsets,
+                       task_name="diversity_gsm8k", accuracy_verdicts=accuracy).per_prompt[0]  # fmt: skip
+    assert (row["acc"], row["maj@K"], row["pass@2"], row["k_correct"]) == (0.0, 0.0, 0.0, 2.0)
+    with pytest.raises(ValueError, match="same outputs"):
+        score_groups(groups, DiversitySettings(metrics=("distinct_1",)), verdicts=subsets,
+                     task_name="diversity_gsm8k", accuracy_verdicts=[accuracy[0][:1]])  # fmt: skip
+
+
+def test_the_compat_paths_are_the_literal_choices_and_every_record_reads_one():
+    from lm_eval_diversity.modes import COMPAT_PATHS, CompatPath, choices
+
+    assert tuple(COMPAT_PATHS) == choices(CompatPath)
+    assert {r.grading_path for r in catalogue.records()} <= set(choices(CompatPath))
+    assert catalogue.record("k_correct").grading_path == "subsets"
+    assert catalogue.record("acc").grading_path == "accuracy"

@@ -63,6 +63,7 @@ from dataclasses import dataclass, field, replace
 
 from lm_eval_diversity.catalogue.tasks import CODE, TaskRecord, find_task, task_records
 from lm_eval_diversity.lazy import lazy
+from lm_eval_diversity.modes import CompatPath
 
 LEVELS = ("per_input", "across_input", "overall")
 CORPUS_LEVELS = ("across_input", "overall")
@@ -144,7 +145,7 @@ class MetricRecord:
     split: bool = False
     requires: str | None = None
     weight: str | None = None
-    grading_path: str = "accuracy"
+    grading_path: CompatPath = "accuracy"
     inputs: str = field(default="", compare=False)  # docs table: what it is computed on ("" = the kind's)
 
     def __post_init__(self) -> None:

@@ -6,6 +6,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Literal
 
+from lm_eval_diversity.modes import CompatPath
+
 
 @dataclass(frozen=True)
 class Verdict:
@@ -50,7 +52,7 @@ class GradingOptions:
     # compat modes only: which of the reference's two grading paths to reproduce (docs/metrics.md, "Graders"):
     # "accuracy" = its compute_*_quality.py scripts (acc, pass@k, maj@K, IFEval levels), "subsets" = its
     # quality_filtered_diversity.py (the correct subsets); the default graders have one rule for both
-    compat_path: str = "subsets"
+    compat_path: CompatPath = "subsets"
 
 
 @dataclass(frozen=True)
